@@ -1,0 +1,3 @@
+// PLACEHOLDER: replaced by the real kernel (see kernels/index.ts for the contract).
+export function quantizeRowsQ4_1(src: usize, dst: usize, nrows: i32, ncols: i32, imatrix: usize): void { unreachable(); }
+export function dequantizeQ4_1(src: usize, dst: usize, k: i32): void { unreachable(); }
