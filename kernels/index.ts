@@ -33,10 +33,15 @@ export function heapBase(): usize {
 
 /** 1 + index of the first row holding a NaN or ±Inf, or 0 when all rows are finite. */
 export function firstNonFiniteRow(src: usize, nrows: i32, ncols: i32): i32 {
+  // exponent all ones <=> NaN or Inf; four lanes at a time (this scan touches every input float)
+  const expMask = i32x4.splat(0x7F800000);
   for (let r = 0; r < nrows; r++) {
     const row = src + (<usize>r * <usize>ncols) * 4;
-    for (let c = 0; c < ncols; c++) {
-      // exponent all ones <=> NaN or Inf
+    let bad = i32x4.splat(0);
+    let c = 0;
+    for (; c + 4 <= ncols; c += 4) bad = v128.or(bad, i32x4.eq(v128.and(v128.load(row + (<usize>c << 2)), expMask), expMask));
+    if (v128.any_true(bad)) return r + 1;
+    for (; c < ncols; c++) {
       if ((load<u32>(row + (<usize>c << 2)) & 0x7F800000) == 0x7F800000) return r + 1;
     }
   }
