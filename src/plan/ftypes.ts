@@ -1,0 +1,73 @@
+// llama.cpp file types (llama_ftype in include/llama.h) that hquant can produce, with the default
+// tensor type of each (llama_ftype_get_default_type). The id is what `general.file_type` stores.
+import { GGMLType } from "../gguf/ggml-types.js";
+
+export type FileTypeName =
+  | "F32" | "F16" | "BF16"
+  | "Q4_0" | "Q4_1" | "Q5_0" | "Q5_1" | "Q8_0"
+  | "Q2_K" | "Q2_K_S" | "Q3_K_S" | "Q3_K_M" | "Q3_K_L"
+  | "Q4_K_S" | "Q4_K_M" | "Q5_K_S" | "Q5_K_M" | "Q6_K"
+  | "IQ4_NL" | "IQ4_XS";
+
+export interface FileType {
+  readonly name: FileTypeName;
+  /** llama_ftype value */
+  readonly id: number;
+  /** llama_ftype_get_default_type */
+  readonly defaultType: GGMLType;
+}
+
+function ft(name: FileTypeName, id: number, defaultType: GGMLType): FileType {
+  return { name, id, defaultType };
+}
+
+/** In the order llama-quantize lists them (roughly by size), which is also the order error messages list them. */
+export const FILE_TYPES: readonly FileType[] = [
+  ft("Q2_K", 10, GGMLType.Q2_K),
+  ft("Q2_K_S", 21, GGMLType.Q2_K),
+  ft("Q3_K_S", 11, GGMLType.Q3_K),
+  ft("Q3_K_M", 12, GGMLType.Q3_K),
+  ft("Q3_K_L", 13, GGMLType.Q3_K),
+  ft("IQ4_NL", 25, GGMLType.IQ4_NL),
+  ft("IQ4_XS", 30, GGMLType.IQ4_XS),
+  ft("Q4_0", 2, GGMLType.Q4_0),
+  ft("Q4_1", 3, GGMLType.Q4_1),
+  ft("Q4_K_S", 14, GGMLType.Q4_K),
+  ft("Q4_K_M", 15, GGMLType.Q4_K),
+  ft("Q5_0", 8, GGMLType.Q5_0),
+  ft("Q5_1", 9, GGMLType.Q5_1),
+  ft("Q5_K_S", 16, GGMLType.Q5_K),
+  ft("Q5_K_M", 17, GGMLType.Q5_K),
+  ft("Q6_K", 18, GGMLType.Q6_K),
+  ft("Q8_0", 7, GGMLType.Q8_0),
+  ft("F16", 1, GGMLType.F16),
+  ft("BF16", 32, GGMLType.BF16),
+  ft("F32", 0, GGMLType.F32),
+];
+
+export const FILE_TYPE_NAMES: readonly FileTypeName[] = FILE_TYPES.map((f) => f.name);
+
+const BY_NAME = new Map<string, FileType>(FILE_TYPES.map((f) => [f.name, f]));
+
+/** Case-insensitive, as llama-quantize's try_parse_ftype. */
+export function fileTypeByName(name: string): FileType | undefined {
+  return BY_NAME.get(name.toUpperCase());
+}
+
+export function mustFileType(name: string): FileType {
+  const f = fileTypeByName(name);
+  if (!f) throw new Error(`unknown file type ${name}`);
+  return f;
+}
+
+/**
+ * The ggml types hquant's kernels can write (and so the only types a user may ask for by name:
+ * --tensor-type, --token-embedding-type, --output-tensor-type). Every type the mixture rules of
+ * FILE_TYPES can produce is among them.
+ */
+export const TARGET_TYPES: readonly GGMLType[] = [
+  GGMLType.F32, GGMLType.F16, GGMLType.BF16,
+  GGMLType.Q4_0, GGMLType.Q4_1, GGMLType.Q5_0, GGMLType.Q5_1, GGMLType.Q8_0,
+  GGMLType.Q2_K, GGMLType.Q3_K, GGMLType.Q4_K, GGMLType.Q5_K, GGMLType.Q6_K,
+  GGMLType.IQ4_NL, GGMLType.IQ4_XS,
+];

@@ -1,0 +1,130 @@
+// The schedule options `plan` and `build` share (--preset, --schedule, --ftype, --imatrix,
+// --token-embedding-type, --output-tensor-type, --tensor-type, --pure, --leave-output-tensor),
+// and the reading of preset / schedule files. The only part of src/plan that touches the disk.
+import fs from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import type { Command } from "commander";
+import { UserError } from "../errors.js";
+import {
+  checkRegex,
+  parseFileType,
+  parseSchedule,
+  parseTargetType,
+  resolveSchedule,
+  splitTensorTypeArg,
+  type ScheduleFile,
+} from "./schedule.js";
+import type { ResolvedSchedule } from "./planner.js";
+
+export const PRESETS_DIR = fileURLToPath(new URL("../../presets/", import.meta.url));
+
+export interface ScheduleCliOptions {
+  preset?: string;
+  schedule?: string;
+  ftype?: string;
+  imatrix?: string;
+  tokenEmbeddingType?: string;
+  outputTensorType?: string;
+  tensorType?: string[];
+  pure?: boolean;
+  leaveOutputTensor?: boolean;
+}
+
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+export function addScheduleOptions(cmd: Command): Command {
+  return cmd
+    .option("--preset <name>", `a preset from presets/ (${listPresets().join(", ")})`)
+    .option("--schedule <file>", "a JSON layer schedule (or a file holding only a LAYER_TYPES array)")
+    .option("--ftype <name>", "one llama.cpp file type for every layer (Q4_K_M, Q6_K, …)")
+    .option("--imatrix <file>", "importance matrix (.dat or .gguf)")
+    .option("--token-embedding-type <type>", "type of token_embd.weight")
+    .option("--output-tensor-type <type>", "type of output.weight")
+    .option("--tensor-type <pattern=type>", "regex override, first match wins (repeatable)", collect)
+    .option("--pure", "no mixture rules: every quantized tensor gets its layer's default type")
+    .option("--leave-output-tensor", "keep output.weight unquantized");
+}
+
+export function listPresets(): string[] {
+  try {
+    return fs
+      .readdirSync(PRESETS_DIR)
+      .filter((f) => f.endsWith(".json"))
+      .map((f) => f.slice(0, -5))
+      .sort();
+  } catch {
+    return [];
+  }
+}
+
+export function loadPreset(name: string): ScheduleFile {
+  const valid = listPresets();
+  const match = valid.find((p) => p.toUpperCase() === name.toUpperCase());
+  if (!match) throw new UserError(`unknown preset ${JSON.stringify(name)}; valid: ${valid.join(", ")}`);
+  const file = path.join(PRESETS_DIR, `${match}.json`);
+  return parseSchedule(fs.readFileSync(file, "utf8"), `preset ${match}`);
+}
+
+export function loadScheduleFile(file: string): ScheduleFile {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, "utf8");
+  } catch (err) {
+    throw new UserError(`${file}: cannot read the schedule (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+  const s = parseSchedule(text, file);
+  // an imatrix named in a schedule file is relative to that file
+  if (s.imatrix !== undefined && !path.isAbsolute(s.imatrix)) s.imatrix = path.join(path.dirname(file), s.imatrix);
+  return s;
+}
+
+/** The schedule the options describe, before it is fitted to a model; plus its display name. */
+export function scheduleFileFromOptions(opts: ScheduleCliOptions): { file: ScheduleFile; source: string; name: string } {
+  const given = [opts.preset !== undefined, opts.schedule !== undefined, opts.ftype !== undefined].filter(Boolean).length;
+  if (given === 0) throw new UserError("one of --preset, --schedule or --ftype is required");
+  if (given > 1) throw new UserError("--preset, --schedule and --ftype exclude each other; give one");
+  let file: ScheduleFile;
+  let source: string;
+  let name: string;
+  if (opts.preset !== undefined) {
+    file = loadPreset(opts.preset);
+    source = `preset ${file.name}`;
+    name = file.name ?? opts.preset;
+  } else if (opts.schedule !== undefined) {
+    file = loadScheduleFile(opts.schedule);
+    source = opts.schedule;
+    name = file.name ?? path.basename(opts.schedule);
+  } else {
+    const ftype = parseFileType(opts.ftype!, "--ftype");
+    file = { ftype };
+    source = "--ftype";
+    name = ftype;
+  }
+  // command-line options win over the schedule's
+  file = { ...file };
+  if (opts.imatrix !== undefined) file.imatrix = opts.imatrix;
+  if (opts.tokenEmbeddingType !== undefined) file.token_embedding_type = opts.tokenEmbeddingType;
+  if (opts.outputTensorType !== undefined) file.output_tensor_type = opts.outputTensorType;
+  if (opts.pure) file.pure = true;
+  if (opts.leaveOutputTensor) file.leave_output_tensor = true;
+  if (opts.tensorType && opts.tensorType.length > 0) {
+    // llama-quantize lower-cases --tensor-type patterns; given ones match before the schedule's
+    const cli = opts.tensorType.map((arg) => {
+      const where = `--tensor-type ${arg}`;
+      const e = splitTensorTypeArg(arg, where);
+      const pattern = e.pattern.toLowerCase();
+      checkRegex(pattern, where);
+      parseTargetType(e.type, where);
+      return { pattern, type: e.type };
+    });
+    file.tensor_types = [...cli, ...(file.tensor_types ?? [])];
+  }
+  return { file, source, name };
+}
+
+/** Options → the schedule fitted to a model of `nLayer` layers. */
+export function scheduleFromOptions(opts: ScheduleCliOptions, nLayer: number): ResolvedSchedule {
+  const { file, source, name } = scheduleFileFromOptions(opts);
+  return resolveSchedule(file, nLayer, source, name);
+}

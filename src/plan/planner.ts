@@ -1,0 +1,274 @@
+// Schedule + model header → one ggml type per tensor, in the order llama-quantize writes them.
+// A pure function: no tensor data is read. This is llama_model_quantize_impl's preliminary loop
+// (llama_tensor_get_type) with one generalisation: each tensor follows the file type of its layer.
+// With the same file type on every layer it is exactly llama.cpp's loop. The counters
+// (i_attention_wv, i_ffn_down) run over the whole model as in llama.cpp, so position rules
+// (first layers, use_more_bits) see the global position whatever the layer's file type.
+import type { GGMLType } from "../gguf/ggml-types.js";
+import { mustTypeInfo, tensorBytes, typeName } from "../gguf/ggml-types.js";
+import type { GGUFKV } from "../gguf/model.js";
+import { UserError } from "../errors.js";
+import { mustFileType, type FileType, type FileTypeName } from "./ftypes.js";
+import { mixtureHParams, type MixtureHParams } from "./hparams.js";
+import { mixtureRule, type RuleContext } from "./mixture-rules.js";
+import {
+  compareWeightNames,
+  isAttnVLike,
+  isQuantizedType,
+  layerOfName,
+  notQuantizedReason,
+  shapeFallback,
+  tensorCategory,
+  type TensorCategory,
+} from "./tensors.js";
+
+/** Output data alignment: llama-quantize always pads with GGUF_DEFAULT_ALIGNMENT. */
+export const OUTPUT_ALIGNMENT = 32;
+
+export interface TensorOverride {
+  /** ECMAScript regex, searched anywhere in the tensor name (std::regex_search) */
+  pattern: string;
+  type: GGMLType;
+}
+
+/** A schedule resolved against one model: one file type per layer, plus the global options. */
+export interface ResolvedSchedule {
+  /** preset name or schedule file, for display and metadata */
+  name: string;
+  /** file type of the tensors outside the layers, and the one `general.file_type` records */
+  ftype: FileTypeName;
+  /** one per layer (length = block_count) */
+  layerFtypes: FileTypeName[];
+  tokenEmbeddingType?: GGMLType;
+  outputTensorType?: GGMLType;
+  /** --leave-output-tensor */
+  leaveOutputTensor: boolean;
+  /** --tensor-type overrides, first match wins */
+  tensorTypes: TensorOverride[];
+  pure: boolean;
+  /** importance matrix file (its presence changes a few rules) */
+  imatrix?: string;
+}
+
+export interface PlannerInputTensor {
+  name: string;
+  shape: number[];
+  type: GGMLType;
+}
+
+export interface PlannerModel {
+  kv: readonly GGUFKV[];
+  tensors: readonly PlannerInputTensor[];
+}
+
+export interface PlannedTensor {
+  name: string;
+  shape: number[];
+  srcType: GGMLType;
+  dstType: GGMLType;
+  /** the rule, option or fallback that chose dstType */
+  reason: string;
+  /** blk.N → N, else -1 */
+  layer: number;
+  /** the file type whose rules applied */
+  ftype: FileTypeName;
+  category: TensorCategory;
+  /** data bytes of dstType */
+  bytes: number;
+  /** data offset relative to the output's data section */
+  offset: number;
+  /** llama.cpp refuses to make this tensor without an importance matrix */
+  requiresImatrix: boolean;
+}
+
+export interface Plan {
+  schedule: ResolvedSchedule;
+  hparams: MixtureHParams;
+  /** `general.file_type` of the output */
+  fileType: FileType;
+  /** in output (visiting) order */
+  tensors: PlannedTensor[];
+  /** sum of tensor bytes */
+  tensorBytes: number;
+  /** data section size (each tensor padded to the alignment) */
+  dataBytes: number;
+  /** total element count (for bits per weight) */
+  elements: number;
+  /** tensors whose chosen type did not fit the row length (llama-quantize's fallback warnings) */
+  fallbacks: { name: string; from: GGMLType; to: GGMLType }[];
+}
+
+interface Counters {
+  nAttentionWv: number;
+  iAttentionWv: number;
+  iFfnDown: number;
+  iFfnGate: number;
+  iFfnUp: number;
+}
+
+const pad = (n: number, align: number) => Math.ceil(n / align) * align;
+
+function compileOverrides(overrides: readonly TensorOverride[]): { re: RegExp; type: GGMLType; pattern: string }[] {
+  return overrides.map((o) => {
+    try {
+      return { re: new RegExp(o.pattern), type: o.type, pattern: o.pattern };
+    } catch (err) {
+      throw new UserError(`tensor type override "${o.pattern}": bad regular expression (${(err as Error).message})`);
+    }
+  });
+}
+
+/** The layer of a tensor for the mixture: ffn_down uses its counter unless the model has experts. */
+function ffnDownLayer(name: string, counter: number, hp: MixtureHParams): number {
+  if (hp.nExpert <= 1) return counter;
+  const layer = layerOfName(name);
+  if (layer < 0) throw new UserError(`${name}: failed to determine the layer of an expert tensor`);
+  if (layer >= hp.nLayer) throw new UserError(`${name}: bad layer ${layer}, must be in [0, ${hp.nLayer})`);
+  return layer;
+}
+
+/** Increment the counters llama_tensor_get_type_impl increments for this category. */
+function countVisit(c: Counters, category: TensorCategory): void {
+  if (isAttnVLike(category)) c.iAttentionWv++;
+  else if (category === "ffn_down") c.iFfnDown++;
+  else if (category === "ffn_gate") c.iFfnGate++;
+  else if (category === "ffn_up") c.iFfnUp++;
+}
+
+export function planModel(model: PlannerModel, schedule: ResolvedSchedule, source = "model"): Plan {
+  const hp = mixtureHParams(model.kv, source);
+  if (schedule.layerFtypes.length !== hp.nLayer) {
+    throw new Error(`schedule resolved for ${schedule.layerFtypes.length} layers, model has ${hp.nLayer}`);
+  }
+  const overrides = compileOverrides(schedule.tensorTypes);
+  const baseFtype = mustFileType(schedule.ftype);
+  const layerFtypes = schedule.layerFtypes.map(mustFileType);
+  const hasImatrix = schedule.imatrix !== undefined;
+
+  const ordered = [...model.tensors].sort((a, b) => compareWeightNames(a.name, b.name));
+  const categories = ordered.map((t) => tensorCategory(t.name));
+  const counters: Counters = {
+    nAttentionWv: categories.filter(isAttnVLike).length,
+    iAttentionWv: 0,
+    iFfnDown: 0,
+    iFfnGate: 0,
+    iFfnUp: 0,
+  };
+  const hasTiedEmbeddings = !categories.includes("output");
+
+  const tensors: PlannedTensor[] = [];
+  const fallbacks: Plan["fallbacks"] = [];
+  let offset = 0;
+  let totalBytes = 0;
+  let elements = 0;
+
+  ordered.forEach((t, i) => {
+    const category = categories[i]!;
+    const layer = layerOfName(t.name);
+    const ftype = layer >= 0 && layer < layerFtypes.length ? layerFtypes[layer]! : baseFtype;
+    const choice = chooseType(t, category, ftype);
+    const bytes = tensorBytes(choice.type, t.shape);
+    tensors.push({
+      name: t.name,
+      shape: [...t.shape],
+      srcType: t.type,
+      dstType: choice.type,
+      reason: choice.reason,
+      layer,
+      ftype: ftype.name,
+      category,
+      bytes,
+      offset,
+      requiresImatrix: choice.quantizable && requiresImatrix(t.name, choice.type, ftype.name),
+    });
+    offset += pad(bytes, OUTPUT_ALIGNMENT);
+    totalBytes += bytes;
+    elements += t.shape.reduce((a, b) => a * b, 1);
+  });
+
+  function chooseType(t: PlannerInputTensor, category: TensorCategory, ftype: FileType) {
+    const keptReason = notQuantizedReason(t.name, t.shape, !schedule.leaveOutputTensor);
+    if (keptReason !== undefined) return { type: t.type, reason: keptReason, quantizable: false };
+    const rowLength = t.shape[0]!;
+    // user-given embedding/output types are taken as they are (no shape fallback), as llama.cpp does
+    // per_layer_token_embd follows the token embedding type unless an override names it
+    if (
+      schedule.tokenEmbeddingType !== undefined &&
+      category === "token_embd" &&
+      !(t.name === "per_layer_token_embd.weight" && overrides.some((o) => o.re.test(t.name)))
+    ) {
+      return checkedUserType(t, schedule.tokenEmbeddingType, "token embedding type");
+    }
+    if (schedule.outputTensorType !== undefined && category === "output") {
+      return checkedUserType(t, schedule.outputTensorType, "output tensor type");
+    }
+    if (!isQuantizedType(ftype.defaultType)) {
+      return { type: ftype.defaultType, reason: `${ftype.name}`, quantizable: true };
+    }
+    let type = ftype.defaultType;
+    let reason = "default";
+    const override = overrides.find((o) => o.re.test(t.name));
+    if (override) {
+      type = override.type;
+      reason = `override /${override.pattern}/`;
+    } else if (schedule.pure) {
+      reason = "pure";
+    } else {
+      const ctx: RuleContext = {
+        ftype: ftype.name,
+        defaultType: ftype.defaultType,
+        hp,
+        hasImatrix,
+        hasTiedEmbeddings,
+        outputTensorType: schedule.outputTensorType,
+        tokenEmbeddingType: schedule.tokenEmbeddingType,
+        name: t.name,
+        rowLength,
+        iAttentionWv: counters.iAttentionWv,
+        nAttentionWv: counters.nAttentionWv,
+        iFfnDown: counters.iFfnDown,
+        nFfnDown: hp.nLayer,
+      };
+      const downLayer = category === "ffn_down" ? ffnDownLayer(t.name, counters.iFfnDown, hp) : -1;
+      const rule = mixtureRule(ctx, category, downLayer);
+      type = rule.type;
+      reason = rule.rule;
+      countVisit(counters, category);
+    }
+    const fb = shapeFallback(rowLength, type);
+    if (fb.from !== undefined) {
+      fallbacks.push({ name: t.name, from: fb.from, to: fb.type });
+      reason += ` → fallback ${typeName(fb.from)}→${typeName(fb.type)} (row ${rowLength})`;
+    }
+    return { type: fb.type, reason, quantizable: true };
+  }
+
+  return {
+    schedule,
+    hparams: hp,
+    fileType: baseFtype,
+    tensors,
+    tensorBytes: totalBytes,
+    dataBytes: offset,
+    elements,
+    fallbacks,
+  };
+}
+
+/** A type the user named for token_embd/output: llama.cpp applies no fallback, and fails to quantize. */
+function checkedUserType(t: PlannerInputTensor, type: GGMLType, option: string) {
+  const block = mustTypeInfo(type).blockSize;
+  if (t.shape[0]! % block !== 0) {
+    throw new UserError(
+      `${t.name}: ${option} ${typeName(type)} needs rows of a multiple of ${block} elements, the row has ${t.shape[0]}`,
+    );
+  }
+  return { type, reason: option, quantizable: true };
+}
+
+/** tensor_requires_imatrix: the very low-bit types, and Q2_K inside a Q2_K_S layer. */
+function requiresImatrix(name: string, type: GGMLType, ftype: FileTypeName): boolean {
+  const category = tensorCategory(name);
+  if (name === "token_embd.weight" || name === "per_layer_token_embd.weight" || category === "output") return false;
+  return mustTypeInfo(type).name === "q2_K" && ftype === "Q2_K_S";
+}
