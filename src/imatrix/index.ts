@@ -1,0 +1,130 @@
+// Importance matrices (imatrix) in both llama.cpp formats: the GGUF file written by recent
+// llama-imatrix (`<name>.in_sum2` / `<name>.counts` F32 tensors, `imatrix.datasets`,
+// `imatrix.chunk_count`, `imatrix.chunk_size`) and the legacy `.dat`. Either way the result is what
+// llama-quantize passes to llama_model_quantize: tensor name → importance vector, already divided
+// by the counts, plus what it records under `quantize.imatrix.*`.
+import { UserError } from "../errors.js";
+import { GGMLType, typeName } from "../gguf/ggml-types.js";
+import { GGUFValueType, findKV, type GGUFKV, type GGUFModel, type TensorInfo } from "../gguf/model.js";
+import { GGUF_MAGIC, readHeader, TensorReader } from "../gguf/reader.js";
+import { openFileSource } from "../gguf/source.js";
+import { parseLegacyImatrix, type RawImatrix } from "./legacy.js";
+import { normalizeGGUFEntry, normalizeLegacyEntry } from "./normalize.js";
+
+export interface Imatrix {
+  /** the path as the user gave it (llama-quantize records it as given) */
+  file: string;
+  format: "gguf" | "legacy";
+  /** tensor name → importance (ne0 values, or ne0 × n_expert for expert tensors) */
+  vectors: Map<string, Float32Array>;
+  datasets: string[];
+  /** chunks the statistics were collected on (0 when unknown) */
+  chunkCount: number;
+}
+
+const SUMS_SUFFIX = ".in_sum2";
+const COUNTS_SUFFIX = ".counts";
+
+/** Loads and validates an imatrix file of either format. */
+export async function loadImatrix(file: string): Promise<Imatrix> {
+  const source = await openFileSource(file);
+  try {
+    const head = source.size >= 4 ? await source.read(0, 4) : new Uint8Array(0);
+    const isGGUF = head.length === 4 && new DataView(head.buffer, head.byteOffset, 4).getUint32(0, true) === GGUF_MAGIC;
+    if (isGGUF) return await loadGGUFImatrix(file, await readHeader(source, file));
+    const raw = parseLegacyImatrix(file, await source.read(0, source.size));
+    return legacyToImatrix(file, raw);
+  } finally {
+    await source.close();
+  }
+}
+
+function checkFinite(file: string, name: string, what: string, values: Float32Array): void {
+  for (let i = 0; i < values.length; i++) {
+    if (!Number.isFinite(values[i])) {
+      throw new UserError(`${file}: entry ${name}: non-finite ${what} ${values[i]} at index ${i}`);
+    }
+  }
+}
+
+function legacyToImatrix(file: string, raw: RawImatrix): Imatrix {
+  const vectors = new Map<string, Float32Array>();
+  for (const e of raw.entries) {
+    checkFinite(file, e.name, "value", e.sums);
+    vectors.set(e.name, normalizeLegacyEntry(e.sums, e.counts[0]));
+  }
+  return { file, format: "legacy", vectors, datasets: raw.datasets, chunkCount: raw.chunkCount };
+}
+
+function u32Key(file: string, kv: readonly GGUFKV[], key: string): number {
+  const e = findKV(kv, key);
+  if (!e) throw new UserError(`${file}: not an imatrix file: key '${key}' is missing`);
+  if (e.type !== GGUFValueType.UINT32) throw new UserError(`${file}: key '${key}' must be a u32`);
+  return e.value as number;
+}
+
+function datasetsKey(file: string, kv: readonly GGUFKV[]): string[] {
+  const e = findKV(kv, "imatrix.datasets");
+  if (!e) throw new UserError(`${file}: not an imatrix file: key 'imatrix.datasets' is missing`);
+  // llama.cpp only reads the key when it is an array of strings, and ignores it otherwise
+  if (e.type !== GGUFValueType.ARRAY || e.arrayType !== GGUFValueType.STRING) return [];
+  return e.value as string[];
+}
+
+async function loadGGUFImatrix(file: string, header: Awaited<ReturnType<typeof readHeader>>): Promise<Imatrix> {
+  const datasets = datasetsKey(file, header.kv);
+  const chunkCount = u32Key(file, header.kv, "imatrix.chunk_count");
+  u32Key(file, header.kv, "imatrix.chunk_size");
+  if (header.tensors.length === 0) throw new UserError(`${file}: imatrix has no entries`);
+
+  const pairs = new Map<string, { sums?: TensorInfo; counts?: TensorInfo }>();
+  for (const t of header.tensors) {
+    const suffix = t.name.endsWith(SUMS_SUFFIX) ? SUMS_SUFFIX : t.name.endsWith(COUNTS_SUFFIX) ? COUNTS_SUFFIX : undefined;
+    if (!suffix) continue;
+    const name = t.name.slice(0, -suffix.length);
+    if (!name) continue;
+    const p = pairs.get(name) ?? {};
+    if (suffix === SUMS_SUFFIX) p.sums = t;
+    else p.counts = t;
+    pairs.set(name, p);
+  }
+
+  const model: GGUFModel = { files: [header], kv: header.kv, tensors: header.tensors };
+  const reader = new TensorReader(model);
+  const vectors = new Map<string, Float32Array>();
+  try {
+    // llama.cpp walks the entries in name order (std::map); so do we, so that errors agree
+    for (const name of [...pairs.keys()].sort()) {
+      const { sums, counts } = pairs.get(name)!;
+      if (!sums || !counts) throw new UserError(`${file}: entry ${name}: mismatched sums and counts (${sums ? COUNTS_SUFFIX : SUMS_SUFFIX} tensor missing)`);
+      for (const t of [sums, counts]) {
+        if (t.type !== GGMLType.F32) throw new UserError(`${file}: tensor ${t.name} is ${typeName(t.type)}, must be f32`);
+      }
+      const nval = elementCount(sums);
+      const ncounts = elementCount(counts);
+      if (ncounts < 1 || nval < ncounts || nval % ncounts !== 0) {
+        throw new UserError(`${file}: entry ${name}: ${nval} values cannot be split over ${ncounts} counts`);
+      }
+      const sumValues = await readF32(reader, sums);
+      const countValues = await readF32(reader, counts);
+      checkFinite(file, name, "value", sumValues);
+      checkFinite(file, name, "count", countValues);
+      vectors.set(name, normalizeGGUFEntry(sumValues, countValues));
+    }
+  } finally {
+    await reader.close();
+  }
+  if (vectors.size === 0) throw new UserError(`${file}: imatrix has no entries`);
+  return { file, format: "gguf", vectors, datasets, chunkCount };
+}
+
+function elementCount(t: TensorInfo): number {
+  return t.shape.reduce((a, b) => a * b, 1);
+}
+
+async function readF32(reader: TensorReader, t: TensorInfo): Promise<Float32Array> {
+  const bytes = await reader.read(t);
+  const out = new Float32Array(bytes.length / 4);
+  new Uint8Array(out.buffer).set(bytes);
+  return out;
+}
