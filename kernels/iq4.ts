@@ -3,7 +3,8 @@
 // Both are ggml's quantize_row_iq4_nl_impl with ntry = 7; note that without an importance vector
 // the weights are still x² (only with one do they become qw*sqrt(sigma2 + x²)).
 import { fp16ToFp32, fp32ToFp16 } from "./fp16";
-import { GROUP_MAX_EPS, nearestInt } from "./quant-common";
+import { laneBlock, transposeFrom4 } from "./legacy-common";
+import { GROUP_MAX_EPS, nearestInt, transposeX4 } from "./quant-common";
 
 const NL_BLOCK_BYTES: usize = 18;
 const XS_BLOCK_BYTES: usize = 136;
@@ -17,144 +18,218 @@ function kvalue(i: i32): f32 {
   return <f32>load<i8>(KVALUES + <usize>i);
 }
 
-// Scratch (kernels allocate nothing): weights of one 32-block, indices of one super-block, scales.
-const WEIGHT: usize = memory.data(32 * 4, 16);
-const L: usize = memory.data(256, 16);
-const SCALES: usize = memory.data(8 * 4, 16);
+// Scratch (kernels allocate nothing): transposed data and weights of four blocks, their scales.
+const XT = memory.data(32 * 16, 16);
+const QWT = memory.data(32 * 16, 16);
+const WT = memory.data(32 * 16, 16);
+const SCALES = memory.data(8 * 4, 16);
 
-/**
- * ggml's best_index_int8 over kvalues_iq4nl: the nearest entry, ties to the upper one. The binary
- * search is done branch-free: ml ends as the largest index with !(x < value) (val[ml] <= x < val[ml+1]
- * inside the table), which is where the reference's search stops; a NaN x walks up to 15 as there.
- */
+// ---- best_index_int8 over kvalues_iq4nl, four values at a time ----
+// The reference's binary search ends at ml = the largest index with !(x < value[ml]) (counting
+// from 0; a NaN x counts every entry and ends at 14, as there), then picks ml or ml + 1 by
+// `x - value[ml] < value[ml+1] - x`. With the table sorted, ml = 14 - #{k in 1..14 : x < value[k]}.
+
+/** kvalues_iq4nl as 16 bytes, and shifted by one (entry i = value[i+1]) for the upper neighbour. */
+const KVALUES_V = v128(-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113);
+const KVALUES_NEXT_V = v128(-104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113, 113);
+
+/** table[i] per i32 lane (i in 0..15), as f32. */
 @inline
-function bestIndex(x: f32): i32 {
-  if (x <= kvalue(0)) return 0;
-  if (x >= kvalue(15)) return 15;
-  let ml = select(8, 0, !(x < kvalue(8)));
-  ml = select(ml + 4, ml, !(x < kvalue(ml + 4)));
-  ml = select(ml + 2, ml, !(x < kvalue(ml + 2)));
-  ml = select(ml + 1, ml, !(x < kvalue(ml + 1)));
-  ml = ml < 14 ? ml : 14;
-  return x - kvalue(ml) < kvalue(ml + 1) - x ? ml : ml + 1;
+function lookupX4(table: v128, i: v128): v128 {
+  // the swizzle puts table[i] in each lane's low byte (and table[0] above it): sign-extend that byte
+  return f32x4.convert_i32x4_s(i32x4.shr_s(i32x4.shl(i8x16.swizzle(table, i), 24), 24));
+}
+
+/** ml of the comment above, per lane. */
+@inline
+function lowerIndexX4(x: v128): v128 {
+  let ml = i32x4.splat(14);
+  ml = i32x4.add(ml, f32x4.lt(x, f32x4.splat(-104)));
+  ml = i32x4.add(ml, f32x4.lt(x, f32x4.splat(-83)));
+  ml = i32x4.add(ml, f32x4.lt(x, f32x4.splat(-65)));
+  ml = i32x4.add(ml, f32x4.lt(x, f32x4.splat(-49)));
+  ml = i32x4.add(ml, f32x4.lt(x, f32x4.splat(-35)));
+  ml = i32x4.add(ml, f32x4.lt(x, f32x4.splat(-22)));
+  ml = i32x4.add(ml, f32x4.lt(x, f32x4.splat(-10)));
+  ml = i32x4.add(ml, f32x4.lt(x, f32x4.splat(1)));
+  ml = i32x4.add(ml, f32x4.lt(x, f32x4.splat(13)));
+  ml = i32x4.add(ml, f32x4.lt(x, f32x4.splat(25)));
+  ml = i32x4.add(ml, f32x4.lt(x, f32x4.splat(38)));
+  ml = i32x4.add(ml, f32x4.lt(x, f32x4.splat(53)));
+  ml = i32x4.add(ml, f32x4.lt(x, f32x4.splat(69)));
+  return i32x4.add(ml, f32x4.lt(x, f32x4.splat(89)));
+}
+
+/** values[best_index_int8(16, values, x)] per lane, as f32. */
+@inline
+function nearestValueX4(x: v128): v128 {
+  const ml = lowerIndexX4(x);
+  const lo = lookupX4(KVALUES_V, ml);
+  const hi = lookupX4(KVALUES_NEXT_V, ml);
+  return v128.bitselect(lo, hi, f32x4.lt(f32x4.sub(x, lo), f32x4.sub(hi, x)));
+}
+
+/** best_index_int8(16, values, x) per lane (i32). */
+@inline
+function nearestIndexX4(x: v128): v128 {
+  const ml = lowerIndexX4(x);
+  const lo = lookupX4(KVALUES_V, ml);
+  const hi = lookupX4(KVALUES_NEXT_V, ml);
+  // ml, + 1 where the upper entry is nearer (or as near)
+  return i32x4.sub(ml, v128.not(f32x4.lt(f32x4.sub(x, lo), f32x4.sub(hi, x))));
+}
+
+/** best_index_int8(id * x[j]) for the 32 values of a block at xb, packed as the 16 nibble bytes at q4. */
+function quantizeIndices(xb: usize, id: f32, q4: usize): void {
+  const idv = f32x4.splat(id);
+  for (let h: usize = 0; h < 2; ++h) {
+    const p = xb + (h << 6);
+    const a = nearestIndexX4(f32x4.mul(idv, v128.load(p)));
+    const b = nearestIndexX4(f32x4.mul(idv, v128.load(p, 16)));
+    const c = nearestIndexX4(f32x4.mul(idv, v128.load(p, 32)));
+    const e = nearestIndexX4(f32x4.mul(idv, v128.load(p, 48)));
+    const bytes = i8x16.narrow_i16x8_u(i16x8.narrow_i32x4_u(a, b), i16x8.narrow_i32x4_u(c, e));
+    v128.store(q4, h == 0 ? bytes : v128.or(v128.load(q4), i8x16.shl(bytes, 4)));
+  }
 }
 
 @inline function ldf(p: usize, i: i32): f32 {
   return load<f32>(p + (<usize>i << 2));
 }
+@inline function ldv(p: usize, i: i32): v128 {
+  return v128.load(p + (<usize>i << 4));
+}
 
 /**
- * quantize_row_iq4_nl_impl for one super-block of `superSize` floats at x split in blocks of 32,
- * with ntry = 7. Writes the f16 scale at dh, the packed indices at q4 and (superSize > 32) the 6-bit
- * block scales at scalesH/scalesL. qw = 0: no importance vector.
+ * The per-block scale search of quantize_row_iq4_nl_impl (ntry = 7) for four blocks of 32, one per
+ * lane: transposed values XT, weights WT. Writes the four scales (0 for an all-tiny block) at out.
  */
-function quantizeSuperBlock(superSize: i32, x: usize, dh: usize, q4: usize, scalesH: usize, scalesL: usize, qw: usize): void {
-  let sigma2: f32 = 0;
-  for (let j = 0; j < superSize; ++j) sigma2 += ldf(x, j) * ldf(x, j);
-  sigma2 *= <f32>2 / <f32>superSize;
-
-  memory.fill(q4, 0, <usize>(superSize >> 1));
-  store<u16>(dh, fp32ToFp16(0));
-
-  const nblocks = superSize >> 5;
-  let maxScale: f32 = 0, amaxScale: f32 = 0;
-  for (let ib = 0; ib < nblocks; ++ib) {
-    const xb = x + (<usize>ib << 7);
-    const Lb = L + (<usize>ib << 5);
-    if (qw != 0) {
-      const qwb = qw + (<usize>ib << 7);
-      for (let j = 0; j < 32; ++j) store<f32>(WEIGHT + (<usize>j << 2), ldf(qwb, j) * Mathf.sqrt(sigma2 + ldf(xb, j) * ldf(xb, j)));
-    } else {
-      for (let j = 0; j < 32; ++j) store<f32>(WEIGHT + (<usize>j << 2), ldf(xb, j) * ldf(xb, j));
-    }
-    let amax: f32 = 0, max: f32 = 0;
-    for (let j = 0; j < 32; ++j) {
-      const ax = Mathf.abs(ldf(xb, j));
-      if (ax > amax) { amax = ax; max = ldf(xb, j); }
-    }
-    if (amax < GROUP_MAX_EPS) {
-      store<f32>(SCALES + (<usize>ib << 2), 0);
-      continue;
-    }
-    let d: f32 = -max / kvalue(0); // ntry > 0
-    let id: f32 = <f32>1 / d;
-    let sumqx: f32 = 0, sumq2: f32 = 0;
-    for (let j = 0; j < 32; ++j) {
-      const xj = ldf(xb, j);
-      const l = bestIndex(id * xj);
-      store<u8>(Lb + <usize>j, <u8>l);
-      const q = kvalue(l);
-      const w = ldf(WEIGHT, j);
-      sumqx += w * q * xj;
-      sumq2 += w * q * q;
-    }
-    d = sumq2 > 0 ? sumqx / sumq2 : <f32>0;
-    let best: f32 = d * sumqx;
-    for (let itry = -NTRY; itry <= NTRY; ++itry) {
-      id = <f32>(itry + <i32>load<i8>(KVALUES)) / max;
-      sumqx = 0;
-      sumq2 = 0;
-      for (let j = 0; j < 32; ++j) {
-        const xj = ldf(xb, j);
-        const q = kvalue(bestIndex(id * xj));
-        const w = ldf(WEIGHT, j);
-        sumqx += w * q * xj;
-        sumq2 += w * q * q;
-      }
-      if (sumq2 > 0 && sumqx * sumqx > best * sumq2) {
-        d = sumqx / sumq2;
-        best = d * sumqx;
-      }
-    }
-    store<f32>(SCALES + (<usize>ib << 2), d);
-    const absD = Mathf.abs(d);
-    if (absD > amaxScale) { amaxScale = absD; maxScale = d; }
+function searchScalesX4(out: usize): void {
+  const zero = f32x4.splat(0);
+  let amax = zero;
+  let max = zero;
+  for (let j = 0; j < 32; ++j) {
+    const x = ldv(XT, j);
+    const ax = f32x4.abs(x);
+    const gt = f32x4.gt(ax, amax);
+    amax = v128.bitselect(ax, amax, gt);
+    max = v128.bitselect(x, max, gt);
   }
-
-  if (nblocks > 1) {
-    store<u16>(scalesH, 0);
-    const d: f32 = -maxScale / <f32>32;
-    store<u16>(dh, fp32ToFp16(d));
-    const id: f32 = d != 0 ? <f32>1 / d : <f32>0;
-    for (let ib = 0; ib < nblocks; ++ib) {
-      let l = nearestInt(id * ldf(SCALES, ib));
-      l = l < 31 ? l : 31;
-      l = l > -32 ? l : -32;
-      const dl: f32 = d * <f32>l;
-      const idl: f32 = dl != 0 ? <f32>1 / dl : <f32>0;
-      const Lb = L + (<usize>ib << 5);
-      const xb = x + (<usize>ib << 7);
-      for (let j = 0; j < 32; ++j) store<u8>(Lb + <usize>j, <u8>bestIndex(idl * ldf(xb, j)));
-      l += 32;
-      const lLow = l & 0xf;
-      const lHigh = l >> 4;
-      const sl = scalesL + <usize>(ib >> 1);
-      if (ib % 2 == 0) store<u8>(sl, <u8>lLow);
-      else store<u8>(sl, load<u8>(sl) | <u8>(lLow << 4));
-      store<u16>(scalesH, load<u16>(scalesH) | <u16>(lHigh << (2 * (ib % 8))));
-    }
-  } else {
-    const s0 = load<f32>(SCALES);
-    store<u16>(dh, fp32ToFp16(s0));
-    const id: f32 = s0 != 0 ? <f32>1 / s0 : <f32>0;
-    for (let j = 0; j < superSize; ++j) store<u8>(L + <usize>j, <u8>bestIndex(id * ldf(x, j)));
+  const tiny = f32x4.lt(amax, f32x4.splat(GROUP_MAX_EPS));
+  let d = f32x4.div(f32x4.neg(max), f32x4.splat(kvalue(0)));
+  let id = f32x4.div(f32x4.splat(1), d);
+  let sumqx = zero;
+  let sumq2 = zero;
+  for (let j = 0; j < 32; ++j) {
+    const x = ldv(XT, j);
+    const q = nearestValueX4(f32x4.mul(id, x));
+    const wq = f32x4.mul(ldv(WT, j), q);
+    sumqx = f32x4.add(sumqx, f32x4.mul(wq, x));
+    sumq2 = f32x4.add(sumq2, f32x4.mul(wq, q));
   }
+  d = v128.and(f32x4.div(sumqx, sumq2), f32x4.gt(sumq2, zero));
+  let best = f32x4.mul(d, sumqx);
+  for (let itry = -NTRY; itry <= NTRY; ++itry) {
+    id = f32x4.div(f32x4.splat(<f32>(itry + <i32>load<i8>(KVALUES))), max);
+    sumqx = zero;
+    sumq2 = zero;
+    for (let j = 0; j < 32; ++j) {
+      const x = ldv(XT, j);
+      const q = nearestValueX4(f32x4.mul(id, x));
+      const wq = f32x4.mul(ldv(WT, j), q);
+      sumqx = f32x4.add(sumqx, f32x4.mul(wq, x));
+      sumq2 = f32x4.add(sumq2, f32x4.mul(wq, q));
+    }
+    const upd = v128.and(f32x4.gt(sumq2, zero), f32x4.gt(f32x4.mul(sumqx, sumqx), f32x4.mul(best, sumq2)));
+    if (!v128.any_true(upd)) continue;
+    d = v128.bitselect(f32x4.div(sumqx, sumq2), d, upd);
+    best = v128.bitselect(f32x4.mul(d, sumqx), best, upd);
+  }
+  v128.store(out, v128.andnot(d, tiny));
+}
 
-  for (let i = 0; i < (superSize >> 5); ++i) {
-    const Li = L + (<usize>i << 5);
-    v128.store(q4 + (<usize>i << 4), v128.or(v128.load(Li), i8x16.shl(v128.load(Li, 16), 4)));
+/** WT = weights of the blocks in XT: x² without an importance vector, else qw*sqrtf(sigma2 + x²). */
+function blockWeightsX4(hasQw: bool, sigma2: v128): void {
+  for (let j: usize = 0; j < 32 * 16; j += 16) {
+    const x = v128.load(XT + j);
+    const x2 = f32x4.mul(x, x);
+    v128.store(WT + j, hasQw ? f32x4.mul(v128.load(QWT + j), f32x4.sqrt(f32x4.add(sigma2, x2))) : x2);
   }
 }
 
+/**
+ * IQ4_XS: quantize_row_iq4_nl_impl with super_block_size 256, block_size 32, for the super-block
+ * at x (qw = 0: no importance vector).
+ */
+function quantizeSuperBlockXS(x: usize, y: usize, qw: usize): void {
+  const dh = y, scalesH = y + 2, scalesL = y + 4, q4 = y + 8;
+  let sigma2: f32 = 0;
+  for (let j = 0; j < 256; ++j) sigma2 += ldf(x, j) * ldf(x, j);
+  sigma2 *= <f32>2 / <f32>256;
+  for (let g = 0; g < 2; ++g) {
+    const off = <usize>(g * 512);
+    transposeX4(x + off, 32, XT);
+    if (qw != 0) transposeX4(qw + off, 32, QWT);
+    blockWeightsX4(qw != 0, f32x4.splat(sigma2));
+    searchScalesX4(SCALES + <usize>(g * 16));
+  }
+  let maxScale: f32 = 0, amaxScale: f32 = 0;
+  for (let ib = 0; ib < 8; ++ib) {
+    const d = ldf(SCALES, ib);
+    const absD = Mathf.abs(d);
+    if (absD > amaxScale) { amaxScale = absD; maxScale = d; }
+  }
+  const d: f32 = -maxScale / <f32>32;
+  store<u16>(dh, fp32ToFp16(d));
+  const id: f32 = d != 0 ? <f32>1 / d : <f32>0;
+  let scalesHigh = 0;
+  for (let ib = 0; ib < 8; ++ib) {
+    let l = nearestInt(id * ldf(SCALES, ib));
+    l = l < 31 ? l : 31;
+    l = l > -32 ? l : -32;
+    const dl: f32 = d * <f32>l;
+    const idl: f32 = dl != 0 ? <f32>1 / dl : <f32>0;
+    quantizeIndices(x + (<usize>ib << 7), idl, q4 + (<usize>ib << 4));
+    l += 32;
+    const sl = scalesL + <usize>(ib >> 1);
+    if (ib % 2 == 0) store<u8>(sl, <u8>(l & 0xf));
+    else store<u8>(sl, load<u8>(sl) | <u8>((l & 0xf) << 4));
+    scalesHigh |= (l >> 4) << (2 * ib);
+  }
+  store<u16>(scalesH, <u16>scalesHigh);
+}
+
+/**
+ * IQ4_NL: quantize_row_iq4_nl_impl with super_block_size = block_size = 32 for every block of the
+ * batch, four blocks at a time (one per lane; a group may straddle rows, each lane has its own
+ * importance weights). Each block's sigma2 is its own sum, sequential per lane.
+ */
 export function quantizeRowsIQ4_NL(src: usize, dst: usize, nrows: i32, ncols: i32, imatrix: usize): void {
-  const nblocks = ncols >> 5;
-  for (let r = 0; r < nrows; r++) {
-    const x = src + ((<usize>r * <usize>ncols) << 2);
-    const y = dst + <usize>r * <usize>nblocks * NL_BLOCK_BYTES;
-    for (let b = 0; b < nblocks; b++) {
-      const yb = y + <usize>b * NL_BLOCK_BYTES;
-      const qw = imatrix != 0 ? imatrix + (<usize>b << 7) : 0;
-      quantizeSuperBlock(32, x + (<usize>b << 7), yb, yb + 2, 0, 0, qw);
+  const perRow = ncols >> 5;
+  const total = nrows * perRow;
+  for (let b0 = 0; b0 < total; b0 += 4) {
+    const b1 = laneBlock(b0, 1, total), b2 = laneBlock(b0, 2, total), b3 = laneBlock(b0, 3, total);
+    transposeFrom4(src + (<usize>b0 << 7), src + (<usize>b1 << 7), src + (<usize>b2 << 7), src + (<usize>b3 << 7), 32, XT);
+    let sigma2 = f32x4.splat(0);
+    for (let j = 0; j < 32; ++j) {
+      const x = ldv(XT, j);
+      sigma2 = f32x4.add(sigma2, f32x4.mul(x, x));
+    }
+    sigma2 = f32x4.mul(sigma2, f32x4.splat(<f32>2 / <f32>32));
+    if (imatrix != 0) {
+      transposeFrom4(
+        imatrix + (<usize>(b0 % perRow) << 7), imatrix + (<usize>(b1 % perRow) << 7),
+        imatrix + (<usize>(b2 % perRow) << 7), imatrix + (<usize>(b3 % perRow) << 7), 32, QWT);
+    }
+    blockWeightsX4(imatrix != 0, sigma2);
+    searchScalesX4(SCALES);
+    const lanes = min(4, total - b0);
+    for (let k = 0; k < lanes; ++k) {
+      const b = b0 + k;
+      const y = dst + <usize>b * NL_BLOCK_BYTES;
+      const s = ldf(SCALES, k);
+      store<u16>(y, fp32ToFp16(s));
+      quantizeIndices(src + (<usize>b << 7), s != 0 ? <f32>1 / s : <f32>0, y + 2);
     }
   }
 }
@@ -165,9 +240,8 @@ export function quantizeRowsIQ4_XS(src: usize, dst: usize, nrows: i32, ncols: i3
     const x = src + ((<usize>r * <usize>ncols) << 2);
     const y = dst + <usize>r * <usize>nblocks * XS_BLOCK_BYTES;
     for (let b = 0; b < nblocks; b++) {
-      const yb = y + <usize>b * XS_BLOCK_BYTES;
       const qw = imatrix != 0 ? imatrix + (<usize>b << 10) : 0;
-      quantizeSuperBlock(256, x + (<usize>b << 10), yb, yb + 8, yb + 2, yb + 4, qw);
+      quantizeSuperBlockXS(x + (<usize>b << 10), y + <usize>b * XS_BLOCK_BYTES, qw);
     }
   }
 }

@@ -1,7 +1,8 @@
-// Lane helpers shared by the legacy block formats (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0): one block of 32
-// floats is eight f32x4 vectors. Only order-free reductions (max, min) run across lanes; where the
-// reference's scan order still shows (which element wins a tie, the sign of a zero) it is resolved
-// by looking for the first element, as the scalar loop would.
+// Lane helpers shared by the block-of-32 formats (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL): one block of
+// 32 floats is eight f32x4 vectors. Only order-free reductions (max, min) run across lanes; where
+// the reference's scan order still shows (which element wins a tie, the sign of a zero) it is
+// resolved by looking for the first element, as the scalar loop would. The searches (imatrix paths,
+// IQ4_NL) and the per-block scalars of Q4_1/Q5_1 run four blocks at once instead, one per lane.
 
 export const BLOCK32: i32 = 32;
 
@@ -36,15 +37,52 @@ export function roundHalfAwayx4(x: v128): v128 {
   return v128.or(f32x4.add(t, up), v128.and(x, i32x4.splat(0x80000000)));
 }
 
+// Horizontal max/min of four lanes by shuffles (pmax/pmin are single maxps/minps instructions,
+// where extracting lanes into Mathf.max would cost the scalar NaN/-0 handling of f32.max). Exact
+// for the non-NaN values they see; which of +0/-0 wins is fixed by the callers where it shows.
+@inline
+function maxOfLanes(v: v128): f32 {
+  const m = f32x4.pmax(v, v128.shuffle<f32>(v, v, 2, 3, 0, 1));
+  return f32x4.extract_lane(f32x4.pmax(m, v128.shuffle<f32>(m, m, 1, 0, 3, 2)), 0);
+}
+
+@inline
+function minOfLanes(v: v128): f32 {
+  const m = f32x4.pmin(v, v128.shuffle<f32>(v, v, 2, 3, 0, 1));
+  return f32x4.extract_lane(f32x4.pmin(m, v128.shuffle<f32>(m, m, 1, 0, 3, 2)), 0);
+}
+
 /** Largest |x| of a 32-float block. */
 @inline
 export function blockAbsMax(x: usize): f32 {
-  // pmax (one maxps) is exact here: magnitudes are never NaN (the caller rejects non-finite rows)
+  // magnitudes are never NaN (the caller rejects non-finite rows)
   let m = f32x4.pmax(f32x4.abs(v128.load(x)), f32x4.abs(v128.load(x, 16)));
   m = f32x4.pmax(m, f32x4.pmax(f32x4.abs(v128.load(x, 32)), f32x4.abs(v128.load(x, 48))));
   m = f32x4.pmax(m, f32x4.pmax(f32x4.abs(v128.load(x, 64)), f32x4.abs(v128.load(x, 80))));
   m = f32x4.pmax(m, f32x4.pmax(f32x4.abs(v128.load(x, 96)), f32x4.abs(v128.load(x, 112))));
-  return Mathf.max(Mathf.max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)), Mathf.max(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)));
+  return maxOfLanes(m);
+}
+
+// Results of blockMinMax (static: kernels allocate nothing).
+export let blockMin: f32 = 0;
+export let blockMax: f32 = 0;
+
+/** Signed min and max of the block into blockMin/blockMax (a zero result may have either sign). */
+@inline
+function rawMinMax(x: usize): void {
+  let lo = f32x4.pmin(v128.load(x), v128.load(x, 16));
+  let hi = f32x4.pmax(v128.load(x), v128.load(x, 16));
+  const a = v128.load(x, 32), b = v128.load(x, 48);
+  lo = f32x4.pmin(lo, f32x4.pmin(a, b));
+  hi = f32x4.pmax(hi, f32x4.pmax(a, b));
+  const c = v128.load(x, 64), d = v128.load(x, 80);
+  lo = f32x4.pmin(lo, f32x4.pmin(c, d));
+  hi = f32x4.pmax(hi, f32x4.pmax(c, d));
+  const e = v128.load(x, 96), f = v128.load(x, 112);
+  lo = f32x4.pmin(lo, f32x4.pmin(e, f));
+  hi = f32x4.pmax(hi, f32x4.pmax(e, f));
+  blockMin = minOfLanes(lo);
+  blockMax = maxOfLanes(hi);
 }
 
 /**
@@ -52,14 +90,19 @@ export function blockAbsMax(x: usize): f32 {
  * the signed value of the first element with the largest magnitude, or +0 when all are zero.
  */
 export function blockSignedAbsMax(x: usize): f32 {
-  const amax = blockAbsMax(x);
-  if (amax == 0) return 0;
-  const target = f32x4.splat(amax);
+  rawMinMax(x);
+  // only elements equal to the max (or the min) can have the largest magnitude; when both have
+  // it, the first one in the block wins
+  const hi = blockMax, lo = blockMin;
+  if (hi > -lo) return hi;
+  if (-lo > hi) return lo;
+  if (hi == 0) return 0;
+  const target = f32x4.splat(hi);
   for (let k = 0; k < 8; k++) {
     const hit = i32x4.bitmask(f32x4.eq(f32x4.abs(v128.load(x + (<usize>k << 4))), target));
     if (hit != 0) return load<f32>(x + (<usize>(k * 4 + ctz(hit)) << 2));
   }
-  return 0; // not reached: amax is one of the elements
+  return 0; // not reached: hi is one of the magnitudes
 }
 
 /** Position of the first element of the block equal (==) to v; its bits carry the sign of a zero. */
@@ -72,31 +115,112 @@ function firstEqual(x: usize, v: f32): f32 {
   return v;
 }
 
-// Results of blockMinMax (static: kernels allocate nothing).
-export let blockMin: f32 = 0;
-export let blockMax: f32 = 0;
-
 /**
- * The reference's min/max scan (`if (v < min) min = v; if (v > max) max = v;` from ±FLT_MAX):
- * min and max are order-free except for the sign of a zero result, which is the first zero's.
+ * The reference's min/max scan (`if (v < min) min = v; if (v > max) max = v;` from ±FLT_MAX) into
+ * blockMin/blockMax: min and max are order-free except for the sign of a zero result, which is the
+ * first zero's.
  */
 export function blockMinMax(x: usize): void {
-  // pmin/pmax are the reference's own `v < min ? v : min` per lane (single instructions); the sign of
-  // a zero result is fixed below
+  rawMinMax(x);
+  if (blockMin == 0) blockMin = firstEqual(x, 0);
+  if (blockMax == 0) blockMax = firstEqual(x, 0);
+}
+
+// ---- four consecutive blocks at once for the per-block scalars (min, max, scale, f16 forms) ----
+
+/** Per-lane results of groupMinMax: the four blocks' min and max (lane k = block k). */
+export const GROUP_MIN: usize = memory.data(16, 16);
+export const GROUP_MAX: usize = memory.data(16, 16);
+const LO_V: usize = memory.data(4 * 16, 16);
+const HI_V: usize = memory.data(4 * 16, 16);
+
+/** Lane-wise min and max over the 8 vectors of one block, stored as LO_V[k] / HI_V[k]. */
+@inline
+function blockLoHi(x: usize, k: usize): void {
   let lo = f32x4.pmin(v128.load(x), v128.load(x, 16));
   let hi = f32x4.pmax(v128.load(x), v128.load(x, 16));
-  for (let k = 2; k < 8; k += 2) {
-    const a = v128.load(x + (<usize>k << 4));
-    const b = v128.load(x + (<usize>k << 4), 16);
-    lo = f32x4.pmin(lo, f32x4.pmin(a, b));
-    hi = f32x4.pmax(hi, f32x4.pmax(a, b));
+  const a = v128.load(x, 32), b = v128.load(x, 48);
+  lo = f32x4.pmin(lo, f32x4.pmin(a, b));
+  hi = f32x4.pmax(hi, f32x4.pmax(a, b));
+  const c = v128.load(x, 64), d = v128.load(x, 80);
+  lo = f32x4.pmin(lo, f32x4.pmin(c, d));
+  hi = f32x4.pmax(hi, f32x4.pmax(c, d));
+  const e = v128.load(x, 96), f = v128.load(x, 112);
+  v128.store(LO_V + (k << 4), f32x4.pmin(lo, f32x4.pmin(e, f)));
+  v128.store(HI_V + (k << 4), f32x4.pmax(hi, f32x4.pmax(e, f)));
+}
+
+/** [op(v0), op(v1), op(v2), op(v3)] for four vectors, op = the min (isMin) or max of the lanes. */
+@inline
+function reduce4(v: usize, isMin: bool): v128 {
+  const v0 = v128.load(v), v1 = v128.load(v, 16), v2 = v128.load(v, 32), v3 = v128.load(v, 48);
+  const a = v128.shuffle<f32>(v0, v1, 0, 4, 1, 5), b = v128.shuffle<f32>(v0, v1, 2, 6, 3, 7);
+  const c = v128.shuffle<f32>(v2, v3, 0, 4, 1, 5), d = v128.shuffle<f32>(v2, v3, 2, 6, 3, 7);
+  const m01 = isMin ? f32x4.pmin(a, b) : f32x4.pmax(a, b);
+  const m23 = isMin ? f32x4.pmin(c, d) : f32x4.pmax(c, d);
+  const u = v128.shuffle<f32>(m01, m23, 0, 1, 4, 5), w = v128.shuffle<f32>(m01, m23, 2, 3, 6, 7);
+  return isMin ? f32x4.pmin(u, w) : f32x4.pmax(u, w);
+}
+
+/** blockMinMax for the four consecutive blocks at x, into GROUP_MIN / GROUP_MAX (lane k = block k). */
+export function groupMinMax(x: usize): void {
+  blockLoHi(x, 0);
+  blockLoHi(x + 128, 1);
+  blockLoHi(x + 256, 2);
+  blockLoHi(x + 384, 3);
+  const mn = reduce4(LO_V, true);
+  const mx = reduce4(HI_V, false);
+  v128.store(GROUP_MIN, mn);
+  v128.store(GROUP_MAX, mx);
+  const zero = f32x4.splat(0);
+  if (v128.any_true(v128.or(f32x4.eq(mn, zero), f32x4.eq(mx, zero)))) {
+    // a zero min or max takes the sign of the block's first zero, as the reference's scan
+    for (let k = 0; k < 4; k++) {
+      const xb = x + (<usize>k << 7);
+      if (load<f32>(GROUP_MIN + (<usize>k << 2)) == 0) store<f32>(GROUP_MIN + (<usize>k << 2), firstEqual(xb, 0));
+      if (load<f32>(GROUP_MAX + (<usize>k << 2)) == 0) store<f32>(GROUP_MAX + (<usize>k << 2), firstEqual(xb, 0));
+    }
   }
-  let mn = Mathf.min(Mathf.min(f32x4.extract_lane(lo, 0), f32x4.extract_lane(lo, 1)), Mathf.min(f32x4.extract_lane(lo, 2), f32x4.extract_lane(lo, 3)));
-  let mx = Mathf.max(Mathf.max(f32x4.extract_lane(hi, 0), f32x4.extract_lane(hi, 1)), Mathf.max(f32x4.extract_lane(hi, 2), f32x4.extract_lane(hi, 3)));
-  if (mn == 0) mn = firstEqual(x, 0);
-  if (mx == 0) mx = firstEqual(x, 0);
-  blockMin = mn;
-  blockMax = mx;
+}
+
+/** blockSignedAbsMax for the four consecutive blocks at x, into GROUP_MAX (lane k = block k). */
+export function groupSignedAbsMax(x: usize): void {
+  blockLoHi(x, 0);
+  blockLoHi(x + 128, 1);
+  blockLoHi(x + 256, 2);
+  blockLoHi(x + 384, 3);
+  const mn = reduce4(LO_V, true);
+  const mx = reduce4(HI_V, false);
+  const negMn = f32x4.neg(mn);
+  // as in blockSignedAbsMax: the max when it is the larger magnitude, the min when that is
+  v128.store(GROUP_MAX, v128.bitselect(mx, mn, f32x4.gt(mx, negMn)));
+  const tie = f32x4.eq(mx, negMn);
+  if (v128.any_true(tie)) {
+    // both signs reach the largest magnitude (or the block is all zeros): the scalar rule decides
+    const lanes = i32x4.bitmask(tie);
+    for (let k = 0; k < 4; k++) {
+      if ((lanes >> k) & 1) store<f32>(GROUP_MAX + (<usize>k << 2), blockSignedAbsMax(x + (<usize>k << 7)));
+    }
+  }
+}
+
+/** Store the low 16 bits of i32 lane k of h at y + k*stride, k = 0..3 (one f16 per block). */
+@inline
+export function storeHalves4(y: usize, stride: usize, h: v128): void {
+  v128.store16_lane(y, h, 0);
+  v128.store16_lane(y + stride, h, 2);
+  v128.store16_lane(y + 2 * stride, h, 4);
+  v128.store16_lane(y + 3 * stride, h, 6);
+}
+
+/**
+ * trunc(v) as i32 per lane for 0 <= v < 2^23 (the plain-scale paths, where every value is a small
+ * non-negative number): roundps and a magic add, cheaper than the saturating conversion.
+ */
+@inline
+export function truncSmallX4(v: v128): v128 {
+  const magic = f32x4.splat(8388608.0); // 2^23: an integer below it sits in the low mantissa bits
+  return v128.and(f32x4.add(f32x4.trunc(v), magic), i32x4.splat(0x007FFFFF));
 }
 
 /** Four i32x4 vectors of values 0..255 → one i8x16 of bytes, in order. */
@@ -112,6 +236,9 @@ export function fifthBits(lo: v128, hi: v128): u32 {
 }
 
 // ---- imatrix paths (quantize_row_q*_impl): per-row sigma2, per-block weights ----
+// Blocks are searched four at a time, one block per f32x4 lane (each lane does its own block's
+// scalar operations in the reference order). The blocks of a batch are consecutive in memory
+// across rows, so a group of four may straddle rows: each lane has its own sigma2 and qw.
 
 /** sum of x² over the row, in order, divided by its length: the impl functions' sigma2. */
 export function rowSigma2(x: usize, n: i32): f32 {
@@ -123,21 +250,106 @@ export function rowSigma2(x: usize, n: i32): f32 {
   return sumX2 / <f32>n;
 }
 
-/** weight[j] = qw[j] * sqrtf(sigma2 + x[j]²) for one block of 32 (lane-wise, no reduction). */
-@inline
-export function blockWeights(x: usize, qw: usize, sigma2: f32, weight: usize): void {
-  const s = f32x4.splat(sigma2);
-  for (let k: usize = 0; k < 128; k += 16) {
-    const v = v128.load(x + k);
-    v128.store(weight + k, f32x4.mul(v128.load(qw + k), f32x4.sqrt(f32x4.add(s, f32x4.mul(v, v)))));
+/** Transposed data of the four blocks of a group: element i of lane k at XT4 + 16*i + 4*k. */
+export const XT4: usize = memory.data(32 * 16, 16);
+/** Transposed weights qw*sqrt(sigma2 + x²) of the four blocks. */
+export const WT4: usize = memory.data(32 * 16, 16);
+/** Transposed levels (f32) the search chose. */
+export const LT4: usize = memory.data(32 * 16, 16);
+/** The four scales (and, for the min formats, the four -min) the search chose. */
+export const SCALE4: usize = memory.data(16, 16);
+export const MIN4: usize = memory.data(16, 16);
+/** The chosen levels as bytes, 32 per block, block k at LEVELS4 + 32*k. */
+export const LEVELS4: usize = memory.data(4 * 32, 16);
+
+const QWT4: usize = memory.data(32 * 16, 16);
+const SIGMA4: usize = memory.data(16, 16);
+
+// sigma2 of the row last computed (a group's lanes share rows, so each row's sum is done once)
+let sigmaRow: i32 = -1;
+let sigmaValue: f32 = 0;
+
+/** Call once per quantizeRows call before gatherBlocksX4 (forgets the cached row sigma2). */
+export function beginWeightedRows(): void {
+  sigmaRow = -1;
+}
+
+/** Transpose four groups of n floats (n a multiple of 4) at p0..p3 into n v128 at dst. */
+export function transposeFrom4(p0: usize, p1: usize, p2: usize, p3: usize, n: i32, dst: usize): void {
+  for (let i = 0; i < n; i += 4) {
+    const o = <usize>i << 2;
+    const a = v128.load(p0 + o);
+    const b = v128.load(p1 + o);
+    const c = v128.load(p2 + o);
+    const d = v128.load(p3 + o);
+    const t0 = v128.shuffle<i32>(a, b, 0, 4, 1, 5);
+    const t1 = v128.shuffle<i32>(a, b, 2, 6, 3, 7);
+    const t2 = v128.shuffle<i32>(c, d, 0, 4, 1, 5);
+    const t3 = v128.shuffle<i32>(c, d, 2, 6, 3, 7);
+    const q = dst + (<usize>i << 4);
+    v128.store(q, v128.shuffle<i32>(t0, t2, 0, 1, 4, 5));
+    v128.store(q, v128.shuffle<i32>(t0, t2, 2, 3, 6, 7), 16);
+    v128.store(q, v128.shuffle<i32>(t1, t3, 0, 1, 4, 5), 32);
+    v128.store(q, v128.shuffle<i32>(t1, t3, 2, 3, 6, 7), 48);
   }
 }
 
-/** Scratch for the weighted paths (kernels allocate nothing). */
-export const WEIGHT32: usize = memory.data(128, 16);
-export const L32: usize = memory.data(32, 16);
-export const LAUX32: usize = memory.data(32, 16);
-export const MIN_OUT: usize = memory.data(4, 4);
+/** Flat block index of lane k of the group starting at b0: past the end, the last block again
+ * (a duplicate lane computes the same bytes and writes them to the same place). */
+@inline
+export function laneBlock(b0: i32, k: i32, total: i32): i32 {
+  return min(b0 + k, total - 1);
+}
+
+/**
+ * Load the group of four blocks b0..b0+3 (of `total` blocks of 32 in rows of ncols at src) into
+ * XT4 and their impl weights qw[j]*sqrtf(sigma2 + x[j]²) into WT4.
+ */
+export function gatherBlocksX4(src: usize, ncols: i32, imatrix: usize, b0: i32, total: i32): void {
+  const perRow = ncols >> 5;
+  for (let k = 0; k < 4; k++) {
+    const row = laneBlock(b0, k, total) / perRow;
+    if (row != sigmaRow) {
+      sigmaValue = rowSigma2(src + ((<usize>row * <usize>ncols) << 2), ncols);
+      sigmaRow = row;
+    }
+    store<f32>(SIGMA4 + (<usize>k << 2), sigmaValue);
+  }
+  const b1 = laneBlock(b0, 1, total), b2 = laneBlock(b0, 2, total), b3 = laneBlock(b0, 3, total);
+  transposeFrom4(src + (<usize>b0 << 7), src + (<usize>b1 << 7), src + (<usize>b2 << 7), src + (<usize>b3 << 7), 32, XT4);
+  transposeFrom4(
+    imatrix + (<usize>(b0 % perRow) << 7), imatrix + (<usize>(b1 % perRow) << 7),
+    imatrix + (<usize>(b2 % perRow) << 7), imatrix + (<usize>(b3 % perRow) << 7), 32, QWT4);
+  const s = v128.load(SIGMA4);
+  for (let i: usize = 0; i < 32 * 16; i += 16) {
+    const v = v128.load(XT4 + i);
+    v128.store(WT4 + i, f32x4.mul(v128.load(QWT4 + i), f32x4.sqrt(f32x4.add(s, f32x4.mul(v, v)))));
+  }
+}
+
+/** The transposed f32 levels LT4 (integers 0..255) as 32 bytes per block at LEVELS4. */
+export function levelsToBytesX4(): void {
+  // bytes come out element-major (e0 of lanes 0..3, e1 of lanes 0..3, …); regroup them lane-major
+  const byLane = v128(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+  for (let i: usize = 0; i < 32; i += 4) {
+    const p = LT4 + (i << 4);
+    const a = i32x4.trunc_sat_f32x4_u(v128.load(p));
+    const b = i32x4.trunc_sat_f32x4_u(v128.load(p, 16));
+    const c = i32x4.trunc_sat_f32x4_u(v128.load(p, 32));
+    const d = i32x4.trunc_sat_f32x4_u(v128.load(p, 48));
+    const bytes = i8x16.swizzle(packBytes(a, b, c, d), byLane);
+    v128.store32_lane(LEVELS4 + i, bytes, 0);
+    v128.store32_lane(LEVELS4 + i, bytes, 1, 32);
+    v128.store32_lane(LEVELS4 + i, bytes, 2, 64);
+    v128.store32_lane(LEVELS4 + i, bytes, 3, 96);
+  }
+}
+
+/** Lane k of a v128 stored at p, as f32. */
+@inline
+export function laneF32(p: usize, k: i32): f32 {
+  return load<f32>(p + (<usize>k << 2));
+}
 
 /** qs[j] = L[j] | L[j+16] << 4 from 32 byte quants at L (values < 16). */
 @inline

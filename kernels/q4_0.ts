@@ -1,9 +1,12 @@
 // Q4_0: blocks of 32 as {f16 d, u8 qs[16]}; element j in the low nibble of qs[j], j+16 in the high one.
 // Without imatrix: quantize_row_q4_0_ref (d = max/-8, q = min(15, (int8_t)(x/d + 8.5))).
 // With imatrix: quantize_row_q4_0_impl (make_qx_quants weighted by qw*sqrt(sigma2 + x²)).
-import { fp16ToFp32, fp32ToFp16 } from "./fp16";
-import { blockSignedAbsMax, isPlainScale, blockWeights, castToInt8x4, L32, packBytes, packNibbles, rowSigma2, WEIGHT32 } from "./legacy-common";
-import { makeQxQuants } from "./quant-common";
+import { fp16ToFp32, fp32ToFp16, fp32ToFp16x4 } from "./fp16";
+import {
+  beginWeightedRows, blockSignedAbsMax, GROUP_MAX, groupSignedAbsMax, storeHalves4, castToInt8x4, truncSmallX4, gatherBlocksX4, isPlainScale, laneF32, LEVELS4, levelsToBytesX4, LT4, packBytes,
+  packNibbles, SCALE4, WT4, XT4,
+} from "./legacy-common";
+import { makeQxQuantsX4 } from "./quant-common";
 
 const BLOCK_BYTES: usize = 18;
 
@@ -17,7 +20,7 @@ function quantizeElements(v: v128, id: v128): v128 {
 // truncation alone gives the cast.
 @inline
 function quantizeElementsPlain(v: v128, id: v128): v128 {
-  return i32x4.min_s(i32x4.trunc_sat_f32x4_s(f32x4.add(f32x4.mul(v, id), f32x4.splat(8.5))), i32x4.splat(15));
+  return i32x4.min_s(truncSmallX4(f32x4.add(f32x4.mul(v, id), f32x4.splat(8.5))), i32x4.splat(15));
 }
 
 @inline
@@ -32,11 +35,10 @@ function quantizeHalf(x: usize, idv: v128, plain: bool): v128 {
     quantizeElements(v128.load(x, 32), idv), quantizeElements(v128.load(x, 48), idv));
 }
 
-function quantizeBlock(x: usize, y: usize): void {
-  const max = blockSignedAbsMax(x);
-  const d: f32 = max / <f32>-8;
+/** The quants of one block with scale d (its f16 header written by the caller). */
+@inline
+function quantizeBlockBody(x: usize, y: usize, d: f32): void {
   const id: f32 = d != 0 ? <f32>1 / d : <f32>0;
-  store<u16>(y, fp32ToFp16(d));
   const idv = f32x4.splat(id);
   const plain = isPlainScale(d);
   const lo = quantizeHalf(x, idv, plain);
@@ -44,28 +46,52 @@ function quantizeBlock(x: usize, y: usize): void {
   v128.store(y + 2, v128.or(lo, i8x16.shl(hi, 4)));
 }
 
-// quantize_row_q4_0_impl for one row.
-function quantizeRowWeighted(x: usize, y: usize, ncols: i32, qw: usize): void {
-  const sigma2 = rowSigma2(x, ncols);
-  const nblocks = ncols >> 5;
-  for (let b = 0; b < nblocks; b++) {
-    const xb = x + (<usize>b << 7);
-    const yb = y + <usize>b * BLOCK_BYTES;
-    blockWeights(xb, qw + (<usize>b << 7), sigma2, WEIGHT32);
-    const d = makeQxQuants(32, 8, xb, L32, 1, WEIGHT32);
-    store<u16>(yb, fp32ToFp16(d));
-    packNibbles(L32, yb + 2);
+function quantizeBlock(x: usize, y: usize): void {
+  const max = blockSignedAbsMax(x);
+  const d: f32 = max / <f32>-8;
+  store<u16>(y, fp32ToFp16(d));
+  quantizeBlockBody(x, y, d);
+}
+
+// The four scales of a group, lane k = block k (kernels allocate nothing).
+const GROUP_D: usize = memory.data(16, 16);
+
+/** quantizeBlock for the four consecutive blocks at x: their scales are computed four lanes at a time. */
+function quantizeGroup(x: usize, y: usize): void {
+  groupSignedAbsMax(x);
+  const d = f32x4.div(v128.load(GROUP_MAX), f32x4.splat(-8));
+  v128.store(GROUP_D, d);
+  storeHalves4(y, BLOCK_BYTES, fp32ToFp16x4(d));
+  for (let k: usize = 0; k < 4; k++) quantizeBlockBody(x + (k << 7), y + k * BLOCK_BYTES, load<f32>(GROUP_D + (k << 2)));
+}
+
+// quantize_row_q4_0_impl for every row: make_qx_quants(32, 8, x, L, 1, weight) over four blocks at a time.
+function quantizeWeighted(src: usize, dst: usize, nrows: i32, ncols: i32, imatrix: usize): void {
+  const total = nrows * (ncols >> 5);
+  beginWeightedRows();
+  for (let b0 = 0; b0 < total; b0 += 4) {
+    gatherBlocksX4(src, ncols, imatrix, b0, total);
+    makeQxQuantsX4(32, 8, XT4, WT4, LT4, SCALE4);
+    levelsToBytesX4();
+    const lanes = min(4, total - b0);
+    for (let k = 0; k < lanes; k++) {
+      const yb = dst + <usize>(b0 + k) * BLOCK_BYTES;
+      const L = LEVELS4 + (<usize>k << 5);
+      store<u16>(yb, fp32ToFp16(laneF32(SCALE4, k)));
+      packNibbles(L, yb + 2);
+    }
   }
 }
 
 export function quantizeRowsQ4_0(src: usize, dst: usize, nrows: i32, ncols: i32, imatrix: usize): void {
   if (imatrix != 0) {
-    const rowBytes = <usize>(ncols >> 5) * BLOCK_BYTES;
-    for (let r = 0; r < nrows; r++) quantizeRowWeighted(src + ((<usize>r * <usize>ncols) << 2), dst + <usize>r * rowBytes, ncols, imatrix);
+    quantizeWeighted(src, dst, nrows, ncols, imatrix);
     return;
   }
   const nblocks = (<usize>nrows * <usize>ncols) >> 5;
-  for (let b: usize = 0; b < nblocks; b++) quantizeBlock(src + (b << 7), dst + b * BLOCK_BYTES);
+  let b: usize = 0;
+  for (; b + 4 <= nblocks; b += 4) quantizeGroup(src + (b << 7), dst + b * BLOCK_BYTES);
+  for (; b < nblocks; b++) quantizeBlock(src + (b << 7), dst + b * BLOCK_BYTES);
 }
 
 export function dequantizeQ4_0(src: usize, dst: usize, k: i32): void {

@@ -1,11 +1,12 @@
 // Q4_1: blocks of 32 as {f16 d, f16 m, u8 qs[16]}; x ≈ q*d + m. Without imatrix:
 // quantize_row_q4_1_ref (d = (max-min)/15, q = min(15, (int8_t)((x-min)/d + 0.5))). With imatrix:
 // quantize_row_q4_1_impl (make_qkx3_quants, nmax 15).
-import { fp16ToFp32, fp32ToFp16 } from "./fp16";
+import { fp16ToFp32, fp32ToFp16, fp32ToFp16x4 } from "./fp16";
 import {
-  blockMax, blockMin, isPlainScale, blockMinMax, blockWeights, castToInt8x4, L32, LAUX32, MIN_OUT, packBytes, packNibbles, rowSigma2, WEIGHT32,
+  beginWeightedRows, blockMax, blockMin, blockMinMax, GROUP_MAX, GROUP_MIN, groupMinMax, storeHalves4, castToInt8x4, truncSmallX4, gatherBlocksX4, isPlainScale, laneF32, LEVELS4, levelsToBytesX4, LT4,
+  MIN4, packBytes, packNibbles, SCALE4, WT4, XT4,
 } from "./legacy-common";
-import { makeQkx3Quants } from "./quant-common";
+import { makeQkxQuantsX4 } from "./quant-common";
 
 const BLOCK_BYTES: usize = 20;
 
@@ -18,7 +19,7 @@ function quantizeElements(v: v128, min: v128, id: v128): v128 {
 // When d is a normal float (x-min)/d is in [0, nmax] (within rounding): truncation alone gives the cast.
 @inline
 function quantizeElementsPlain(v: v128, min: v128, id: v128): v128 {
-  return i32x4.min_s(i32x4.trunc_sat_f32x4_s(f32x4.add(f32x4.mul(f32x4.sub(v, min), id), f32x4.splat(0.5))), i32x4.splat(15));
+  return i32x4.min_s(truncSmallX4(f32x4.add(f32x4.mul(f32x4.sub(v, min), id), f32x4.splat(0.5))), i32x4.splat(15));
 }
 
 @inline
@@ -33,13 +34,10 @@ function quantizeHalf(x: usize, mv: v128, idv: v128, plain: bool): v128 {
     quantizeElements(v128.load(x, 32), mv, idv), quantizeElements(v128.load(x, 48), mv, idv));
 }
 
-function quantizeBlock(x: usize, y: usize): void {
-  blockMinMax(x);
-  const min = blockMin;
-  const d: f32 = (blockMax - min) / <f32>15;
+/** The quants of one block with minimum `min` and scale d (its f16 header written by the caller). */
+@inline
+function quantizeBlockBody(x: usize, y: usize, min: f32, d: f32): void {
   const id: f32 = d != 0 ? <f32>1 / d : <f32>0;
-  store<u16>(y, fp32ToFp16(d));
-  store<u16>(y + 2, fp32ToFp16(min));
   const idv = f32x4.splat(id);
   const mv = f32x4.splat(min);
   const plain = isPlainScale(d);
@@ -48,29 +46,59 @@ function quantizeBlock(x: usize, y: usize): void {
   v128.store(y + 4, v128.or(lo, i8x16.shl(hi, 4)));
 }
 
-// quantize_row_q4_1_impl for one row.
-function quantizeRowWeighted(x: usize, y: usize, ncols: i32, qw: usize): void {
-  const sigma2 = rowSigma2(x, ncols);
-  const nblocks = ncols >> 5;
-  for (let b = 0; b < nblocks; b++) {
-    const xb = x + (<usize>b << 7);
-    const yb = y + <usize>b * BLOCK_BYTES;
-    blockWeights(xb, qw + (<usize>b << 7), sigma2, WEIGHT32);
-    const d = makeQkx3Quants(32, 15, xb, WEIGHT32, L32, MIN_OUT, LAUX32, -0.9, 0.05, 36, false);
-    store<u16>(yb, fp32ToFp16(d));
-    store<u16>(yb + 2, fp32ToFp16(-load<f32>(MIN_OUT)));
-    packNibbles(L32, yb + 4);
+function quantizeBlock(x: usize, y: usize): void {
+  blockMinMax(x);
+  const min = blockMin;
+  const d: f32 = (blockMax - min) / <f32>15;
+  store<u16>(y, fp32ToFp16(d));
+  store<u16>(y + 2, fp32ToFp16(min));
+  quantizeBlockBody(x, y, min, d);
+}
+
+// The four scales of a group, lane k = block k (kernels allocate nothing).
+const GROUP_D: usize = memory.data(16, 16);
+
+/** quantizeBlock for the four consecutive blocks at x: their scalars are computed four lanes at a time. */
+function quantizeGroup(x: usize, y: usize): void {
+  groupMinMax(x);
+  const mn = v128.load(GROUP_MIN);
+  const d = f32x4.div(f32x4.sub(v128.load(GROUP_MAX), mn), f32x4.splat(15));
+  v128.store(GROUP_D, d);
+  storeHalves4(y, BLOCK_BYTES, fp32ToFp16x4(d));
+  storeHalves4(y + 2, BLOCK_BYTES, fp32ToFp16x4(mn));
+  for (let k: usize = 0; k < 4; k++) {
+    quantizeBlockBody(x + (k << 7), y + k * BLOCK_BYTES, load<f32>(GROUP_MIN + (k << 2)), load<f32>(GROUP_D + (k << 2)));
+  }
+}
+
+// quantize_row_q4_1_impl for every row: make_qkx3_quants(32, 15, x, weight, L, &min, Laux, -0.9, 0.05, 36, false) over four blocks at a time.
+function quantizeWeighted(src: usize, dst: usize, nrows: i32, ncols: i32, imatrix: usize): void {
+  const total = nrows * (ncols >> 5);
+  beginWeightedRows();
+  for (let b0 = 0; b0 < total; b0 += 4) {
+    gatherBlocksX4(src, ncols, imatrix, b0, total);
+    makeQkxQuantsX4(32, 15, XT4, WT4, LT4, SCALE4, MIN4, -0.9, 0.05, 36, false);
+    levelsToBytesX4();
+    const lanes = min(4, total - b0);
+    for (let k = 0; k < lanes; k++) {
+      const yb = dst + <usize>(b0 + k) * BLOCK_BYTES;
+      const L = LEVELS4 + (<usize>k << 5);
+      store<u16>(yb, fp32ToFp16(laneF32(SCALE4, k)));
+      store<u16>(yb + 2, fp32ToFp16(-laneF32(MIN4, k)));
+      packNibbles(L, yb + 4);
+    }
   }
 }
 
 export function quantizeRowsQ4_1(src: usize, dst: usize, nrows: i32, ncols: i32, imatrix: usize): void {
   if (imatrix != 0) {
-    const rowBytes = <usize>(ncols >> 5) * BLOCK_BYTES;
-    for (let r = 0; r < nrows; r++) quantizeRowWeighted(src + ((<usize>r * <usize>ncols) << 2), dst + <usize>r * rowBytes, ncols, imatrix);
+    quantizeWeighted(src, dst, nrows, ncols, imatrix);
     return;
   }
   const nblocks = (<usize>nrows * <usize>ncols) >> 5;
-  for (let b: usize = 0; b < nblocks; b++) quantizeBlock(src + (b << 7), dst + b * BLOCK_BYTES);
+  let b: usize = 0;
+  for (; b + 4 <= nblocks; b += 4) quantizeGroup(src + (b << 7), dst + b * BLOCK_BYTES);
+  for (; b < nblocks; b++) quantizeBlock(src + (b << 7), dst + b * BLOCK_BYTES);
 }
 
 export function dequantizeQ4_1(src: usize, dst: usize, k: i32): void {

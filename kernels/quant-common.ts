@@ -6,10 +6,11 @@
 //   x, weights, qw : f32 arrays          L, Laux : i8/u8 arrays (one byte per element)
 // and allocate nothing (scratch is static).
 //
-// First half: scalar ports, one per ggml helper, in the reference's order (they are the readable
-// specification; the legacy imatrix kernels use makeQxQuants / makeQkx3Quants). Second half: the
-// 4-lane forms the K-quant kernels use, byte-identical to the scalar ones (checked against
-// llama.cpp by test/kernels-kquant-diff.test.ts).
+// First half: scalar ports of the helpers that run once per super-block (make_qp_quants, the
+// K4 scale packing). Second half: 4-lane forms of make_qkx2/qkx3_quants, make_qx_quants and
+// make_q3_quants, one independent group per lane, each lane doing the reference's operations in
+// its order (checked against llama.cpp by test/kernels-kquant-diff.test.ts and
+// test/kernels-legacy-diff.test.ts).
 
 /** ggml's GROUP_MAX_EPS: a group whose largest |x| is below this is treated as all zero. */
 export const GROUP_MAX_EPS: f32 = 1e-15;
@@ -41,9 +42,6 @@ export function nearestIntX4(v: v128): v128 {
 @inline function stf(p: usize, i: i32, v: f32): void {
   store<f32>(p + (<usize>i << 2), v);
 }
-@inline function ldi8(p: usize, i: i32): i32 {
-  return <i32>load<i8>(p + <usize>i);
-}
 @inline function ldu8(p: usize, i: i32): i32 {
   return <i32>load<u8>(p + <usize>i);
 }
@@ -63,298 +61,6 @@ function qxWeight(rmseType: i32, xi: f32): f32 {
   if (rmseType == 2) return 1;
   if (rmseType == 3) return Mathf.abs(xi);
   return Mathf.sqrt(Mathf.abs(xi));
-}
-
-/**
- * make_qx_quants: symmetric quantization of n values to [-nmax, nmax-1] (stored +nmax in the i8
- * array L). qw = 0 means "no weights" (the weight then depends on rmseType). Returns the scale.
- */
-export function makeQxQuants(n: i32, nmax: i32, x: usize, L: usize, rmseType: i32, qw: usize): f32 {
-  let max: f32 = 0;
-  let amax: f32 = 0;
-  for (let i = 0; i < n; ++i) {
-    const xi = ldf(x, i);
-    const ax = Mathf.abs(xi);
-    if (ax > amax) { amax = ax; max = xi; }
-  }
-  if (amax < GROUP_MAX_EPS) {
-    for (let i = 0; i < n; ++i) st8(L, i, 0);
-    return 0;
-  }
-  let iscale: f32 = <f32>(-nmax) / max;
-  if (rmseType == 0) {
-    for (let i = 0; i < n; ++i) {
-      const l = nearestInt(iscale * ldf(x, i));
-      st8(L, i, nmax + clampI(l, -nmax, nmax - 1));
-    }
-    return <f32>1 / iscale;
-  }
-  let returnEarly = false;
-  if (rmseType < 0) {
-    rmseType = -rmseType;
-    returnEarly = true;
-  }
-  let sumlx: f32 = 0;
-  let suml2: f32 = 0;
-  for (let i = 0; i < n; ++i) {
-    const xi = ldf(x, i);
-    const l = clampI(nearestInt(iscale * xi), -nmax, nmax - 1);
-    st8(L, i, l + nmax);
-    const w: f32 = qw ? ldf(qw, i) : qxWeight(rmseType, xi);
-    const fl = <f32>l;
-    sumlx += w * xi * fl;
-    suml2 += w * fl * fl;
-  }
-  let scale: f32 = suml2 != 0 ? sumlx / suml2 : 0;
-  if (returnEarly) return suml2 > 0 ? <f32>0.5 * (scale + <f32>1 / iscale) : <f32>1 / iscale;
-  let best: f32 = scale * sumlx;
-  for (let is = -9; is <= 9; ++is) {
-    if (is == 0) continue;
-    iscale = -(<f32>nmax + <f32>0.1 * <f32>is) / max;
-    sumlx = 0;
-    suml2 = 0;
-    for (let i = 0; i < n; ++i) {
-      const xi = ldf(x, i);
-      const l = clampI(nearestInt(iscale * xi), -nmax, nmax - 1);
-      const w: f32 = qw ? ldf(qw, i) : qxWeight(rmseType, xi);
-      const fl = <f32>l;
-      sumlx += w * xi * fl;
-      suml2 += w * fl * fl;
-    }
-    if (suml2 > 0 && sumlx * sumlx > best * suml2) {
-      for (let i = 0; i < n; ++i) {
-        const l = nearestInt(iscale * ldf(x, i));
-        st8(L, i, nmax + clampI(l, -nmax, nmax - 1));
-      }
-      scale = sumlx / suml2;
-      best = scale * sumlx;
-    }
-  }
-  return scale;
-}
-
-/** make_q3_quants: Q3_K's unweighted symmetric search (L is i8, stored +nmax). */
-export function makeQ3Quants(n: i32, nmax: i32, x: usize, L: usize, doRmse: bool): f32 {
-  let max: f32 = 0;
-  let amax: f32 = 0;
-  for (let i = 0; i < n; ++i) {
-    const xi = ldf(x, i);
-    const ax = Mathf.abs(xi);
-    if (ax > amax) { amax = ax; max = xi; }
-  }
-  if (amax < GROUP_MAX_EPS) {
-    for (let i = 0; i < n; ++i) st8(L, i, 0);
-    return 0;
-  }
-  const iscale: f32 = <f32>(-nmax) / max;
-  if (doRmse) {
-    let sumlx: f32 = 0;
-    let suml2: f32 = 0;
-    for (let i = 0; i < n; ++i) {
-      const xi = ldf(x, i);
-      const l = clampI(nearestInt(iscale * xi), -nmax, nmax - 1);
-      st8(L, i, l);
-      const w = xi * xi;
-      const fl = <f32>l;
-      sumlx += w * xi * fl;
-      suml2 += w * fl * fl;
-    }
-    for (let itry = 0; itry < 5; ++itry) {
-      let nChanged = 0;
-      for (let i = 0; i < n; ++i) {
-        const xi = ldf(x, i);
-        const w = xi * xi;
-        const li = <f32>ldi8(L, i);
-        let slx = sumlx - w * xi * li;
-        if (slx > 0) {
-          let sl2 = suml2 - w * li * li;
-          const newL = clampI(nearestInt(xi * sl2 / slx), -nmax, nmax - 1);
-          if (newL != ldi8(L, i)) {
-            const fn = <f32>newL;
-            slx += w * xi * fn;
-            sl2 += w * fn * fn;
-            if (sl2 > 0 && slx * slx * suml2 > sumlx * sumlx * sl2) {
-              st8(L, i, newL);
-              sumlx = slx;
-              suml2 = sl2;
-              ++nChanged;
-            }
-          }
-        }
-      }
-      if (!nChanged) break;
-    }
-    for (let i = 0; i < n; ++i) st8(L, i, ldi8(L, i) + nmax);
-    return suml2 > 0 ? sumlx / suml2 : 0;
-  }
-  for (let i = 0; i < n; ++i) {
-    const l = clampI(nearestInt(iscale * ldf(x, i)), -nmax, nmax - 1);
-    st8(L, i, l + nmax);
-  }
-  return <f32>1 / iscale;
-}
-
-/**
- * make_qkx2_quants: asymmetric (scale + min) search over [0, nmax] with explicit weights.
- * Writes -min to theMin (an f32 pointer); returns the scale. Laux: n bytes of scratch.
- */
-export function makeQkx2Quants(
-  n: i32, nmax: i32, x: usize, weights: usize, L: usize, theMin: usize, Laux: usize,
-  rmin: f32, rdelta: f32, nstep: i32, useMad: bool,
-): f32 {
-  let min = ldf(x, 0);
-  let max = ldf(x, 0);
-  let sumW = ldf(weights, 0);
-  let sumX = sumW * ldf(x, 0);
-  for (let i = 1; i < n; ++i) {
-    const xi = ldf(x, i);
-    if (xi < min) min = xi;
-    if (xi > max) max = xi;
-    const w = ldf(weights, i);
-    sumW += w;
-    sumX += w * xi;
-  }
-  if (min > 0) min = 0;
-  if (max == min) {
-    for (let i = 0; i < n; ++i) st8(L, i, 0);
-    store<f32>(theMin, -min);
-    return 0;
-  }
-  let iscale: f32 = <f32>nmax / (max - min);
-  let scale: f32 = <f32>1 / iscale;
-  let bestError: f32 = 0;
-  for (let i = 0; i < n; ++i) {
-    const xi = ldf(x, i);
-    const l = clampI(nearestInt(iscale * (xi - min)), 0, nmax);
-    st8(L, i, l);
-    let diff = scale * <f32>l + min - xi;
-    diff = useMad ? Mathf.abs(diff) : diff * diff;
-    bestError += ldf(weights, i) * diff;
-  }
-  if (nstep < 1) {
-    store<f32>(theMin, -min);
-    return scale;
-  }
-  for (let is = 0; is <= nstep; ++is) {
-    iscale = (rmin + rdelta * <f32>is + <f32>nmax) / (max - min);
-    let sumL: f32 = 0, sumL2: f32 = 0, sumXL: f32 = 0;
-    for (let i = 0; i < n; ++i) {
-      const xi = ldf(x, i);
-      const l = clampI(nearestInt(iscale * (xi - min)), 0, nmax);
-      st8(Laux, i, l);
-      const w = ldf(weights, i);
-      const fl = <f32>l;
-      sumL += w * fl;
-      sumL2 += w * fl * fl;
-      sumXL += w * fl * xi;
-    }
-    const D = sumW * sumL2 - sumL * sumL;
-    if (D > 0) {
-      let thisScale = (sumW * sumXL - sumX * sumL) / D;
-      let thisMin = (sumL2 * sumX - sumL * sumXL) / D;
-      if (thisMin > 0) {
-        thisMin = 0;
-        thisScale = sumXL / sumL2;
-      }
-      let curError: f32 = 0;
-      for (let i = 0; i < n; ++i) {
-        let diff = thisScale * <f32>ldu8(Laux, i) + thisMin - ldf(x, i);
-        diff = useMad ? Mathf.abs(diff) : diff * diff;
-        curError += ldf(weights, i) * diff;
-      }
-      if (curError < bestError) {
-        for (let i = 0; i < n; ++i) st8(L, i, ldu8(Laux, i));
-        bestError = curError;
-        scale = thisScale;
-        min = thisMin;
-      }
-    }
-  }
-  store<f32>(theMin, -min);
-  return scale;
-}
-
-/**
- * make_qkx3_quants: like makeQkx2Quants but weights = 0 means w = x*x, the degenerate test is
- * max <= min, and the error is only mad/squared as in the reference.
- */
-export function makeQkx3Quants(
-  n: i32, nmax: i32, x: usize, weights: usize, L: usize, theMin: usize, Laux: usize,
-  rmin: f32, rdelta: f32, nstep: i32, useMad: bool,
-): f32 {
-  let min = ldf(x, 0);
-  let max = ldf(x, 0);
-  let sumW: f32 = weights ? ldf(weights, 0) : ldf(x, 0) * ldf(x, 0);
-  let sumX = sumW * ldf(x, 0);
-  for (let i = 1; i < n; ++i) {
-    const xi = ldf(x, i);
-    if (xi < min) min = xi;
-    if (xi > max) max = xi;
-    const w: f32 = weights ? ldf(weights, i) : xi * xi;
-    sumW += w;
-    sumX += w * xi;
-  }
-  if (min > 0) min = 0;
-  if (max <= min) {
-    for (let i = 0; i < n; ++i) st8(L, i, 0);
-    store<f32>(theMin, -min);
-    return 0;
-  }
-  let iscale: f32 = <f32>nmax / (max - min);
-  let scale: f32 = <f32>1 / iscale;
-  let bestMad: f32 = 0;
-  for (let i = 0; i < n; ++i) {
-    const xi = ldf(x, i);
-    const l = clampI(nearestInt(iscale * (xi - min)), 0, nmax);
-    st8(L, i, l);
-    let diff = scale * <f32>l + min - xi;
-    diff = useMad ? Mathf.abs(diff) : diff * diff;
-    const w: f32 = weights ? ldf(weights, i) : xi * xi;
-    bestMad += w * diff;
-  }
-  if (nstep < 1) {
-    store<f32>(theMin, -min);
-    return scale;
-  }
-  for (let is = 0; is <= nstep; ++is) {
-    iscale = (rmin + rdelta * <f32>is + <f32>nmax) / (max - min);
-    let sumL: f32 = 0, sumL2: f32 = 0, sumXL: f32 = 0;
-    for (let i = 0; i < n; ++i) {
-      const xi = ldf(x, i);
-      const l = clampI(nearestInt(iscale * (xi - min)), 0, nmax);
-      st8(Laux, i, l);
-      const w: f32 = weights ? ldf(weights, i) : xi * xi;
-      const fl = <f32>l;
-      sumL += w * fl;
-      sumL2 += w * fl * fl;
-      sumXL += w * fl * xi;
-    }
-    const D = sumW * sumL2 - sumL * sumL;
-    if (D > 0) {
-      let thisScale = (sumW * sumXL - sumX * sumL) / D;
-      let thisMin = (sumL2 * sumX - sumL * sumXL) / D;
-      if (thisMin > 0) {
-        thisMin = 0;
-        thisScale = sumXL / sumL2;
-      }
-      let mad: f32 = 0;
-      for (let i = 0; i < n; ++i) {
-        const xi = ldf(x, i);
-        let diff = thisScale * <f32>ldu8(Laux, i) + thisMin - xi;
-        diff = useMad ? Mathf.abs(diff) : diff * diff;
-        const w: f32 = weights ? ldf(weights, i) : xi * xi;
-        mad += w * diff;
-      }
-      if (mad < bestMad) {
-        for (let i = 0; i < n; ++i) st8(L, i, ldu8(Laux, i));
-        bestMad = mad;
-        scale = thisScale;
-        min = thisMin;
-      }
-    }
-  }
-  store<f32>(theMin, -min);
-  return scale;
 }
 
 /**
@@ -467,7 +173,7 @@ export function packScaleMinK4(j: i32, q: usize, ls: i32, lm: i32): void {
 
 // ---------------------------------------------------------------------------------------------
 // 4-lane forms: four independent sub-blocks at once, one per f32x4 lane. Every lane performs
-// exactly the scalar function's operations in the scalar order (sums stay sequential per lane);
+// exactly the reference function's operations in its order (sums stay sequential per lane);
 // branches become per-lane masks. Data is "transposed": element i of the four sub-blocks is the
 // v128 at xT + 16*i.
 
@@ -528,7 +234,7 @@ function levelX4(v: v128, lo: v128, hi: v128): v128 {
 }
 
 /**
- * makeQkx2Quants (and makeQkx3Quants with explicit weights, identical then) for four sub-blocks:
+ * make_qkx2_quants (and make_qkx3_quants with explicit weights, identical then) for four groups:
  * xT, wT: n transposed values / weights. Writes the chosen levels (as f32) to LT, the four scales
  * to outScale and the four -min to outMin (one v128 each).
  */
@@ -609,7 +315,7 @@ export function makeQkxQuantsX4(
 }
 
 /**
- * makeQxQuants with rmseType 1 for four sub-blocks: weights wT (transposed), or x*x when wT = 0.
+ * make_qx_quants with rmse_type 1 for four groups: weights wT (transposed), or x*x when wT = 0.
  * Writes the levels l + nmax (as f32) to LT and the four scales to outScale.
  */
 export function makeQxQuantsX4(n: i32, nmax: i32, xT: usize, wT: usize, LT: usize, outScale: usize): void {
@@ -712,7 +418,7 @@ export function requantizeSymX16(x: usize, n: i32, d: f32, lo: i32, hi: i32, bia
 }
 
 /**
- * makeQ3Quants(n, nmax, x, L, true) for four sub-blocks: the per-element refinement passes run in
+ * make_q3_quants(n, nmax, x, L, true) for four sub-blocks: the per-element refinement passes run in
  * every lane at once, each lane updating only while its own reference loop would still run.
  * Writes the levels l + nmax (as f32) to LT and the four scales to outScale.
  */
@@ -798,8 +504,8 @@ const IS_ISCALE = memory.data(20 * 4, 16);
 const IS_VALUES: StaticArray<i32> = [-9, -8, -7, -6, -5, -4, -3, -2, -1, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9];
 
 /**
- * Same result as makeQxQuants(n, nmax, x, L, rmseType, qw) for rmseType >= 1 (the full search),
- * faster for a single group: the 18 trial scales' sums do not depend on each other, so they are
+ * make_qx_quants(n, nmax, x, L, rmse_type, qw) for rmse_type >= 1 (the full search) on one group
+ * (Q3_K's super-block scales): the 18 trial scales' sums do not depend on each other, so they are
  * computed four trial scales at a time (one per lane, each sum sequential over i as in the
  * reference); the reference's in-order "is this trial better" chain then runs on the finished sums.
  */

@@ -1,7 +1,8 @@
 // JS side of the WebAssembly kernels (kernels/*.ts → build/kernels.wasm).
 // One instance per thread (the main thread or a pool worker). The caller's rows are copied into
 // linear memory after the kernels' static data, quantized there and copied out: a batch of rows
-// per call, so the JS↔WASM crossing is negligible next to the arithmetic.
+// per call, so the JS↔WASM crossing is negligible next to the arithmetic. quantizeInto writes into
+// the caller's array (no allocation); convertRows takes F16/BF16/Q8_0 source bytes straight in.
 import fs from "node:fs";
 import { fileURLToPath } from "node:url";
 import { GGMLType, mustTypeInfo, rowSize, typeName } from "../gguf/ggml-types.js";
@@ -45,13 +46,80 @@ function kernelAbort(): never {
 /** Make linear memory at least `bytes` long past the heap base; returns the heap base. */
 function reserve(k: KernelExports, bytes: number): number {
   const base = (k.heapBase() + 63) & ~63;
-  const need = base + bytes;
-  const have = k.memory.buffer.byteLength;
-  if (need > have) k.memory.grow(Math.ceil((need - have) / 65536));
+  growTo(k, base + bytes);
   return base;
 }
 
+/** Make linear memory at least `end` bytes long (growing detaches views made before). */
+function growTo(k: KernelExports, end: number): void {
+  const have = k.memory.buffer.byteLength;
+  if (end > have) k.memory.grow(Math.ceil((end - have) / 65536));
+}
+
 const align = (n: number) => (n + 63) & ~63;
+
+function checkShape(type: GGMLType, nrows: number, ncols: number, imatrix: Float32Array | null | undefined): void {
+  const info = mustTypeInfo(type);
+  if (ncols % info.blockSize !== 0) throw new Error(`${typeName(type)}: row length ${ncols} is not a multiple of ${info.blockSize}`);
+  if (imatrix && imatrix.length !== ncols) throw new Error(`quantizeRows: importance vector has ${imatrix.length} values for ${ncols} columns`);
+}
+
+// Rows go through linear memory a slice at a time, each slice small enough that copying it in,
+// quantizing it and copying the result out all happen in the core's L2 cache. Rows are
+// independent in every format, so slicing does not change a byte.
+const SLICE_FLOATS = 32768;
+
+/**
+ * Quantize nrows×ncols rows to `type` into `out`, slice by slice: place(ptr, first, n) must write
+ * the f32 values of rows [first, first+n) at ptr (it may use the `scratch` bytes at scratchPtr).
+ * Throws NonFiniteRowError (with the row index in the whole batch) for a NaN/Inf row.
+ */
+function quantizeSlices(
+  type: GGMLType, nrows: number, ncols: number, imatrix: Float32Array | null | undefined, out: Uint8Array,
+  scratchBytesPerRow: number, place: (k: KernelExports, ptr: number, scratchPtr: number, first: number, n: number) => void,
+): void {
+  const k = kernels();
+  const sliceRows = Math.max(1, Math.min(nrows, Math.floor(SLICE_FLOATS / ncols)));
+  const rowBytes = rowSize(type, ncols);
+  const imPtr = imatrix ? reserve(k, 0) : 0;
+  const scratchPtr = reserve(k, 0) + align(imatrix ? ncols * 4 : 0);
+  const srcPtr = scratchPtr + align(sliceRows * scratchBytesPerRow);
+  const dstPtr = srcPtr + align(sliceRows * ncols * 4);
+  // growing detaches the memory buffer: views are made only after it
+  growTo(k, dstPtr + sliceRows * rowBytes);
+  if (imatrix) new Float32Array(k.memory.buffer, imPtr, ncols).set(imatrix);
+  for (let first = 0; first < nrows; first += sliceRows) {
+    const n = Math.min(sliceRows, nrows - first);
+    place(k, srcPtr, scratchPtr, first, n);
+    const rc = k.quantize(type, srcPtr, dstPtr, n, ncols, imPtr);
+    if (rc < 0) throw new Error(`no kernel for type ${typeName(type)}`);
+    if (rc > 0) throw new NonFiniteRowError(first + rc - 1);
+    out.set(new Uint8Array(k.memory.buffer, dstPtr, n * rowBytes), first * rowBytes);
+  }
+}
+
+/**
+ * Quantize `nrows` rows of `ncols` floats to `type` into `out` (at least rowSize*nrows bytes),
+ * exactly as llama.cpp's ggml_quantize_chunk; allocates nothing on the JS side. Returns the part
+ * of `out` written. `imatrix` (one weight per column) is the importance vector; null for none.
+ */
+export function quantizeInto(
+  type: GGMLType,
+  src: Float32Array,
+  nrows: number,
+  ncols: number,
+  imatrix: Float32Array | null | undefined,
+  out: Uint8Array,
+): Uint8Array {
+  checkShape(type, nrows, ncols, imatrix);
+  if (src.length < nrows * ncols) throw new Error(`quantizeRows: ${src.length} floats for ${nrows}×${ncols}`);
+  const dstBytes = rowSize(type, ncols) * nrows;
+  if (out.length < dstBytes) throw new Error(`quantizeInto: ${out.length} bytes for ${dstBytes}`);
+  quantizeSlices(type, nrows, ncols, imatrix, out, 0, (k, ptr, _scratch, first, n) => {
+    new Float32Array(k.memory.buffer, ptr, n * ncols).set(src.subarray(first * ncols, (first + n) * ncols));
+  });
+  return out.subarray(0, dstBytes);
+}
 
 /**
  * Quantize `nrows` rows of `ncols` floats to `type`, exactly as llama.cpp's ggml_quantize_chunk.
@@ -66,27 +134,77 @@ export function quantizeRows(
   imatrix?: Float32Array | null,
   out?: Uint8Array,
 ): Uint8Array {
-  const info = mustTypeInfo(type);
-  if (ncols % info.blockSize !== 0) throw new Error(`${typeName(type)}: row length ${ncols} is not a multiple of ${info.blockSize}`);
-  if (src.length < nrows * ncols) throw new Error(`quantizeRows: ${src.length} floats for ${nrows}×${ncols}`);
-  if (imatrix && imatrix.length !== ncols) throw new Error(`quantizeRows: importance vector has ${imatrix.length} values for ${ncols} columns`);
+  checkShape(type, nrows, ncols, imatrix);
+  const result = out ?? new Uint8Array(rowSize(type, ncols) * nrows);
+  quantizeInto(type, src, nrows, ncols, imatrix, result);
+  return result;
+}
+
+/**
+ * Rows of `srcType` (F32, F16, BF16, Q8_0 … anything with a dequantize kernel) straight to
+ * `dstType`: the source bytes are copied into linear memory as they are, widened to f32 there and
+ * quantized, so no f32 copy of the chunk exists on the JS side. Returns a new array (its own
+ * ArrayBuffer, transferable). Same bytes as dequantizeRows followed by quantizeRows.
+ */
+export function convertRows(
+  srcType: GGMLType,
+  src: Uint8Array,
+  dstType: GGMLType,
+  nrows: number,
+  ncols: number,
+  imatrix?: Float32Array | null,
+): Uint8Array {
+  checkShape(dstType, nrows, ncols, imatrix);
+  const srcInfo = mustTypeInfo(srcType);
+  if (ncols % srcInfo.blockSize !== 0) throw new Error(`${typeName(srcType)}: row length ${ncols} is not a multiple of ${srcInfo.blockSize}`);
+  const srcRowBytes = rowSize(srcType, ncols);
+  if (src.length < srcRowBytes * nrows) throw new Error(`convertRows: ${src.length} bytes for ${nrows}×${ncols} ${typeName(srcType)}`);
+  const out = new Uint8Array(rowSize(dstType, ncols) * nrows);
+  if (srcType === GGMLType.F32) {
+    quantizeSlices(dstType, nrows, ncols, imatrix, out, 0, (k, ptr, _scratch, first, n) => {
+      new Uint8Array(k.memory.buffer, ptr, n * srcRowBytes).set(src.subarray(first * srcRowBytes, (first + n) * srcRowBytes));
+    });
+    return out;
+  }
+  quantizeSlices(dstType, nrows, ncols, imatrix, out, srcRowBytes, (k, ptr, scratch, first, n) => {
+    new Uint8Array(k.memory.buffer, scratch, n * srcRowBytes).set(src.subarray(first * srcRowBytes, (first + n) * srcRowBytes));
+    if (k.dequantize(srcType, scratch, ptr, n * ncols) < 0) throw new Error(`no dequantize kernel for type ${typeName(srcType)}`);
+  });
+  return out;
+}
+
+// Zero-copy use: the caller writes rows straight into linear memory (e.g. fs.readSync into the
+// view) and reads the result from it (e.g. fs.writeSync from the view). Only worth it where the
+// copies are a large part of the work (F16/BF16/Q8_0 targets).
+
+/**
+ * A view of linear memory for `nrows` rows of `ncols` f32 to be quantized by quantizeStaged.
+ * Valid until the next call into the kernels (other than quantizeStaged on these rows).
+ */
+export function stagingRows(nrows: number, ncols: number): Float32Array {
   const k = kernels();
-  const srcBytes = nrows * ncols * 4;
+  const base = reserve(k, nrows * ncols * 4);
+  return new Float32Array(k.memory.buffer, base, nrows * ncols);
+}
+
+/**
+ * Quantize the rows written into stagingRows(nrows, ncols) to `type`; returns a view of the result
+ * in linear memory, valid until the next call into the kernels. Same bytes as quantizeRows.
+ */
+export function quantizeStaged(type: GGMLType, nrows: number, ncols: number, imatrix?: Float32Array | null): Uint8Array {
+  checkShape(type, nrows, ncols, imatrix);
+  const k = kernels();
+  const srcPtr = reserve(k, 0);
+  const dstPtr = srcPtr + align(nrows * ncols * 4);
   const dstBytes = rowSize(type, ncols) * nrows;
-  const imBytes = imatrix ? ncols * 4 : 0;
-  const base = reserve(k, align(srcBytes) + align(imBytes) + align(dstBytes));
-  const srcPtr = base;
-  const imPtr = imatrix ? base + align(srcBytes) : 0;
-  const dstPtr = base + align(srcBytes) + align(imBytes);
-  const mem = k.memory.buffer;
-  new Float32Array(mem, srcPtr, nrows * ncols).set(src.subarray(0, nrows * ncols));
-  if (imatrix) new Float32Array(mem, imPtr, ncols).set(imatrix);
+  const imPtr = imatrix ? dstPtr + align(dstBytes) : 0;
+  // growing keeps the staged rows (it only detaches views made before)
+  growTo(k, dstPtr + align(dstBytes) + (imatrix ? ncols * 4 : 0));
+  if (imatrix) new Float32Array(k.memory.buffer, imPtr, ncols).set(imatrix);
   const rc = k.quantize(type, srcPtr, dstPtr, nrows, ncols, imPtr);
   if (rc < 0) throw new Error(`no kernel for type ${typeName(type)}`);
   if (rc > 0) throw new NonFiniteRowError(rc - 1);
-  const result = out ?? new Uint8Array(dstBytes);
-  result.set(new Uint8Array(k.memory.buffer, dstPtr, dstBytes));
-  return result;
+  return new Uint8Array(k.memory.buffer, dstPtr, dstBytes);
 }
 
 /** Dequantize `nrows` rows of `ncols` elements of `type` back to f32 (llama.cpp's to_float). */
