@@ -1,0 +1,89 @@
+// `hquant bench` without the CLI: evaluate the base model once (cached), then every file against
+// it, and assemble the report (rows sorted by size, Pareto marked) and its outputs.
+import fs from "node:fs";
+import path from "node:path";
+import os from "node:os";
+import { renderChart } from "./chart.js";
+import { evaluateAgainstBase, evaluateBase, type EvalOptions } from "./evaluate.js";
+import { readFileInfo } from "./file-info.js";
+import { markdownTable, markPareto, reportJson, type BenchReport, type BenchRow, type QualityMetric } from "./report.js";
+
+export interface BenchTarget {
+  file: string;
+  label?: string;
+  preset?: string;
+  producer?: string;
+  /** overrides what the file's metadata says */
+  imatrix?: boolean;
+}
+
+export interface BenchOptions extends EvalOptions {
+  base: string;
+  text: string;
+  textName: string;
+  targets: BenchTarget[];
+  metric?: QualityMetric;
+  /** called before each file's evaluation */
+  onFile?: (file: string, index: number, total: number) => void;
+}
+
+export function defaultCacheDir(): string {
+  const xdg = process.env.XDG_CACHE_HOME || path.join(os.homedir(), ".cache");
+  return path.join(xdg, "hquant", "bench");
+}
+
+export async function runBench(opts: BenchOptions): Promise<BenchReport> {
+  opts.onFile?.(opts.base, 0, opts.targets.length + 1);
+  const base = await evaluateBase(opts.base, opts.text, opts.textName, opts);
+  const baseInfo = await readFileInfo(opts.base);
+  const rows: BenchRow[] = [];
+  for (const [k, t] of opts.targets.entries()) {
+    opts.onFile?.(t.file, k + 1, opts.targets.length + 1);
+    const info = await readFileInfo(t.file);
+    const r = await evaluateAgainstBase(base, t.file, opts);
+    rows.push({
+      label: t.label ?? path.basename(t.file, ".gguf"),
+      file: t.file,
+      bytes: info.bytes,
+      bpw: info.bpw,
+      ppl: r.ppl,
+      pplErr: r.pplErr,
+      kld: r.kld,
+      kld99: r.kld99,
+      kldMax: r.kldMax,
+      topTokenPct: r.topTokenPct,
+      ftype: info.ftype,
+      preset: t.preset ?? info.preset,
+      imatrix: t.imatrix ?? info.imatrix,
+      producer: t.producer,
+    });
+  }
+  return {
+    base: { file: opts.base, bytes: baseInfo.bytes, bpw: baseInfo.bpw, ppl: base.ppl, pplErr: base.pplErr },
+    text: opts.textName,
+    ctx: base.plan.ctx,
+    chunks: base.plan.nChunk,
+    positions: base.positions,
+    rows: markPareto(rows, opts.metric ?? "kld"),
+  };
+}
+
+/** Writes atomically: a temporary file renamed into place. */
+export function writeFileAtomic(file: string, data: string): void {
+  fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+  const tmp = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(tmp, data);
+  fs.renameSync(tmp, file);
+}
+
+/** Writes bench.md, bench.svg and bench.json into `dir`; returns their paths. */
+export function writeReportFiles(dir: string, report: BenchReport, metric: QualityMetric = "kld", title?: string): string[] {
+  const md = `# hquant bench\n\nbase ${path.basename(report.base?.file ?? "")}, text ${report.text}, ctx ${report.ctx}, ${report.chunks} chunks (${report.positions} scored tokens)\n\n${markdownTable(report.rows, report.base, metric)}`;
+  const files: [string, string][] = [
+    [path.join(dir, "bench.md"), md],
+    [path.join(dir, "bench.svg"), renderChart(report.rows, { metric, title })],
+    [path.join(dir, "bench.json"), reportJson(report)],
+  ];
+  for (const [f, data] of files) writeFileAtomic(f, data);
+  return files.map(([f]) => f);
+}

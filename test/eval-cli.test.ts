@@ -1,0 +1,80 @@
+// `hquant bench` argument errors: one line naming the option or file, exit code 1, before any
+// model is loaded.
+import { Command, CommanderError } from "commander";
+import { describe, expect, it } from "vitest";
+import { registerBench } from "../src/cli/commands/bench.js";
+import { UserError } from "../src/errors.js";
+
+async function run(args: string[]): Promise<string> {
+  const program = new Command("hquant").exitOverride().configureOutput({ writeErr: () => {}, writeOut: () => {} });
+  registerBench(program);
+  try {
+    await program.parseAsync(["node", "hquant", "bench", ...args]);
+  } catch (err) {
+    if (err instanceof UserError) return err.message;
+    if (err instanceof CommanderError) return `commander: ${err.code}`;
+    throw err;
+  }
+  return "ok";
+}
+
+const BASE = "models/tinyllama-16l-f16.gguf";
+const TEXT = "test/fixtures/eval-test.txt";
+
+describe("hquant bench arguments", () => {
+  it("rejects bad input with a one-line message", async () => {
+    expect(await run([BASE])).toBe("commander: commander.missingMandatoryOptionValue");
+    expect(await run([BASE, "--text", TEXT])).toBe("nothing to evaluate: give --files, --presets or --schedule");
+    expect(await run([BASE, "--text", TEXT, "--ctx", "0", "--files", BASE])).toBe('--ctx must be a positive integer (got "0")');
+    expect(await run([BASE, "--text", TEXT, "--chunks", "2.5", "--files", BASE])).toBe('--chunks must be a positive integer (got "2.5")');
+    expect(await run([BASE, "--text", TEXT, "--metric", "bleu", "--files", BASE])).toBe('--metric must be kld or ppl (got "bleu")');
+    expect(await run(["nope.gguf", "--text", TEXT, "--files", BASE])).toBe("nope.gguf: no such file");
+    expect(await run([BASE, "--text", TEXT, "--files", "missing.gguf"])).toBe("missing.gguf: no such file");
+    expect(await run([BASE, "--text", "missing.txt", "--files", BASE])).toBe("missing.txt: cannot read the text (ENOENT)");
+    expect(await run([BASE, "--text", TEXT, "--presets", "Q4_K_H"])).toBe("--presets and --schedule need --out DIR for the files they build");
+  });
+});
+
+describe("hquant bench on ready files", () => {
+  it("evaluates, prints the table and writes bench.md / bench.svg / bench.json and --json", async () => {
+    const fs = await import("node:fs");
+    const os = await import("node:os");
+    const path = await import("node:path");
+    const { llamaQuantize } = await import("./oracle/llama.js");
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "hquant-bench-cli-"));
+    try {
+      const q8 = path.join(dir, "q8.gguf");
+      const q2 = path.join(dir, "q2.gguf");
+      llamaQuantize(BASE, q8, { ftype: "Q8_0", threads: 2 });
+      llamaQuantize(BASE, q2, { ftype: "Q2_K", threads: 2 });
+      const out = path.join(dir, "out");
+      const json = path.join(dir, "rows.json");
+      const chunks: string[] = [];
+      const write = process.stdout.write;
+      process.stdout.write = ((s: string) => (chunks.push(s), true)) as typeof process.stdout.write;
+      let result: string;
+      try {
+        result = await run([BASE, "--text", TEXT, "--ctx", "256", "--chunks", "1", "--threads", "2", "--files", q2, q8, "--out", out, "--json", json, "--cache-dir", path.join(dir, "cache"), "--no-progress"]);
+      } finally {
+        process.stdout.write = write;
+      }
+      expect(result).toBe("ok");
+      const report = JSON.parse(fs.readFileSync(json, "utf8"));
+      expect(report).toMatchObject({ ctx: 256, chunks: 1, positions: 127, text: "eval-test.txt" });
+      expect(report.rows.map((r: { ftype: string; bytes: number }) => [r.ftype, r.bytes])).toEqual([
+        ["Q2_K", fs.statSync(q2).size],
+        ["Q8_0", fs.statSync(q8).size],
+      ]);
+      const [r2, r8] = report.rows;
+      expect(r8.kld).toBeLessThan(r2.kld);
+      expect(r2.pareto && r8.pareto).toBe(true);
+      expect(r8.bpw).toBeCloseTo(8.51, 2); // llama-quantize's quant size line for Q8_0 (anchors.json)
+      expect(r2.bpw).toBeCloseTo(3.18, 2);
+      expect(chunks.join("")).toContain("| ★ | q2 | Q2_K | no |");
+      expect(fs.readFileSync(path.join(out, "bench.svg"), "utf8").match(/<circle class="point"/g)).toHaveLength(2);
+      expect(fs.readdirSync(out).sort()).toEqual(["bench.json", "bench.md", "bench.svg"]);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
