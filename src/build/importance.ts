@@ -1,0 +1,34 @@
+// Which importance vector each tensor gets, exactly as llama_model_quantize_impl picks it: the entry
+// of the same name; its length must be ne0 × n_expert (except token_embd, which llama.cpp then
+// quantizes without one); a missing entry is only an error for types that need an imatrix
+// (tensor_requires_imatrix). Expert tensors get one slice per expert.
+import { UserError } from "../errors.js";
+import { typeName } from "../gguf/ggml-types.js";
+import type { Imatrix } from "../imatrix/index.js";
+import type { PlannedTensor } from "../plan/planner.js";
+
+const TOKEN_EMBD_NAMES = new Set(["token_embd.weight", "per_layer_token_embd.weight"]);
+
+/** One vector per expert (each in its own small buffer, cheap to send to a worker), or null. */
+export function importanceFor(t: PlannedTensor, imatrix: Imatrix | undefined): Float32Array[] | null {
+  const needed = t.requiresImatrix;
+  if (!imatrix) {
+    if (needed) throw new UserError(`${t.name}: type ${typeName(t.dstType)} needs an importance matrix (--imatrix)`);
+    return null;
+  }
+  const v = imatrix.vectors.get(t.name);
+  if (!v) {
+    if (needed) throw new UserError(`${imatrix.file}: no entry for tensor ${t.name}, which type ${typeName(t.dstType)} needs`);
+    return null;
+  }
+  const ncols = t.shape[0]!;
+  const nExperts = t.shape[2] ?? 1;
+  if (v.length !== ncols * nExperts) {
+    if (TOKEN_EMBD_NAMES.has(t.name) && !needed) return null;
+    const expect = nExperts > 1 ? `${ncols * nExperts} (${ncols} × ${nExperts} experts)` : String(ncols);
+    throw new UserError(`${imatrix.file}: entry ${t.name} has ${v.length} values, the tensor needs ${expect}`);
+  }
+  const slices: Float32Array[] = [];
+  for (let e = 0; e < nExperts; e++) slices.push(v.slice(e * ncols, (e + 1) * ncols));
+  return slices;
+}

@@ -1,0 +1,17 @@
+// What the main thread sends a pool worker and what comes back (shared by both sides).
+import type { GGMLType } from "../gguf/ggml-types.js";
+
+export interface QuantizeTask {
+  /** type of the source bytes: F32, F16, BF16 (or a quantized type when re-quantizing) */
+  srcType: GGMLType;
+  dstType: GGMLType;
+  nrows: number;
+  ncols: number;
+  /** the source rows as stored in the file; transferred, not copied */
+  data: ArrayBuffer;
+  /** one importance weight per column, or null */
+  imatrix: Float32Array | null;
+}
+
+/** the quantized rows (transferred back), or the first row (within the chunk) holding NaN/Inf */
+export type QuantizeTaskResult = ArrayBuffer | { nonFiniteRow: number };
