@@ -5,6 +5,7 @@ import { UserError } from "../errors.js";
 import { registerInspect } from "./commands/inspect.js";
 import { registerPlan } from "./commands/plan.js";
 import { registerBuild } from "./commands/build.js";
+import { registerBench } from "./commands/bench.js";
 
 export function makeProgram(): Command {
   const program = new Command("hquant")
@@ -14,6 +15,7 @@ export function makeProgram(): Command {
   registerInspect(program);
   registerPlan(program);
   registerBuild(program);
+  registerBench(program);
   return program;
 }
 
