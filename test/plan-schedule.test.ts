@@ -279,7 +279,7 @@ describe("schedule errors name the field and what is allowed", () => {
       "s.json: layers: mixes depth entries with layer indices; use one or the other",
     );
     expect(err({})).toBe("s.json: ftype: required when the schedule has no layers");
-    expect(err({ ftype: "Q4_K_M", surgery: [{ delete: 3 }] })).toBe("s.json: surgery: layer surgery is not supported yet");
+    expect(err({ ftype: "Q4_K_M", surgery: [{ delete: 3 }] })).toBe("s.json: surgery[0].op: required");
     expect(() => parseSchedule("{", "s.json")).toThrow(/^s\.json: not valid JSON/);
   });
 

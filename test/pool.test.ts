@@ -38,12 +38,55 @@ describe("quantize pool", () => {
           const result = await pool.run({ srcType: GGMLType.F16, dstType: type, nrows, ncols, data, imatrix: im });
           expect(data.byteLength, "source buffer was transferred").toBe(0);
           expect(result).toBeInstanceOf(ArrayBuffer);
-          const bytes = new Uint8Array(result as ArrayBuffer);
-          expect(bytes.length).toBe(rowSize(type, ncols) * nrows);
+          // the rows are quantized over the source: the same buffer comes back, result first
+          expect((result as ArrayBuffer).byteLength, "source buffer handed back for reuse").toBe(f16.length);
+          const bytes = new Uint8Array(result as ArrayBuffer, 0, rowSize(type, ncols) * nrows);
           expect(Buffer.from(bytes).equals(Buffer.from(expected))).toBe(true);
         }),
       ),
     );
+  });
+
+  it("returns a new buffer when a destination row is longer than a source row (F16 → F32)", async () => {
+    const nrows = 8;
+    const ncols = 256;
+    const f16 = seededF16Rows(nrows, ncols, 5);
+    const result = await pool.run({ srcType: GGMLType.F16, dstType: GGMLType.F32, nrows, ncols, data: f16.slice().buffer, imatrix: null });
+    const expected = oracleDequantize(GGMLType.F16, f16, nrows, ncols);
+    expect((result as ArrayBuffer).byteLength).toBe(nrows * ncols * 4);
+    expect(Buffer.from(result as ArrayBuffer).equals(Buffer.from(expected.buffer, expected.byteOffset, expected.byteLength))).toBe(true);
+  });
+
+  it("reads only the chunk's rows from a larger (pooled) buffer", async () => {
+    const nrows = 16;
+    const ncols = 512;
+    const f16 = seededF16Rows(nrows, ncols, 9);
+    const big = new Uint8Array(1 << 20).fill(0x7c); // trailing bytes are f16 +Inf: must never be read
+    big.set(f16);
+    const expected = oracleQuantize(GGMLType.Q4_K, oracleDequantize(GGMLType.F16, f16, nrows, ncols), nrows, ncols);
+    const result = await pool.run({ srcType: GGMLType.F16, dstType: GGMLType.Q4_K, nrows, ncols, data: big.buffer, imatrix: null });
+    expect((result as ArrayBuffer).byteLength).toBe(1 << 20);
+    expect(Buffer.from(result as ArrayBuffer, 0, expected.length).equals(Buffer.from(expected))).toBe(true);
+  });
+
+  it("with one thread, the main thread quantizes alone: same bytes, the buffer moved", async () => {
+    const single = new QuantizePool(1);
+    try {
+      const nrows = 32;
+      const ncols = 256;
+      const f16 = seededF16Rows(nrows, ncols, 23);
+      const expected = oracleQuantize(GGMLType.Q5_K, oracleDequantize(GGMLType.F16, f16, nrows, ncols), nrows, ncols);
+      const data = f16.slice().buffer;
+      const result = await single.run({ srcType: GGMLType.F16, dstType: GGMLType.Q5_K, nrows, ncols, data, imatrix: null });
+      expect(data.byteLength, "source buffer was moved").toBe(0);
+      expect((result as ArrayBuffer).byteLength).toBe(f16.length);
+      expect(Buffer.from(result as ArrayBuffer, 0, expected.length).equals(Buffer.from(expected))).toBe(true);
+      const nan = new Float32Array(2 * 256).fill(1);
+      nan[256 + 3] = Number.POSITIVE_INFINITY;
+      expect(await single.run({ srcType: GGMLType.F32, dstType: GGMLType.Q8_0, nrows: 2, ncols: 256, data: nan.buffer, imatrix: null })).toEqual({ nonFiniteRow: 1 });
+    } finally {
+      await single.destroy();
+    }
   });
 
   it("reports the first row holding NaN", async () => {

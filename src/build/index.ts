@@ -12,10 +12,11 @@ import { createGGUFOutput, type GGUFOutput } from "../gguf/split.js";
 import { loadImatrix, type Imatrix } from "../imatrix/index.js";
 import { OUTPUT_ALIGNMENT, planModel, type Plan, type PlannedTensor, type ResolvedSchedule } from "../plan/planner.js";
 import { isQuantizedType } from "../plan/tensors.js";
-import { defaultThreads, QuantizePool } from "../pool/index.js";
-import { copySlabs, quantizeChunks } from "./chunks.js";
+import { BufferPool, defaultThreads, QuantizePool } from "../pool/index.js";
+import { copySlabs, quantizeChunks, TensorDataReader } from "./chunks.js";
 import { importanceFor } from "./importance.js";
 import { outputMetadata, outputTensors } from "../plan/metadata.js";
+import { remapImatrix, type Recipe } from "../surgery/index.js";
 
 export interface BuildProgress {
   /** index (in output order) and name of the tensor being written */
@@ -79,10 +80,16 @@ const IN_FLIGHT_PER_THREAD = 3;
 /** What one tensor needs, checked before the output file is created. */
 interface TensorJob {
   planned: PlannedTensor;
+  /** the input tensor (a computed tensor's first input) */
   source: TensorInfo;
   quantize: boolean;
   importance: Float32Array[] | null;
+  /** layer surgery: a computed tensor's inputs and how to combine them (always quantized) */
+  computed?: { inputs: TensorInfo[]; recipe: Recipe<number> };
 }
+
+/** Input bytes a job reads. */
+const jobInputBytes = (j: TensorJob) => (j.computed ? j.computed.inputs.reduce((a, t) => a + t.bytes, 0) : j.source.bytes);
 
 function checkSourceType(job: TensorJob, input: string, allowRequantize: boolean, warn: (m: string) => void, warned: Set<GGMLType>): void {
   const src = job.source.type;
@@ -133,31 +140,90 @@ interface Piece {
   start(): Promise<Uint8Array>;
 }
 
-function* pieces(jobs: readonly TensorJob[], reader: TensorReader, pool: QuantizePool, input: string, signal?: AbortSignal): Generator<Piece> {
+/** A computed tensor (layer surgery): each chunk reads the same rows of every input, in one buffer. */
+function* computedPieces(i: number, job: TensorJob, reader: TensorReader, pool: QuantizePool, input: string, signal?: AbortSignal): Generator<Piece> {
+  const { planned, importance } = job;
+  const { inputs, recipe } = job.computed!;
+  const ncols = planned.shape[0]!;
+  const rowBytes = inputs.map((t) => rowSize(t.type, ncols));
+  for (const chunk of quantizeChunks(planned.shape)) {
+    const lengths = rowBytes.map((r) => chunk.nrows * r);
+    const total = lengths.reduce((a, b) => a + b, 0);
+    yield {
+      tensorIndex: i,
+      inputBytes: total,
+      start: async () => {
+        const parts = await Promise.all(inputs.map((t, k) => reader.read(t, chunk.row * rowBytes[k]!, lengths[k]!)));
+        const data = new Uint8Array(total);
+        const layout = parts.map((part, k) => {
+          const byteOffset = lengths.slice(0, k).reduce((a, b) => a + b, 0);
+          data.set(part, byteOffset);
+          return { type: inputs[k]!.type, byteOffset, byteLength: lengths[k]! };
+        });
+        const result = await pool.run(
+          {
+            srcType: planned.srcType,
+            dstType: planned.dstType,
+            nrows: chunk.nrows,
+            ncols,
+            data: data.buffer,
+            imatrix: importance ? importance[chunk.expert]! : null,
+            surgery: { recipe, inputs: layout },
+          },
+          signal,
+        );
+        if (!(result instanceof ArrayBuffer)) {
+          throw new UserError(`${input}: tensor ${planned.name}: row ${chunk.row + result.nonFiniteRow} is NaN or Inf after layer surgery`);
+        }
+        return new Uint8Array(result);
+      },
+    };
+  }
+}
+
+/** Where plain chunks are read into: reused buffers (see BufferPool), filled by positioned reads. */
+interface ChunkIO {
+  data: TensorDataReader;
+  buffers: BufferPool;
+}
+
+/** A pooled buffer holding `length` bytes of `tensor` from `offset`. */
+async function readPooled(io: ChunkIO, tensor: TensorInfo, offset: number, length: number): Promise<ArrayBuffer> {
+  const buffer = io.buffers.take(length);
+  await io.data.readInto(tensor, offset, new Uint8Array(buffer, 0, length));
+  return buffer;
+}
+
+function* pieces(jobs: readonly TensorJob[], reader: TensorReader, pool: QuantizePool, io: ChunkIO, input: string, signal?: AbortSignal): Generator<Piece> {
   for (let i = 0; i < jobs.length; i++) {
     const { planned, source, quantize, importance } = jobs[i]!;
+    if (jobs[i]!.computed) {
+      yield* computedPieces(i, jobs[i]!, reader, pool, input, signal);
+      continue;
+    }
     if (!quantize) {
       for (const slab of copySlabs(source.type, source.shape, source.bytes)) {
-        yield { tensorIndex: i, inputBytes: slab.length, start: () => reader.read(source, slab.offset, slab.length) };
+        const start = async () => new Uint8Array(await readPooled(io, source, slab.offset, slab.length), 0, slab.length);
+        yield { tensorIndex: i, inputBytes: slab.length, start };
       }
       continue;
     }
     const ncols = source.shape[0]!;
     const srcRow = rowSize(source.type, ncols);
+    const dstRow = rowSize(planned.dstType, ncols);
     for (const chunk of quantizeChunks(source.shape)) {
       yield {
         tensorIndex: i,
         inputBytes: chunk.nrows * srcRow,
         start: async () => {
-          const raw = await reader.read(source, chunk.row * srcRow, chunk.nrows * srcRow);
-          const data = raw.byteOffset === 0 && raw.byteLength === raw.buffer.byteLength ? raw.buffer : raw.slice().buffer;
+          const data = await readPooled(io, source, chunk.row * srcRow, chunk.nrows * srcRow);
           const result = await pool.run(
             {
               srcType: source.type,
               dstType: planned.dstType,
               nrows: chunk.nrows,
               ncols,
-              data: data as ArrayBuffer,
+              data,
               imatrix: importance ? importance[chunk.expert]! : null,
             },
             signal,
@@ -165,7 +231,8 @@ function* pieces(jobs: readonly TensorJob[], reader: TensorReader, pool: Quantiz
           if (!(result instanceof ArrayBuffer)) {
             throw new UserError(`${input}: tensor ${planned.name}: row ${chunk.row + result.nonFiniteRow} contains NaN or Inf`);
           }
-          return new Uint8Array(result);
+          // the quantized rows, at the start of the (usually same, pooled) buffer
+          return new Uint8Array(result, 0, chunk.nrows * dstRow);
         },
       };
     }
@@ -184,13 +251,22 @@ export async function prepareBuild(opts: BuildOptions): Promise<{ model: GGUFMod
   const byName = new Map(model.tensors.map((t) => [t.name, t]));
   const warned = new Set<GGMLType>();
   const warn = opts.onWarning ?? (() => undefined);
+  // layer surgery: output tensors are made from input tensors of other names; the imatrix is
+  // looked up by output name, so its entries are renamed (averaged for computed layers) first
+  const surgery = plan.surgery && new Map(plan.surgery.tensors.map((t) => [t.name, t]));
+  for (const w of plan.surgery?.warnings ?? []) warn(w);
+  const importance = imatrix && plan.surgery ? { ...imatrix, vectors: remapImatrix(imatrix.vectors, plan.surgery.recipes, imatrix.file) } : imatrix;
   const jobs = plan.tensors.map((planned): TensorJob => {
-    const source = byName.get(planned.name)!;
-    const quantize = planned.srcType !== planned.dstType;
+    const made = surgery?.get(planned.name);
+    const source = byName.get(made ? made.inputs[0]! : planned.name)!;
+    const quantize = made?.computed === true || planned.srcType !== planned.dstType;
     const job: TensorJob = { planned, source, quantize, importance: null };
+    if (made?.computed) job.computed = { inputs: made.inputs.map((n) => byName.get(n)!), recipe: made.recipe };
     if (quantize) {
-      job.importance = importanceFor(planned, imatrix);
-      checkSourceType(job, opts.input, opts.allowRequantize ?? false, warn, warned);
+      job.importance = importanceFor(planned, importance);
+      for (const src of job.computed?.inputs ?? [source]) {
+        checkSourceType({ ...job, source: src }, opts.input, opts.allowRequantize ?? false, warn, warned);
+      }
     }
     return job;
   });
@@ -202,7 +278,17 @@ export async function buildModel(opts: BuildOptions): Promise<BuildResult> {
   const t0 = performance.now();
   checkOutputFolder(opts.output);
   if (sameFile(opts.input, opts.output)) throw new UserError(`${opts.output}: input and output are the same file`);
-  const { model, plan, imatrix, jobs } = await prepareBuild(opts);
+  const threads = opts.pool?.threads ?? Math.max(1, Math.floor(opts.threads ?? defaultThreads()));
+  // the workers start (and load the kernels) while the header is read and the plan is made
+  const ownPool = opts.pool ? undefined : new QuantizePool(threads);
+  let prepared: Awaited<ReturnType<typeof prepareBuild>>;
+  try {
+    prepared = await prepareBuild(opts);
+  } catch (err) {
+    await ownPool?.destroy();
+    throw err;
+  }
+  const { model, plan, imatrix, jobs } = prepared;
   opts.onPlan?.(plan);
 
   const kv = outputMetadata(model.kv, plan, {
@@ -210,18 +296,17 @@ export async function buildModel(opts: BuildOptions): Promise<BuildResult> {
     hquant: opts.hquant ?? false,
   });
   const specs = outputTensors(plan);
-  const threads = opts.pool?.threads ?? Math.max(1, Math.floor(opts.threads ?? defaultThreads()));
-  const bytesTotal = jobs.reduce((a, j) => a + j.source.bytes, 0);
+  const bytesTotal = jobs.reduce((a, j) => a + jobInputBytes(j), 0);
 
   const reader = new TensorReader(model);
+  const maxInFlight = threads * IN_FLIGHT_PER_THREAD;
+  // every chunk in flight, the one being written, and one spare
+  const io: ChunkIO = { data: new TensorDataReader(model, reader), buffers: new BufferPool(maxInFlight + 2) };
   let writer: GGUFOutput | undefined;
-  let ownPool: QuantizePool | undefined;
   const inFlight: { piece: Piece; result: Promise<Uint8Array> }[] = [];
   try {
     writer = await createGGUFOutput(opts.output, kv, specs, { alignment: OUTPUT_ALIGNMENT, splitMaxSize: opts.splitMaxSize });
-    if (!opts.pool && jobs.some((j) => j.quantize)) ownPool = new QuantizePool(threads);
-    const work = pieces(jobs, reader, (opts.pool ?? ownPool)!, opts.input, opts.signal);
-    const maxInFlight = threads * IN_FLIGHT_PER_THREAD;
+    const work = pieces(jobs, reader, (opts.pool ?? ownPool)!, io, opts.input, opts.signal);
     let bytesDone = 0;
     const fill = () => {
       while (inFlight.length < maxInFlight) {
@@ -239,6 +324,7 @@ export async function buildModel(opts: BuildOptions): Promise<BuildResult> {
       const bytes = await result;
       fill();
       await writer.write(bytes);
+      io.buffers.give(bytes.buffer); // the writer has its own copy
       bytesDone += piece.inputBytes;
       opts.onProgress?.({
         tensorIndex: piece.tensorIndex,
@@ -256,6 +342,7 @@ export async function buildModel(opts: BuildOptions): Promise<BuildResult> {
     throw err;
   } finally {
     await ownPool?.destroy();
+    await io.data.close();
     await reader.close();
   }
 

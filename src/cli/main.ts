@@ -6,6 +6,7 @@ import { registerInspect } from "./commands/inspect.js";
 import { registerPlan } from "./commands/plan.js";
 import { registerBuild } from "./commands/build.js";
 import { registerBench } from "./commands/bench.js";
+import { registerScan } from "./commands/scan.js";
 
 export function makeProgram(): Command {
   const program = new Command("hquant")
@@ -16,6 +17,7 @@ export function makeProgram(): Command {
   registerPlan(program);
   registerBuild(program);
   registerBench(program);
+  registerScan(program);
   return program;
 }
 

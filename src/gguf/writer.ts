@@ -226,7 +226,7 @@ export interface WriterOptions {
   version?: number;
 }
 
-const FLUSH_BYTES = 4 * 1024 * 1024;
+const FLUSH_BYTES = 1024 * 1024;
 
 /**
  * Streams one GGUF file: the header at creation, then tensor data in order via write(); finish()
@@ -240,7 +240,8 @@ export class GGUFFileWriter {
   private tensorIndex = 0;
   private tensorWritten = 0;
   private position = 0;
-  private pending: Uint8Array[] = [];
+  /** bytes not written yet, copied into one staging buffer reused for the whole file (no garbage per write) */
+  private readonly staging = Buffer.allocUnsafe(FLUSH_BYTES);
   private pendingBytes = 0;
   private state: "open" | "completed" | "done" = "open";
 
@@ -258,7 +259,6 @@ export class GGUFFileWriter {
     this.offsets = offsets;
     this.dataSize = dataSize;
     this.tensorSizes = tensors.map((t) => tensorBytes(t.type, t.shape));
-    this.enqueue(header);
   }
 
   get fileSize(): number {
@@ -277,20 +277,25 @@ export class GGUFFileWriter {
     }
     trackTempFile(tempPath);
     const w = new GGUFFileWriter(target, tempPath, handle, header, offsets, dataSize, tensors, alignment);
+    await w.append(header);
     if (tensors.length === 0) await w.flush();
     return w;
   }
 
-  private enqueue(bytes: Uint8Array): void {
-    if (bytes.length === 0) return;
-    this.pending.push(bytes);
-    this.pendingBytes += bytes.length;
+  /** Copies `bytes` into the staging buffer, writing it out each time it is full. */
+  private async append(bytes: Uint8Array): Promise<void> {
+    for (let done = 0; done < bytes.length; ) {
+      if (this.pendingBytes === this.staging.length) await this.flush();
+      const n = Math.min(bytes.length - done, this.staging.length - this.pendingBytes);
+      this.staging.set(bytes.subarray(done, done + n), this.pendingBytes);
+      this.pendingBytes += n;
+      done += n;
+    }
   }
 
   private async flush(): Promise<void> {
     if (this.pendingBytes === 0) return;
-    const chunk = this.pending.length === 1 ? this.pending[0] : Buffer.concat(this.pending);
-    this.pending = [];
+    const chunk = this.staging.subarray(0, this.pendingBytes);
     this.pendingBytes = 0;
     try {
       let done = 0;
@@ -313,15 +318,15 @@ export class GGUFFileWriter {
     if (this.tensorWritten + chunk.length > size) {
       throw new Error(`GGUF writer ${this.target}: tensor ${this.tensorIndex} gets ${this.tensorWritten + chunk.length} bytes, expected ${size}`);
     }
-    // copy: the caller may reuse its buffer once we return
-    this.enqueue(Uint8Array.prototype.slice.call(chunk));
+    // copied: the caller may reuse its buffer once we return
+    await this.append(chunk);
     this.tensorWritten += chunk.length;
     if (this.tensorWritten === size) {
-      this.enqueue(new Uint8Array(alignUp(size, this.alignment) - size));
+      await this.append(new Uint8Array(alignUp(size, this.alignment) - size));
       this.tensorIndex++;
       this.tensorWritten = 0;
     }
-    if (this.pendingBytes >= FLUSH_BYTES || this.tensorIndex === this.tensorSizes.length) await this.flush();
+    if (this.tensorIndex === this.tensorSizes.length) await this.flush();
   }
 
   /** One whole tensor's data. */

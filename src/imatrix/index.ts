@@ -128,3 +128,29 @@ async function readF32(reader: TensorReader, t: TensorInfo): Promise<Float32Arra
   new Uint8Array(out.buffer).set(bytes);
   return out;
 }
+
+/**
+ * What a build records under quantize.imatrix.* (file, datasets, entries, chunks), without
+ * reading the importance values of a GGUF imatrix: `hquant plan` sizes the output header with it.
+ * Counts entries as loadImatrix does (one per tensor name); a malformed file fails in loadImatrix.
+ */
+export async function readImatrixInfo(file: string): Promise<{ file: string; datasets: string[]; entries: number; chunks: number }> {
+  const source = await openFileSource(file);
+  try {
+    const head = source.size >= 4 ? await source.read(0, 4) : new Uint8Array(0);
+    const isGGUF = head.length === 4 && new DataView(head.buffer, head.byteOffset, 4).getUint32(0, true) === GGUF_MAGIC;
+    if (!isGGUF) {
+      const raw = parseLegacyImatrix(file, await source.read(0, source.size));
+      return { file, datasets: raw.datasets, entries: new Set(raw.entries.map((e) => e.name)).size, chunks: raw.chunkCount };
+    }
+    const header = await readHeader(source, file);
+    const names = new Set<string>();
+    for (const t of header.tensors) {
+      const suffix = [SUMS_SUFFIX, COUNTS_SUFFIX].find((s) => t.name.endsWith(s));
+      if (suffix && t.name.length > suffix.length) names.add(t.name.slice(0, -suffix.length));
+    }
+    return { file, datasets: datasetsKey(file, header.kv), entries: names.size, chunks: u32Key(file, header.kv, "imatrix.chunk_count") };
+  } finally {
+    await source.close();
+  }
+}

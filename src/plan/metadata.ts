@@ -73,11 +73,13 @@ export function hquantKeys(plan: Plan, version: string): GGUFKV[] {
   }
   if (s.leaveOutputTensor) kv.push({ key: "hquant.schedule.leave_output_tensor", type: GGUFValueType.BOOL, value: true });
   if (s.pure) kv.push({ key: "hquant.schedule.pure", type: GGUFValueType.BOOL, value: true });
+  if (plan.surgery) kv.push(str("hquant.surgery", JSON.stringify(plan.surgery.ops)));
   return kv;
 }
 
+/** With layer surgery the metadata starts from the surgered keys (block_count, per-layer arrays). */
 export function outputMetadata(inputKv: readonly GGUFKV[], plan: Plan, options: OutputMetadataOptions = {}): GGUFKV[] {
-  const kv = inputKv.map((e) => ({ ...e }));
+  const kv = (plan.surgery?.kv ?? inputKv).map((e) => ({ ...e }));
   setKV(kv, u32("general.quantization_version", QUANTIZATION_VERSION));
   setKV(kv, u32("general.file_type", plan.fileType.id));
   for (const key of SPLIT_KEYS) {

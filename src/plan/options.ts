@@ -8,6 +8,7 @@ import type { Command } from "commander";
 import { UserError } from "../errors.js";
 import {
   checkRegex,
+  hasTypes,
   parseFileType,
   parseSchedule,
   parseTargetType,
@@ -79,27 +80,41 @@ export function loadScheduleFile(file: string): ScheduleFile {
   return s;
 }
 
+/** The file a --preset or --ftype option names, with its source and display name. */
+function typeSourceFile(opts: ScheduleCliOptions): { file: ScheduleFile; source: string; name: string } {
+  if (opts.preset !== undefined) {
+    const file = loadPreset(opts.preset);
+    return { file, source: `preset ${file.name}`, name: file.name ?? opts.preset };
+  }
+  const ftype = parseFileType(opts.ftype!, "--ftype");
+  return { file: { ftype }, source: "--ftype", name: ftype };
+}
+
 /** The schedule the options describe, before it is fitted to a model; plus its display name. */
 export function scheduleFileFromOptions(opts: ScheduleCliOptions): { file: ScheduleFile; source: string; name: string } {
-  const given = [opts.preset !== undefined, opts.schedule !== undefined, opts.ftype !== undefined].filter(Boolean).length;
+  const typeOptions = [opts.preset !== undefined, opts.ftype !== undefined].filter(Boolean).length;
+  const given = typeOptions + (opts.schedule !== undefined ? 1 : 0);
   if (given === 0) throw new UserError("one of --preset, --schedule or --ftype is required");
-  if (given > 1) throw new UserError("--preset, --schedule and --ftype exclude each other; give one");
+  if (typeOptions > 1) throw new UserError("--preset, --schedule and --ftype exclude each other; give one");
   let file: ScheduleFile;
   let source: string;
   let name: string;
-  if (opts.preset !== undefined) {
-    file = loadPreset(opts.preset);
-    source = `preset ${file.name}`;
-    name = file.name ?? opts.preset;
-  } else if (opts.schedule !== undefined) {
+  if (opts.schedule !== undefined) {
     file = loadScheduleFile(opts.schedule);
     source = opts.schedule;
     name = file.name ?? path.basename(opts.schedule);
+    if (typeOptions > 0) {
+      // a schedule without types (only `surgery`, say) takes them from --ftype / --preset
+      if (hasTypes(file)) throw new UserError("--preset, --schedule and --ftype exclude each other; give one");
+      const types = typeSourceFile(opts);
+      const { name: _name, description: _description, $schema: _schema, ...rest } = file;
+      file = { ...types.file, ...rest };
+      name = `${types.name}+${name}`;
+    } else if (!hasTypes(file)) {
+      throw new UserError(`${opts.schedule}: ftype: required when the schedule has no layers (or give --ftype / --preset)`);
+    }
   } else {
-    const ftype = parseFileType(opts.ftype!, "--ftype");
-    file = { ftype };
-    source = "--ftype";
-    name = ftype;
+    ({ file, source, name } = typeSourceFile(opts));
   }
   // command-line options win over the schedule's
   file = { ...file };

@@ -8,6 +8,7 @@ import type { GGMLType } from "../gguf/ggml-types.js";
 import { mustTypeInfo, tensorBytes, typeName } from "../gguf/ggml-types.js";
 import type { GGUFKV } from "../gguf/model.js";
 import { UserError } from "../errors.js";
+import { surgeryMetadata, surgeryTensors, type LayerRecipe, type SurgeryOp, type SurgeryTensor } from "../surgery/index.js";
 import { mustFileType, type FileType, type FileTypeName } from "./ftypes.js";
 import { mixtureHParams, type MixtureHParams } from "./hparams.js";
 import { mixtureRule, type RuleContext } from "./mixture-rules.js";
@@ -48,6 +49,23 @@ export interface ResolvedSchedule {
   pure: boolean;
   /** importance matrix file (its presence changes a few rules) */
   imatrix?: string;
+  /** layer surgery ops (non-empty), and the final layers' recipes over the input's layers */
+  surgery?: SurgeryOp[];
+  recipes?: LayerRecipe[];
+}
+
+/** The input header after layer surgery: what was planned, and how the build makes each tensor. */
+export interface PlanSurgery {
+  ops: SurgeryOp[];
+  recipes: LayerRecipe[];
+  /** block_count of the input */
+  inputLayers: number;
+  /** the output's tensors with their input names and recipes (by output name in the build) */
+  tensors: SurgeryTensor[];
+  /** the input metadata with block_count and per-layer arrays rebuilt */
+  kv: GGUFKV[];
+  /** position-dependent keys left unchanged */
+  warnings: string[];
 }
 
 export interface PlannerInputTensor {
@@ -96,6 +114,8 @@ export interface Plan {
   elements: number;
   /** tensors whose chosen type did not fit the row length (llama-quantize's fallback warnings) */
   fallbacks: { name: string; from: GGMLType; to: GGMLType }[];
+  /** present when the schedule has layer surgery: the plan is of the surgered model */
+  surgery?: PlanSurgery;
 }
 
 interface Counters {
@@ -135,7 +155,24 @@ function countVisit(c: Counters, category: TensorCategory): void {
   else if (category === "ffn_up") c.iFfnUp++;
 }
 
-export function planModel(model: PlannerModel, schedule: ResolvedSchedule, source = "model"): Plan {
+/** Applies the schedule's surgery to the header: the planner then sees the final layer stack. */
+function surgeredHeader(model: PlannerModel, schedule: ResolvedSchedule, source: string): PlanSurgery | undefined {
+  if (!schedule.surgery || !schedule.recipes) return undefined;
+  const inputLayers = mixtureHParams(model.kv, source).nLayer;
+  const meta = surgeryMetadata(model.kv, schedule.recipes, source);
+  return {
+    ops: schedule.surgery,
+    recipes: schedule.recipes,
+    inputLayers,
+    tensors: surgeryTensors(model.tensors, schedule.recipes, source),
+    kv: meta.kv,
+    warnings: meta.warnings,
+  };
+}
+
+export function planModel(input: PlannerModel, schedule: ResolvedSchedule, source = "model"): Plan {
+  const surgery = surgeredHeader(input, schedule, source);
+  const model: PlannerModel = surgery ? { kv: surgery.kv, tensors: surgery.tensors } : input;
   const hp = mixtureHParams(model.kv, source);
   if (schedule.layerFtypes.length !== hp.nLayer) {
     throw new Error(`schedule resolved for ${schedule.layerFtypes.length} layers, model has ${hp.nLayer}`);
@@ -252,6 +289,7 @@ export function planModel(model: PlannerModel, schedule: ResolvedSchedule, sourc
     dataBytes: offset,
     elements,
     fallbacks,
+    ...(surgery && { surgery }),
   };
 }
 

@@ -7,6 +7,7 @@ import { GGMLType, typeByName, typeName } from "../gguf/ggml-types.js";
 import { UserError } from "../errors.js";
 import { FILE_TYPE_NAMES, TARGET_TYPES, fileTypeByName, type FileTypeName } from "./ftypes.js";
 import type { ResolvedSchedule, TensorOverride } from "./planner.js";
+import { applySurgery, validateSurgery, type SurgeryOp } from "../surgery/index.js";
 
 /** `[index, "FTYPE"]`, as in the LAYER_TYPES lists hybrid-quant publishers post. */
 export type LayerTuple = [number, string];
@@ -39,8 +40,8 @@ export interface ScheduleFile {
   tensor_types?: (TensorTypeEntry | string)[];
   pure?: boolean;
   imatrix?: string;
-  /** reserved for layer surgery (not implemented yet) */
-  surgery?: unknown[];
+  /** layer surgery, applied in order to the input's layers (see schemas/surgery.schema.json) */
+  surgery?: SurgeryOp[];
 }
 
 /** Canonical ggml names of the types a user may name, for error messages. */
@@ -122,10 +123,9 @@ export function validateSchedule(data: unknown, source: string): ScheduleFile {
   const errors = validate(data);
   if (errors.length > 0) throw new UserError(`${source}: ${describeSchemaError(errors[0]!, data)}`);
   const s = data as ScheduleFile;
-  if (s.surgery !== undefined && s.surgery.length > 0) {
-    throw new UserError(`${source}: surgery: layer surgery is not supported yet`);
-  }
-  if (s.ftype === undefined && (s.layers === undefined || s.layers.length === 0)) {
+  if (s.surgery !== undefined) validateSurgery(s.surgery, source);
+  // a surgery-only schedule takes its types from --ftype / --preset (options.ts)
+  if (!hasTypes(s) && s.surgery === undefined) {
     throw new UserError(`${source}: ftype: required when the schedule has no layers`);
   }
   for (const [i, e] of (s.tensor_types ?? []).entries()) {
@@ -138,6 +138,11 @@ export function validateSchedule(data: unknown, source: string): ScheduleFile {
   if (kinds.has("depth")) checkDepthCoverage(s.layers!, source);
   else if (s.layers) absoluteLayerMap(s.layers, source);
   return s;
+}
+
+/** true when the schedule says which file type each layer gets (ftype or layers). */
+export function hasTypes(s: ScheduleFile): boolean {
+  return s.ftype !== undefined || (s.layers !== undefined && s.layers.length > 0);
 }
 
 export function checkRegex(pattern: string, where: string): RegExp {
@@ -289,7 +294,7 @@ function dominantFtype(ftypes: readonly FileTypeName[]): FileTypeName {
  * - absolute entries: must list exactly layers 0…nLayer-1, unless `resample` maps the list's
  *   L layers onto nLayer (layer i ← round(i·(L-1)/(nLayer-1)), so first and last map to first and last).
  */
-export function resolveLayerFtypes(s: ScheduleFile, nLayer: number, source: string): FileTypeName[] {
+export function resolveLayerFtypes(s: ScheduleFile, nLayer: number, source: string, model = "the model"): FileTypeName[] {
   const layers = s.layers ?? [];
   if (layers.length === 0) return new Array<FileTypeName>(nLayer).fill(parseFileType(s.ftype!, `${source}: ftype`));
   if (!Array.isArray(layers[0]) && "depth" in layers[0]!) {
@@ -304,7 +309,7 @@ export function resolveLayerFtypes(s: ScheduleFile, nLayer: number, source: stri
   if (listed.length === nLayer) return listed;
   if (!s.resample) {
     throw new UserError(
-      `${source}: layers: the schedule lists ${listed.length} layers (0-${listed.length - 1}) but the model has ${nLayer}; ` +
+      `${source}: layers: the schedule lists ${listed.length} layers (0-${listed.length - 1}) but ${model} has ${nLayer}; ` +
         `use depth entries or set "resample": true`,
     );
   }
@@ -319,10 +324,19 @@ function toOverride(e: TensorTypeEntry | string, where: string): TensorOverride 
   return { pattern, type: parseTargetType(type, where) };
 }
 
-/** A validated schedule file, resolved for a model with `nLayer` layers. */
+/**
+ * A validated schedule file, resolved for an input model with `nLayer` layers. With `surgery`, the
+ * ops are applied first and the per-layer types refer to the final layer list.
+ */
 export function resolveSchedule(s: ScheduleFile, nLayer: number, source: string, name?: string): ResolvedSchedule {
-  const layerFtypes = resolveLayerFtypes(s, nLayer, source);
+  if (!hasTypes(s)) throw new UserError(`${source}: ftype: required when the schedule has no layers (or give --ftype / --preset)`);
+  const surgery = s.surgery !== undefined && s.surgery.length > 0 ? s.surgery : undefined;
+  const recipes = surgery ? applySurgery(nLayer, surgery, source) : undefined;
+  const layerFtypes = recipes
+    ? resolveLayerFtypes(s, recipes.length, source, "the model after surgery")
+    : resolveLayerFtypes(s, nLayer, source);
   return {
+    ...(surgery && { surgery, recipes }),
     name: name ?? s.name ?? source,
     ftype: s.ftype !== undefined ? parseFileType(s.ftype, `${source}: ftype`) : dominantFtype(layerFtypes),
     layerFtypes,

@@ -1,5 +1,6 @@
 // What `hquant plan` prints: a per-layer grid of types, a per-type table and the totals. Pure.
 import { typeName } from "../gguf/ggml-types.js";
+import { describeSurgery, formatSurgeryTable } from "../surgery/index.js";
 import type { Plan, PlannedTensor } from "./planner.js";
 
 export interface PlanSizes {
@@ -72,7 +73,8 @@ export function layerGrid(plan: Plan): string[] {
 export function formatPlan(plan: Plan, sizes: PlanSizes, modelName: string): string {
   const s = plan.schedule;
   const out: string[] = [];
-  out.push(`${modelName}: ${plan.hparams.arch}, ${s.layerFtypes.length} layers, ${plan.tensors.length} tensors`);
+  const from = plan.surgery ? ` (after surgery; the input has ${plan.surgery.inputLayers})` : "";
+  out.push(`${modelName}: ${plan.hparams.arch}, ${s.layerFtypes.length} layers${from}, ${plan.tensors.length} tensors`);
   const opts: string[] = [`file type ${s.ftype}`];
   if (s.tokenEmbeddingType !== undefined) opts.push(`token embedding ${typeName(s.tokenEmbeddingType)}`);
   if (s.outputTensorType !== undefined) opts.push(`output ${typeName(s.outputTensorType)}`);
@@ -81,6 +83,11 @@ export function formatPlan(plan: Plan, sizes: PlanSizes, modelName: string): str
   if (s.leaveOutputTensor) opts.push("leave output tensor");
   if (s.imatrix !== undefined) opts.push(`imatrix ${s.imatrix}`);
   out.push(`schedule ${s.name}: ${opts.join(", ")}`);
+  if (plan.surgery) {
+    out.push("");
+    out.push(...formatSurgeryTable(describeSurgery(plan.surgery.recipes), plan.surgery.inputLayers));
+    for (const w of plan.surgery.warnings) out.push(`warning: ${w}`);
+  }
   out.push("");
   out.push(...layerGrid(plan));
   const outside = plan.tensors.filter((t) => t.layer < 0);
@@ -120,6 +127,9 @@ export function planJson(plan: Plan, sizes: PlanSizes, modelName: string): objec
       leaveOutputTensor: s.leaveOutputTensor,
       imatrix: s.imatrix ?? null,
     },
+    surgery: plan.surgery
+      ? { ops: plan.surgery.ops, inputLayers: plan.surgery.inputLayers, layers: describeSurgery(plan.surgery.recipes), warnings: plan.surgery.warnings }
+      : null,
     tensors: plan.tensors.map((t) => ({
       name: t.name,
       shape: t.shape,

@@ -1,5 +1,13 @@
 // What the main thread sends a pool worker and what comes back (shared by both sides).
 import type { GGMLType } from "../gguf/ggml-types.js";
+import type { Recipe } from "../surgery/ops.js";
+
+/** One input of a computed (layer surgery) chunk: its rows' bytes within QuantizeTask.data. */
+export interface SurgeryTaskInput {
+  type: GGMLType;
+  byteOffset: number;
+  byteLength: number;
+}
 
 export interface QuantizeTask {
   /** type of the source bytes: F32, F16, BF16 (or a quantized type when re-quantizing) */
@@ -11,6 +19,11 @@ export interface QuantizeTask {
   data: ArrayBuffer;
   /** one importance weight per column, or null */
   imatrix: Float32Array | null;
+  /**
+   * layer surgery: `data` holds the same rows of every input tensor, one after the other (so the
+   * one buffer is transferred), combined by `recipe` in f32 before quantizing; `srcType` is unused
+   */
+  surgery?: { recipe: Recipe<number>; inputs: SurgeryTaskInput[] };
 }
 
 /** the quantized rows (transferred back), or the first row (within the chunk) holding NaN/Inf */

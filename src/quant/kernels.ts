@@ -144,7 +144,9 @@ export function quantizeRows(
  * Rows of `srcType` (F32, F16, BF16, Q8_0 … anything with a dequantize kernel) straight to
  * `dstType`: the source bytes are copied into linear memory as they are, widened to f32 there and
  * quantized, so no f32 copy of the chunk exists on the JS side. Returns a new array (its own
- * ArrayBuffer, transferable). Same bytes as dequantizeRows followed by quantizeRows.
+ * ArrayBuffer, transferable), or the part of `out` written when given. `out` may be the source's
+ * own bytes when a destination row is no longer than a source row: slices are written behind the
+ * ones still to be read. Same bytes as dequantizeRows followed by quantizeRows.
  */
 export function convertRows(
   srcType: GGMLType,
@@ -153,13 +155,16 @@ export function convertRows(
   nrows: number,
   ncols: number,
   imatrix?: Float32Array | null,
+  out?: Uint8Array,
 ): Uint8Array {
   checkShape(dstType, nrows, ncols, imatrix);
   const srcInfo = mustTypeInfo(srcType);
   if (ncols % srcInfo.blockSize !== 0) throw new Error(`${typeName(srcType)}: row length ${ncols} is not a multiple of ${srcInfo.blockSize}`);
   const srcRowBytes = rowSize(srcType, ncols);
   if (src.length < srcRowBytes * nrows) throw new Error(`convertRows: ${src.length} bytes for ${nrows}×${ncols} ${typeName(srcType)}`);
-  const out = new Uint8Array(rowSize(dstType, ncols) * nrows);
+  const dstBytes = rowSize(dstType, ncols) * nrows;
+  if (out && out.length < dstBytes) throw new Error(`convertRows: ${out.length} bytes for ${dstBytes}`);
+  out = out ? out.subarray(0, dstBytes) : new Uint8Array(dstBytes);
   if (srcType === GGMLType.F32) {
     quantizeSlices(dstType, nrows, ncols, imatrix, out, 0, (k, ptr, _scratch, first, n) => {
       new Uint8Array(k.memory.buffer, ptr, n * srcRowBytes).set(src.subarray(first * srcRowBytes, (first + n) * srcRowBytes));

@@ -11,7 +11,7 @@ import type { Plan } from "../../plan/planner.js";
 import { bitsPerWeight, typeTable } from "../../plan/summary.js";
 import { openTempFiles } from "../../gguf/writer.js";
 import { defaultThreads } from "../../pool/index.js";
-import { HQUANT_VERSION } from "./plan.js";
+import { HQUANT_VERSION } from "../../version.js";
 
 interface BuildCliOptions extends ScheduleCliOptions {
   threads?: string;

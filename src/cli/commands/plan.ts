@@ -5,28 +5,34 @@ import { openModel } from "../../gguf/reader.js";
 import { outputFileSize, outputHeaderSize } from "../../gguf/writer.js";
 import type { GGUFModel } from "../../gguf/model.js";
 import { mixtureHParams } from "../../plan/hparams.js";
-import { outputMetadata, outputTensors } from "../../plan/metadata.js";
+import { readImatrixInfo } from "../../imatrix/index.js";
+import { outputMetadata, outputTensors, type ImatrixInfo } from "../../plan/metadata.js";
 import { addScheduleOptions, scheduleFromOptions, type ScheduleCliOptions } from "../../plan/options.js";
 import { OUTPUT_ALIGNMENT, planModel, type Plan } from "../../plan/planner.js";
 import { formatPlan, planJson, type PlanSizes } from "../../plan/summary.js";
+import { HQUANT_VERSION } from "../../version.js";
 
-export const HQUANT_VERSION = "0.1.0";
-
-/** Plan a model with the shared schedule options, and size the output exactly. */
-export function planWithOptions(model: GGUFModel, opts: ScheduleCliOptions, source: string): { plan: Plan; sizes: PlanSizes } {
+/**
+ * Plan a model with the shared schedule options, and size the output exactly. With an imatrix the
+ * header also holds quantize.imatrix.*: pass what readImatrixInfo read (planSizes), or the sizes
+ * are those of the file without those keys.
+ */
+export function planWithOptions(model: GGUFModel, opts: ScheduleCliOptions, source: string, imatrix?: ImatrixInfo): { plan: Plan; sizes: PlanSizes } {
   const hp = mixtureHParams(model.kv, source);
   const schedule = scheduleFromOptions(opts, hp.nLayer);
   const plan = planModel(model, schedule, source);
-  // the exact imatrix keys are only known once the imatrix is read (build); the plan sizes the
-  // file without them
-  const kv = outputMetadata(model.kv, plan, { hquant: { version: HQUANT_VERSION } });
+  return { plan, sizes: planSizes(model, plan, imatrix) };
+}
+
+/** The output's exact header and file size, as `hquant build` writes it (one file). */
+export function planSizes(model: GGUFModel, plan: Plan, imatrix?: ImatrixInfo): PlanSizes {
+  const kv = outputMetadata(model.kv, plan, { imatrix, hquant: { version: HQUANT_VERSION } });
   const tensors = outputTensors(plan);
-  const sizes: PlanSizes = {
+  return {
     headerBytes: outputHeaderSize(kv, tensors, OUTPUT_ALIGNMENT),
     fileBytes: outputFileSize(kv, tensors, OUTPUT_ALIGNMENT),
     inputTensorBytes: model.tensors.reduce((a, t) => a + t.bytes, 0),
   };
-  return { plan, sizes };
 }
 
 export function registerPlan(program: Command): void {
@@ -38,7 +44,11 @@ export function registerPlan(program: Command): void {
     .option("--json", "machine-readable output")
     .action(async (modelPath: string, opts: ScheduleCliOptions & { json?: boolean }) => {
       const model = await openModel(modelPath);
-      const { plan, sizes } = planWithOptions(model, opts, modelPath);
+      const planned = planWithOptions(model, opts, modelPath);
+      const { plan } = planned;
+      // the quantize.imatrix.* keys the build writes: read from the imatrix's header (cheap)
+      const imatrixFile = plan.schedule.imatrix;
+      const sizes = imatrixFile !== undefined ? planSizes(model, plan, await readImatrixInfo(imatrixFile)) : planned.sizes;
       const text = opts.json ? JSON.stringify(planJson(plan, sizes, modelPath), null, 2) : formatPlan(plan, sizes, modelPath);
       process.stdout.write(text + "\n");
     });
