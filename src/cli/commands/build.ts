@@ -9,6 +9,7 @@ import { mixtureHParams } from "../../plan/hparams.js";
 import { addScheduleOptions, scheduleFromOptions, type ScheduleCliOptions } from "../../plan/options.js";
 import type { Plan } from "../../plan/planner.js";
 import { bitsPerWeight, typeTable } from "../../plan/summary.js";
+import { describeSurgery, formatSurgeryTable } from "../../surgery/index.js";
 import { openTempFiles } from "../../gguf/writer.js";
 import { defaultThreads } from "../../pool/index.js";
 import { HQUANT_VERSION } from "../../version.js";
@@ -42,6 +43,8 @@ function planSummary(plan: Plan, input: string, output: string, threads: number)
   const s = plan.schedule;
   const lines = [`hquant build: ${input} → ${output}`];
   lines.push(`schedule ${s.name} (file type ${s.ftype}), ${plan.hparams.arch}, ${s.layerFtypes.length} layers, ${plan.tensors.length} tensors, ${threads} thread(s)`);
+  // surgery changes the layer stack: show which source layers each final layer comes from
+  if (plan.surgery) lines.push(...formatSurgeryTable(describeSurgery(plan.surgery.recipes), plan.surgery.inputLayers));
   const rows = typeTable(plan).map((r) => `  ${r.type.padEnd(7)} ${String(r.tensors).padStart(5)} tensors  ${mb(r.bytes).padStart(10)}`);
   lines.push(...rows);
   lines.push(`output tensor data ${mb(plan.tensorBytes)}, ${bitsPerWeight(plan).toFixed(2)} bits per weight`);
