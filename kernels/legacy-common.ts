@@ -63,13 +63,12 @@ export function blockAbsMax(x: usize): f32 {
   return maxOfLanes(m);
 }
 
-// Results of blockMinMax (static: kernels allocate nothing).
-export let blockMin: f32 = 0;
-export let blockMax: f32 = 0;
+const LO_V: usize = memory.data(4 * 16, 16);
+const HI_V: usize = memory.data(4 * 16, 16);
 
-/** Signed min and max of the block into blockMin/blockMax (a zero result may have either sign). */
+/** Lane-wise min and max over the 8 vectors of one block, stored as LO_V[k] / HI_V[k]. */
 @inline
-function rawMinMax(x: usize): void {
+function blockLoHi(x: usize, k: usize): void {
   let lo = f32x4.pmin(v128.load(x), v128.load(x, 16));
   let hi = f32x4.pmax(v128.load(x), v128.load(x, 16));
   const a = v128.load(x, 32), b = v128.load(x, 48);
@@ -79,10 +78,20 @@ function rawMinMax(x: usize): void {
   lo = f32x4.pmin(lo, f32x4.pmin(c, d));
   hi = f32x4.pmax(hi, f32x4.pmax(c, d));
   const e = v128.load(x, 96), f = v128.load(x, 112);
-  lo = f32x4.pmin(lo, f32x4.pmin(e, f));
-  hi = f32x4.pmax(hi, f32x4.pmax(e, f));
-  blockMin = minOfLanes(lo);
-  blockMax = maxOfLanes(hi);
+  v128.store(LO_V + (k << 4), f32x4.pmin(lo, f32x4.pmin(e, f)));
+  v128.store(HI_V + (k << 4), f32x4.pmax(hi, f32x4.pmax(e, f)));
+}
+
+// Results of blockMinMax (static: kernels allocate nothing).
+export let blockMin: f32 = 0;
+export let blockMax: f32 = 0;
+
+/** Signed min and max of the block into blockMin/blockMax (a zero result may have either sign). */
+@inline
+function rawMinMax(x: usize): void {
+  blockLoHi(x, 0);
+  blockMin = minOfLanes(v128.load(LO_V));
+  blockMax = maxOfLanes(v128.load(HI_V));
 }
 
 /**
@@ -131,23 +140,14 @@ export function blockMinMax(x: usize): void {
 /** Per-lane results of groupMinMax: the four blocks' min and max (lane k = block k). */
 export const GROUP_MIN: usize = memory.data(16, 16);
 export const GROUP_MAX: usize = memory.data(16, 16);
-const LO_V: usize = memory.data(4 * 16, 16);
-const HI_V: usize = memory.data(4 * 16, 16);
 
-/** Lane-wise min and max over the 8 vectors of one block, stored as LO_V[k] / HI_V[k]. */
+/** blockLoHi for the four consecutive blocks at x, block k into LO_V[k] / HI_V[k]. */
 @inline
-function blockLoHi(x: usize, k: usize): void {
-  let lo = f32x4.pmin(v128.load(x), v128.load(x, 16));
-  let hi = f32x4.pmax(v128.load(x), v128.load(x, 16));
-  const a = v128.load(x, 32), b = v128.load(x, 48);
-  lo = f32x4.pmin(lo, f32x4.pmin(a, b));
-  hi = f32x4.pmax(hi, f32x4.pmax(a, b));
-  const c = v128.load(x, 64), d = v128.load(x, 80);
-  lo = f32x4.pmin(lo, f32x4.pmin(c, d));
-  hi = f32x4.pmax(hi, f32x4.pmax(c, d));
-  const e = v128.load(x, 96), f = v128.load(x, 112);
-  v128.store(LO_V + (k << 4), f32x4.pmin(lo, f32x4.pmin(e, f)));
-  v128.store(HI_V + (k << 4), f32x4.pmax(hi, f32x4.pmax(e, f)));
+function groupLoHi(x: usize): void {
+  blockLoHi(x, 0);
+  blockLoHi(x + 128, 1);
+  blockLoHi(x + 256, 2);
+  blockLoHi(x + 384, 3);
 }
 
 /** [op(v0), op(v1), op(v2), op(v3)] for four vectors, op = the min (isMin) or max of the lanes. */
@@ -164,10 +164,7 @@ function reduce4(v: usize, isMin: bool): v128 {
 
 /** blockMinMax for the four consecutive blocks at x, into GROUP_MIN / GROUP_MAX (lane k = block k). */
 export function groupMinMax(x: usize): void {
-  blockLoHi(x, 0);
-  blockLoHi(x + 128, 1);
-  blockLoHi(x + 256, 2);
-  blockLoHi(x + 384, 3);
+  groupLoHi(x);
   const mn = reduce4(LO_V, true);
   const mx = reduce4(HI_V, false);
   v128.store(GROUP_MIN, mn);
@@ -185,10 +182,7 @@ export function groupMinMax(x: usize): void {
 
 /** blockSignedAbsMax for the four consecutive blocks at x, into GROUP_MAX (lane k = block k). */
 export function groupSignedAbsMax(x: usize): void {
-  blockLoHi(x, 0);
-  blockLoHi(x + 128, 1);
-  blockLoHi(x + 256, 2);
-  blockLoHi(x + 384, 3);
+  groupLoHi(x);
   const mn = reduce4(LO_V, true);
   const mx = reduce4(HI_V, false);
   const negMn = f32x4.neg(mn);
@@ -239,6 +233,36 @@ export function fifthBits(lo: v128, hi: v128): u32 {
 // Blocks are searched four at a time, one block per f32x4 lane (each lane does its own block's
 // scalar operations in the reference order). The blocks of a batch are consecutive in memory
 // across rows, so a group of four may straddle rows: each lane has its own sigma2 and qw.
+
+/**
+ * One element vector of the reference quantizers: (int8_t)((v - min)*id + bias), clamped to qmax
+ * (the _0 formats: no min; Q5_1's general path: no clamp, its (uint8_t) cast keeps the same low byte).
+ * plain: d is a normal float, so the sum is in [0, 2*qmax + 1] and truncation alone gives the cast.
+ */
+@inline
+function quantizeElementsX4(v: v128, mv: v128, idv: v128, bias: f32, qmax: i32, subtractMin: bool, clampCast: bool, plain: bool): v128 {
+  const t = f32x4.add(f32x4.mul(subtractMin ? f32x4.sub(v, mv) : v, idv), f32x4.splat(bias));
+  if (plain) return i32x4.min_s(truncSmallX4(t), i32x4.splat(qmax));
+  const q = castToInt8x4(t);
+  return v128.and(clampCast ? i32x4.min_s(q, i32x4.splat(qmax)) : q, i32x4.splat(0xFF));
+}
+
+/** The 16 quants (one byte each) of the half block at x (16 floats), as quantizeElementsX4 gives them. */
+@inline
+export function quantizeHalfBlock(x: usize, mv: v128, idv: v128, bias: f32, qmax: i32, subtractMin: bool, clampCast: bool, plain: bool): v128 {
+  if (plain) {
+    return packBytes(
+      quantizeElementsX4(v128.load(x), mv, idv, bias, qmax, subtractMin, clampCast, true),
+      quantizeElementsX4(v128.load(x, 16), mv, idv, bias, qmax, subtractMin, clampCast, true),
+      quantizeElementsX4(v128.load(x, 32), mv, idv, bias, qmax, subtractMin, clampCast, true),
+      quantizeElementsX4(v128.load(x, 48), mv, idv, bias, qmax, subtractMin, clampCast, true));
+  }
+  return packBytes(
+    quantizeElementsX4(v128.load(x), mv, idv, bias, qmax, subtractMin, clampCast, false),
+    quantizeElementsX4(v128.load(x, 16), mv, idv, bias, qmax, subtractMin, clampCast, false),
+    quantizeElementsX4(v128.load(x, 32), mv, idv, bias, qmax, subtractMin, clampCast, false),
+    quantizeElementsX4(v128.load(x, 48), mv, idv, bias, qmax, subtractMin, clampCast, false));
+}
 
 /** sum of x² over the row, in order, divided by its length: the impl functions' sigma2. */
 export function rowSigma2(x: usize, n: i32): f32 {

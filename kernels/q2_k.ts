@@ -3,7 +3,10 @@
 // quantizeRowsQ2_K = ggml_quantize_chunk(Q2_K): quantize_row_q2_K_ref without an importance
 // vector, quantize_row_q2_K_impl (weighted search) with one.
 import { fp16ToFp32, fp32ToFp16 } from "./fp16";
-import { nearestInt, makeQpQuants, transposeX4, levelsOfLaneX4, makeQkxQuantsX4, requantizeAsymX16 } from "./quant-common";
+import {
+  nearestInt, makeQpQuants, transposeX4, levelsOfLaneX4, makeQkxQuantsX4, requantizeAsymX16,
+  sumOfSquares, importanceWeightsX4, quantizeRowsK,
+} from "./quant-common";
 
 const QK_K = 256;
 const BLOCK_BYTES = 84;
@@ -68,23 +71,11 @@ function searchRef(x: usize): void {
 
 /** quantize_row_q2_K_impl's sub-block search: weights qw*sqrt(sigma2 + x^2), make_qkx3_quants(16, 3, …, -0.9, 0.05, 36). */
 function searchImatrix(x: usize, qw: usize): void {
-  let sumX2: f32 = 0;
-  for (let j = 0; j < QK_K; ++j) sumX2 += ldf(x, j) * ldf(x, j);
-  const sigma2 = f32x4.splat(sumX2 / <f32>QK_K);
+  const sigma2 = f32x4.splat(sumOfSquares(x, QK_K) / <f32>QK_K);
   for (let g = 0; g < 4; ++g) {
     const off = <usize>(g * 256);
-    const xT = XT + off, wT = WT + off, qwT = QWT + off;
-    transposeX4(x + off, 16, xT);
-    transposeX4(qw + off, 16, qwT);
-    let sumw = f32x4.splat(0);
-    for (let l = 0; l < 16; ++l) {
-      const v = ldv(xT, l);
-      const w = f32x4.mul(ldv(qwT, l), f32x4.sqrt(f32x4.add(sigma2, f32x4.mul(v, v))));
-      stv(wT, l, w);
-      sumw = f32x4.add(sumw, w);
-    }
-    v128.store(sw + <usize>(g * 16), sumw);
-    makeQkxQuantsX4(16, 3, xT, wT, LT + off, scales + <usize>(g * 16), mins + <usize>(g * 16), -0.9, 0.05, 36, false);
+    importanceWeightsX4(x + off, qw + off, 16, sigma2, XT + off, QWT + off, WT + off, sw + <usize>(g * 16));
+    makeQkxQuantsX4(16, 3, XT + off, WT + off, LT + off, scales + <usize>(g * 16), mins + <usize>(g * 16), -0.9, 0.05, 36, false);
   }
 }
 
@@ -134,15 +125,7 @@ function quantizeBlockImatrix(x: usize, y: usize, qw: usize): void {
 }
 
 export function quantizeRowsQ2_K(src: usize, dst: usize, nrows: i32, ncols: i32, imatrix: usize): void {
-  const nb = ncols / QK_K;
-  for (let r = 0; r < nrows; ++r) {
-    for (let i = 0; i < nb; ++i) {
-      const x = src + ((<usize>r * <usize>ncols + <usize>(i * QK_K)) << 2);
-      const y = dst + (<usize>r * <usize>nb + <usize>i) * BLOCK_BYTES;
-      if (imatrix) quantizeBlockImatrix(x, y, imatrix + (<usize>(i * QK_K) << 2));
-      else quantizeBlockRef(x, y);
-    }
-  }
+  quantizeRowsK(src, dst, nrows, ncols, imatrix, BLOCK_BYTES, quantizeBlockRef, quantizeBlockImatrix);
 }
 
 export function dequantizeQ2_K(src: usize, dst: usize, k: i32): void {

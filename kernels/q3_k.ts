@@ -6,6 +6,7 @@
 import { fp16ToFp32, fp32ToFp16 } from "./fp16";
 import {
   nearestInt, makeQxQuantsIsX4, transposeX4, levelsOfLaneX4, makeQxQuantsX4, makeQ3QuantsX4, requantizeSymX16,
+  sumOfSquares, importanceWeightsX4, quantizeRowsK,
 } from "./quant-common";
 
 const QK_K = 256;
@@ -23,8 +24,6 @@ const QWT = memory.data(64 * 16, 16);
 const LT = memory.data(64 * 16, 16);
 
 @inline function ldf(p: usize, i: i32): f32 { return load<f32>(p + (<usize>i << 2)); }
-@inline function ldv(p: usize, i: i32): v128 { return v128.load(p + (<usize>i << 4)); }
-@inline function stv(p: usize, i: i32, v: v128): void { v128.store(p + (<usize>i << 4), v); }
 
 /** Store the 6-bit (biased) scale l of sub-block j into the 12-byte packed layout (zeroed first). */
 @inline
@@ -117,25 +116,13 @@ function quantizeBlockRef(x: usize, y: usize): void {
 }
 
 function quantizeBlockImatrix(x: usize, y: usize, qw: usize): void {
-  let sumX2: f32 = 0;
-  for (let j = 0; j < QK_K; ++j) sumX2 += ldf(x, j) * ldf(x, j);
-  const sigma2: f32 = <f32>2 * sumX2 / <f32>QK_K;
+  const sigma2: f32 = <f32>2 * sumOfSquares(x, QK_K) / <f32>QK_K;
   // weights qw*sqrt(sigma2 + x^2) and make_qx_quants(16, 4, …, 1, weights) for four sub-blocks at a time
   const sig = f32x4.splat(sigma2);
   for (let g = 0; g < 4; ++g) {
     const off = <usize>(g * 256);
-    const xT = XT + off, wT = WT + off, qwT = QWT + off;
-    transposeX4(x + off, 16, xT);
-    transposeX4(qw + off, 16, qwT);
-    let sumw = f32x4.splat(0);
-    for (let l = 0; l < 16; ++l) {
-      const v = ldv(xT, l);
-      const w = f32x4.mul(ldv(qwT, l), f32x4.sqrt(f32x4.add(sig, f32x4.mul(v, v))));
-      stv(wT, l, w);
-      sumw = f32x4.add(sumw, w);
-    }
-    v128.store(sw + <usize>(g * 16), sumw);
-    makeQxQuantsX4(16, 4, xT, wT, LT + off, scales + <usize>(g * 16));
+    importanceWeightsX4(x + off, qw + off, 16, sig, XT + off, QWT + off, WT + off, sw + <usize>(g * 16));
+    makeQxQuantsX4(16, 4, XT + off, WT + off, LT + off, scales + <usize>(g * 16));
   }
   memory.fill(y + OFF_SCALES, 0, 12);
   const dBlock = makeQxQuantsIsX4(16, 32, scales, Ls, 1, sw);
@@ -145,15 +132,7 @@ function quantizeBlockImatrix(x: usize, y: usize, qw: usize): void {
 }
 
 export function quantizeRowsQ3_K(src: usize, dst: usize, nrows: i32, ncols: i32, imatrix: usize): void {
-  const nb = ncols / QK_K;
-  for (let r = 0; r < nrows; ++r) {
-    for (let i = 0; i < nb; ++i) {
-      const x = src + ((<usize>r * <usize>ncols + <usize>(i * QK_K)) << 2);
-      const y = dst + (<usize>r * <usize>nb + <usize>i) * BLOCK_BYTES;
-      if (imatrix) quantizeBlockImatrix(x, y, imatrix + (<usize>(i * QK_K) << 2));
-      else quantizeBlockRef(x, y);
-    }
-  }
+  quantizeRowsK(src, dst, nrows, ncols, imatrix, BLOCK_BYTES, quantizeBlockRef, quantizeBlockImatrix);
 }
 
 export function dequantizeQ3_K(src: usize, dst: usize, k: i32): void {

@@ -3,36 +3,17 @@
 // With imatrix: quantize_row_q4_0_impl (make_qx_quants weighted by qw*sqrt(sigma2 + x²)).
 import { fp16ToFp32, fp32ToFp16, fp32ToFp16x4 } from "./fp16";
 import {
-  beginWeightedRows, blockSignedAbsMax, GROUP_MAX, groupSignedAbsMax, storeHalves4, castToInt8x4, truncSmallX4, gatherBlocksX4, isPlainScale, laneF32, LEVELS4, levelsToBytesX4, LT4, packBytes,
+  beginWeightedRows, blockSignedAbsMax, GROUP_MAX, groupSignedAbsMax, storeHalves4, gatherBlocksX4, isPlainScale, laneF32, LEVELS4, levelsToBytesX4, LT4, quantizeHalfBlock,
   packNibbles, SCALE4, WT4, XT4,
 } from "./legacy-common";
 import { makeQxQuantsX4 } from "./quant-common";
 
 const BLOCK_BYTES: usize = 18;
 
-@inline
-function quantizeElements(v: v128, id: v128): v128 {
-  const q = castToInt8x4(f32x4.add(f32x4.mul(v, id), f32x4.splat(8.5)));
-  return v128.and(i32x4.min_s(q, i32x4.splat(15)), i32x4.splat(0xFF));
-}
-
-// When d is a normal float |x/d| <= nmax (within rounding), so the sum is in [0, 2*nmax + 1]:
-// truncation alone gives the cast.
-@inline
-function quantizeElementsPlain(v: v128, id: v128): v128 {
-  return i32x4.min_s(truncSmallX4(f32x4.add(f32x4.mul(v, id), f32x4.splat(8.5))), i32x4.splat(15));
-}
-
+/** The quants of one half block: min(15, (int8_t)(x/d + 8.5)). */
 @inline
 function quantizeHalf(x: usize, idv: v128, plain: bool): v128 {
-  if (plain) {
-    return packBytes(
-      quantizeElementsPlain(v128.load(x), idv), quantizeElementsPlain(v128.load(x, 16), idv),
-      quantizeElementsPlain(v128.load(x, 32), idv), quantizeElementsPlain(v128.load(x, 48), idv));
-  }
-  return packBytes(
-    quantizeElements(v128.load(x), idv), quantizeElements(v128.load(x, 16), idv),
-    quantizeElements(v128.load(x, 32), idv), quantizeElements(v128.load(x, 48), idv));
+  return quantizeHalfBlock(x, idv, idv, 8.5, 15, false, true, plain);
 }
 
 /** The quants of one block with scale d (its f16 header written by the caller). */

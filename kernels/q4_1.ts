@@ -3,35 +3,17 @@
 // quantize_row_q4_1_impl (make_qkx3_quants, nmax 15).
 import { fp16ToFp32, fp32ToFp16, fp32ToFp16x4 } from "./fp16";
 import {
-  beginWeightedRows, blockMax, blockMin, blockMinMax, GROUP_MAX, GROUP_MIN, groupMinMax, storeHalves4, castToInt8x4, truncSmallX4, gatherBlocksX4, isPlainScale, laneF32, LEVELS4, levelsToBytesX4, LT4,
-  MIN4, packBytes, packNibbles, SCALE4, WT4, XT4,
+  beginWeightedRows, blockMax, blockMin, blockMinMax, GROUP_MAX, GROUP_MIN, groupMinMax, storeHalves4, gatherBlocksX4, isPlainScale, laneF32, LEVELS4, levelsToBytesX4, LT4,
+  MIN4, quantizeHalfBlock, packNibbles, SCALE4, WT4, XT4,
 } from "./legacy-common";
 import { makeQkxQuantsX4 } from "./quant-common";
 
 const BLOCK_BYTES: usize = 20;
 
-@inline
-function quantizeElements(v: v128, min: v128, id: v128): v128 {
-  const q = castToInt8x4(f32x4.add(f32x4.mul(f32x4.sub(v, min), id), f32x4.splat(0.5)));
-  return v128.and(i32x4.min_s(q, i32x4.splat(15)), i32x4.splat(0xFF));
-}
-
-// When d is a normal float (x-min)/d is in [0, nmax] (within rounding): truncation alone gives the cast.
-@inline
-function quantizeElementsPlain(v: v128, min: v128, id: v128): v128 {
-  return i32x4.min_s(truncSmallX4(f32x4.add(f32x4.mul(f32x4.sub(v, min), id), f32x4.splat(0.5))), i32x4.splat(15));
-}
-
+/** The quants of one half block: min(15, (int8_t)((x - min)/d + 0.5)). */
 @inline
 function quantizeHalf(x: usize, mv: v128, idv: v128, plain: bool): v128 {
-  if (plain) {
-    return packBytes(
-      quantizeElementsPlain(v128.load(x), mv, idv), quantizeElementsPlain(v128.load(x, 16), mv, idv),
-      quantizeElementsPlain(v128.load(x, 32), mv, idv), quantizeElementsPlain(v128.load(x, 48), mv, idv));
-  }
-  return packBytes(
-    quantizeElements(v128.load(x), mv, idv), quantizeElements(v128.load(x, 16), mv, idv),
-    quantizeElements(v128.load(x, 32), mv, idv), quantizeElements(v128.load(x, 48), mv, idv));
+  return quantizeHalfBlock(x, mv, idv, 0.5, 15, true, true, plain);
 }
 
 /** The quants of one block with minimum `min` and scale d (its f16 header written by the caller). */

@@ -3,36 +3,17 @@
 // quantize_row_q5_1_impl (make_qkx3_quants, nmax 31).
 import { fp16ToFp32, fp32ToFp16, fp32ToFp16x4 } from "./fp16";
 import {
-  beginWeightedRows, blockMax, blockMin, blockMinMax, GROUP_MAX, GROUP_MIN, groupMinMax, storeHalves4, castToInt8x4, truncSmallX4, fifthBits, gatherBlocksX4, isPlainScale, laneF32, LEVELS4, levelsToBytesX4,
-  LT4, MIN4, packBytes, packQ5, SCALE4, WT4, XT4,
+  beginWeightedRows, blockMax, blockMin, blockMinMax, GROUP_MAX, GROUP_MIN, groupMinMax, storeHalves4, fifthBits, gatherBlocksX4, isPlainScale, laneF32, LEVELS4, levelsToBytesX4,
+  LT4, MIN4, quantizeHalfBlock, packQ5, SCALE4, WT4, XT4,
 } from "./legacy-common";
 import { makeQkxQuantsX4 } from "./quant-common";
 
 const BLOCK_BYTES: usize = 24;
 
-@inline
-function quantizeElements(v: v128, min: v128, id: v128): v128 {
-  // (uint8_t) keeps the same low byte as (int8_t)
-  const q = castToInt8x4(f32x4.add(f32x4.mul(f32x4.sub(v, min), id), f32x4.splat(0.5)));
-  return v128.and(q, i32x4.splat(0xFF));
-}
-
-// When d is a normal float (x-min)/d is in [0, nmax] (within rounding): truncation alone gives the cast.
-@inline
-function quantizeElementsPlain(v: v128, min: v128, id: v128): v128 {
-  return i32x4.min_s(truncSmallX4(f32x4.add(f32x4.mul(f32x4.sub(v, min), id), f32x4.splat(0.5))), i32x4.splat(31));
-}
-
+/** The quants of one half block: (uint8_t)((x - min)/d + 0.5), no clamp (min(31, …) only where it cannot bind). */
 @inline
 function quantizeHalf(x: usize, mv: v128, idv: v128, plain: bool): v128 {
-  if (plain) {
-    return packBytes(
-      quantizeElementsPlain(v128.load(x), mv, idv), quantizeElementsPlain(v128.load(x, 16), mv, idv),
-      quantizeElementsPlain(v128.load(x, 32), mv, idv), quantizeElementsPlain(v128.load(x, 48), mv, idv));
-  }
-  return packBytes(
-    quantizeElements(v128.load(x), mv, idv), quantizeElements(v128.load(x, 16), mv, idv),
-    quantizeElements(v128.load(x, 32), mv, idv), quantizeElements(v128.load(x, 48), mv, idv));
+  return quantizeHalfBlock(x, mv, idv, 0.5, 31, true, false, plain);
 }
 
 /** The quants of one block with minimum `min` and scale d (its f16 header written by the caller). */

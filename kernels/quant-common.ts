@@ -11,6 +11,11 @@
 // make_q3_quants, one independent group per lane, each lane doing the reference's operations in
 // its order (checked against llama.cpp by test/kernels-kquant-diff.test.ts and
 // test/kernels-legacy-diff.test.ts).
+//
+// Last: the pieces Q4_K and Q5_K share (same 8×32 layout and scale packing, different nmax and
+// search constants) and the row driver of all K-quants.
+
+import { fp16ToFp32, fp32ToFp16 } from "./fp16";
 
 /** ggml's GROUP_MAX_EPS: a group whose largest |x| is below this is treated as all zero. */
 export const GROUP_MAX_EPS: f32 = 1e-15;
@@ -217,6 +222,22 @@ export function levelsOfLaneX4(LT: usize, n: i32, lane: i32, L: usize): void {
   for (let i = 0; i < n; ++i) store<u8>(L + <usize>i, <u8><i32>load<f32>(col + (<usize>i << 4)));
 }
 
+/** Per lane, the first element of largest |x| among n transposed values (0 if all are 0), as
+ * make_qx_quants/make_q3_quants' max scan finds it; its |.| is that scan's amax. */
+@inline
+function signedAbsMaxX4(xT: usize, n: i32): v128 {
+  let max = f32x4.splat(0);
+  let amax = max;
+  for (let i = 0; i < n; ++i) {
+    const x = ldv(xT, i);
+    const ax = f32x4.abs(x);
+    const gt = f32x4.gt(ax, amax);
+    amax = v128.bitselect(ax, amax, gt);
+    max = v128.bitselect(x, max, gt);
+  }
+  return max;
+}
+
 /**
  * levelX4 for arguments known to satisfy |v| <= 2^22 (make_qx_quants: |iscale*x| <= nmax + 0.9):
  * the magic-number rounding then equals round-half-even exactly, so the level can stay a float.
@@ -323,16 +344,8 @@ export function makeQxQuantsX4(n: i32, nmax: i32, xT: usize, wT: usize, LT: usiz
   const lo = f32x4.splat(<f32>(-nmax));
   const hi = f32x4.splat(<f32>(nmax - 1));
   const bias = f32x4.splat(<f32>nmax);
-  let max = zero;
-  let amax = zero;
-  for (let i = 0; i < n; ++i) {
-    const x = ldv(xT, i);
-    const ax = f32x4.abs(x);
-    const gt = f32x4.gt(ax, amax);
-    amax = v128.bitselect(ax, amax, gt);
-    max = v128.bitselect(x, max, gt);
-  }
-  const tiny = f32x4.lt(amax, f32x4.splat(GROUP_MAX_EPS));
+  const max = signedAbsMaxX4(xT, n);
+  const tiny = f32x4.lt(f32x4.abs(max), f32x4.splat(GROUP_MAX_EPS));
   let iscale = f32x4.div(f32x4.splat(<f32>(-nmax)), max);
   let sumlx = zero;
   let suml2 = zero;
@@ -426,16 +439,8 @@ export function makeQ3QuantsX4(n: i32, nmax: i32, xT: usize, LT: usize, outScale
   const zero = f32x4.splat(0);
   const ilo = i32x4.splat(-nmax);
   const ihi = i32x4.splat(nmax - 1);
-  let max = zero;
-  let amax = zero;
-  for (let i = 0; i < n; ++i) {
-    const x = ldv(xT, i);
-    const ax = f32x4.abs(x);
-    const gt = f32x4.gt(ax, amax);
-    amax = v128.bitselect(ax, amax, gt);
-    max = v128.bitselect(x, max, gt);
-  }
-  const tiny = f32x4.lt(amax, f32x4.splat(GROUP_MAX_EPS));
+  const max = signedAbsMaxX4(xT, n);
+  const tiny = f32x4.lt(f32x4.abs(max), f32x4.splat(GROUP_MAX_EPS));
   const iscale = f32x4.div(f32x4.splat(<f32>(-nmax)), max);
   let sumlx = zero;
   let suml2 = zero;
@@ -571,4 +576,154 @@ export function makeQxQuantsIsX4(n: i32, nmax: i32, x: usize, L: usize, rmseType
     }
   }
   return scale;
+}
+
+/** sum of x[i]² for i < n, sequentially (the *_impl searches' sumx2). */
+@inline
+export function sumOfSquares(x: usize, n: i32): f32 {
+  let sumX2: f32 = 0;
+  for (let i = 0; i < n; ++i) sumX2 += ldf(x, i) * ldf(x, i);
+  return sumX2;
+}
+
+/**
+ * The *_impl searches' weights qw*sqrt(sigma2 + x²) for four sub-blocks of n: transposes x and qw
+ * into xT and qwT, writes the weights to wT and their per-lane sums (in order) to outSumW.
+ */
+@inline
+export function importanceWeightsX4(x: usize, qw: usize, n: i32, sigma2: v128, xT: usize, qwT: usize, wT: usize, outSumW: usize): void {
+  transposeX4(x, n, xT);
+  transposeX4(qw, n, qwT);
+  let sumw = f32x4.splat(0);
+  for (let l = 0; l < n; ++l) {
+    const v = ldv(xT, l);
+    const w = f32x4.mul(ldv(qwT, l), f32x4.sqrt(f32x4.add(sigma2, f32x4.mul(v, v))));
+    stv(wT, l, w);
+    sumw = f32x4.add(sumw, w);
+  }
+  v128.store(outSumW, sumw);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Q4_K / Q5_K: super-blocks of 8 sub-blocks of 32, a 6-bit scale and min each packed by
+// packScaleMinK4, d at byte 0, dmin at byte 2, scales at byte 4. The two formats differ only in
+// nmax (15 / 31), the reference search's make_qkx2_quants constants, the MIN(63, …) of the
+// weighted path (Q5_K only) and how the quants are packed (left to each kernel file).
+
+const K4_OFF_D: usize = 0, K4_OFF_DMIN: usize = 2, K4_OFF_SCALES: usize = 4;
+// transposed sub-block data: two groups of four sub-blocks (one per f32x4 lane), 32 v128 each
+const K4_XT = memory.data(64 * 16, 16);
+const K4_WT = memory.data(64 * 16, 16);
+const K4_QWT = memory.data(64 * 16, 16);
+const K4_LT = memory.data(64 * 16, 16);
+const K4_SCALES = memory.data(8 * 4, 16);
+const K4_MINS = memory.data(8 * 4, 16);
+const K4_SUMW = memory.data(8 * 4, 16);
+const K4_LS = memory.data(8);
+const K4_LM = memory.data(8);
+
+/** quantize_row_q4_K/q5_K_ref's sub-block search: weights av_x + |x|, make_qkx2_quants(32, nmax, …, rmin, rdelta, nstep). */
+function searchK4Ref(x: usize, nmax: i32, rmin: f32, rdelta: f32, nstep: i32): void {
+  for (let g = 0; g < 2; ++g) {
+    const off = <usize>(g * 512);
+    const xT = K4_XT + off, wT = K4_WT + off;
+    transposeX4(x + off, 32, xT);
+    let sumX2 = f32x4.splat(0);
+    for (let l = 0; l < 32; ++l) { const v = ldv(xT, l); sumX2 = f32x4.add(sumX2, f32x4.mul(v, v)); }
+    const avX = f32x4.sqrt(f32x4.div(sumX2, f32x4.splat(32)));
+    for (let l = 0; l < 32; ++l) stv(wT, l, f32x4.add(avX, f32x4.abs(ldv(xT, l))));
+    makeQkxQuantsX4(32, nmax, xT, wT, K4_LT + off, K4_SCALES + <usize>(g * 16), K4_MINS + <usize>(g * 16), rmin, rdelta, nstep, false);
+  }
+}
+
+/** quantize_row_q4_K/q5_K_impl's sub-block search: weights qw*sqrt(sigma2 + x²), make_qkx3_quants(32, nmax, …, -0.9, 0.05, 36). */
+function searchK4Weighted(x: usize, qw: usize, nmax: i32): void {
+  const sigma2 = f32x4.splat(<f32>2 * sumOfSquares(x, 256) / <f32>256);
+  for (let g = 0; g < 2; ++g) {
+    const off = <usize>(g * 512);
+    importanceWeightsX4(x + off, qw + off, 32, sigma2, K4_XT + off, K4_QWT + off, K4_WT + off, K4_SUMW + <usize>(g * 16));
+    makeQkxQuantsX4(32, nmax, K4_XT + off, K4_WT + off, K4_LT + off, K4_SCALES + <usize>(g * 16), K4_MINS + <usize>(g * 16), -0.9, 0.05, 36, false);
+  }
+}
+
+/** The reference path's scales: search, then the 6-bit scales and mins relative to the largest, d and dmin. */
+export function quantizeScalesK4Ref(x: usize, y: usize, nmax: i32, rmin: f32, rdelta: f32, nstep: i32): void {
+  searchK4Ref(x, nmax, rmin, rdelta, nstep);
+  let maxScale: f32 = 0;
+  let maxMin: f32 = 0;
+  for (let j = 0; j < 8; ++j) {
+    const scale = ldf(K4_SCALES, j);
+    if (scale > maxScale) maxScale = scale;
+    const min = ldf(K4_MINS, j);
+    if (min > maxMin) maxMin = min;
+  }
+  const invScale: f32 = maxScale > 0 ? <f32>63 / maxScale : 0;
+  const invMin: f32 = maxMin > 0 ? <f32>63 / maxMin : 0;
+  for (let j = 0; j < 8; ++j) {
+    let ls = nearestInt(invScale * ldf(K4_SCALES, j)) & 0xFF;
+    let lm = nearestInt(invMin * ldf(K4_MINS, j)) & 0xFF;
+    ls = ls < 63 ? ls : 63;
+    lm = lm < 63 ? lm : 63;
+    packScaleMinK4(j, y + K4_OFF_SCALES, ls, lm);
+  }
+  store<u16>(y + K4_OFF_D, fp32ToFp16(maxScale / <f32>63));
+  store<u16>(y + K4_OFF_DMIN, fp32ToFp16(maxMin / <f32>63));
+}
+
+/** The weighted path's scales: search, then make_qp_quants over the scales and the mins (clamped to 63 if clampTo63, as Q5_K does; Q4_K does not). */
+export function quantizeScalesK4Weighted(x: usize, y: usize, qw: usize, nmax: i32, clampTo63: bool): void {
+  searchK4Weighted(x, qw, nmax);
+  const dBlock = makeQpQuants(8, 63, K4_SCALES, K4_LS, K4_SUMW);
+  const mBlock = makeQpQuants(8, 63, K4_MINS, K4_LM, K4_SUMW);
+  for (let j = 0; j < 8; ++j) {
+    let ls = ldu8(K4_LS, j);
+    let lm = ldu8(K4_LM, j);
+    if (clampTo63) {
+      ls = ls < 63 ? ls : 63;
+      lm = lm < 63 ? lm : 63;
+    }
+    packScaleMinK4(j, y + K4_OFF_SCALES, ls, lm);
+  }
+  store<u16>(y + K4_OFF_D, fp32ToFp16(dBlock));
+  store<u16>(y + K4_OFF_DMIN, fp32ToFp16(mBlock));
+}
+
+/** Requantize every sub-block with its final (fp16-rounded) scale and min into the 256 levels at L. */
+@inline
+export function requantizeK4(x: usize, y: usize, nmax: i32, L: usize): void {
+  const dAll = fp16ToFp32(load<u16>(y + K4_OFF_D));
+  const mAll = fp16ToFp32(load<u16>(y + K4_OFF_DMIN));
+  for (let j = 0; j < 8; ++j) {
+    const d = dAll * <f32>scaleK4(j, y + K4_OFF_SCALES);
+    if (d == 0) {
+      // skipped by the reference: the sub-block keeps its search levels
+      levelsOfLaneX4(K4_LT + <usize>((j >> 2) * 512), 32, j & 3, L + <usize>(32 * j));
+      continue;
+    }
+    const dm = mAll * <f32>minK4(j, y + K4_OFF_SCALES);
+    requantizeAsymX16(x + <usize>(128 * j), 32, d, dm, nmax, L + <usize>(32 * j));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * ggml_quantize_chunk's loop for a K-quant: each row's super-blocks of 256, through the reference
+ * block quantizer without an importance vector, the weighted one (with the block's slice of it) with one.
+ */
+@inline
+export function quantizeRowsK(
+  src: usize, dst: usize, nrows: i32, ncols: i32, imatrix: usize, blockBytes: usize,
+  quantizeRef: (x: usize, y: usize) => void,
+  quantizeWeighted: (x: usize, y: usize, qw: usize) => void,
+): void {
+  const nb = ncols / 256;
+  for (let r = 0; r < nrows; ++r) {
+    for (let i = 0; i < nb; ++i) {
+      const x = src + ((<usize>r * <usize>ncols + <usize>(i * 256)) << 2);
+      const y = dst + (<usize>r * <usize>nb + <usize>i) * blockBytes;
+      if (imatrix) quantizeWeighted(x, y, imatrix + (<usize>(i * 256) << 2));
+      else quantizeRef(x, y);
+    }
+  }
 }

@@ -5,21 +5,11 @@ import { describe, expect, it } from "vitest";
 import { GGMLType, rowSize, typeName } from "../src/gguf/ggml-types.js";
 import { convertRows, NonFiniteRowError, quantizeInto, quantizeRows, quantizeStaged, stagingRows } from "../src/quant/kernels.js";
 import { oracleDequantize, oracleQuantize } from "./oracle/ggml.js";
+import { expectSameBytes, prng } from "./kernel-test-util.js";
 
 const TYPES: GGMLType[] = [GGMLType.Q4_0, GGMLType.Q4_1, GGMLType.Q5_0, GGMLType.Q5_1, GGMLType.IQ4_NL];
 // [nrows, ncols]: 1, 2, 3, 5, 7, 15 blocks in all; groups of four straddle rows of 3 and 5 blocks
 const SHAPES: [number, number][] = [[1, 32], [1, 64], [1, 96], [1, 160], [7, 32], [3, 160], [5, 96], [2, 224]];
-
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * Rows at different scales (so each row has its own sigma2); some rows start with a block of +0,
@@ -35,13 +25,6 @@ function rows(rand: () => number, nrows: number, ncols: number): Float32Array {
   return out;
 }
 
-function expectSame(type: GGMLType, what: string, got: Uint8Array, want: Uint8Array): void {
-  if (Buffer.from(got).equals(Buffer.from(want))) return;
-  let i = 0;
-  while (got[i] === want[i]) i++;
-  expect.fail(`${typeName(type)} ${what}: first differing byte ${i}: ${got[i]} vs llama.cpp ${want[i]}`);
-}
-
 describe.each(TYPES.map((t) => [typeName(t), t] as const))("%s batch shapes match llama.cpp", (_name, type) => {
   it.each(SHAPES)("%i rows of %i, with and without imatrix", (nrows, ncols) => {
     const rand = prng(nrows * 1000 + ncols + type);
@@ -50,13 +33,13 @@ describe.each(TYPES.map((t) => [typeName(t), t] as const))("%s batch shapes matc
     for (const im of [null, imatrix]) {
       const what = `${nrows}x${ncols} ${im ? "imatrix" : "no imatrix"}`;
       const want = oracleQuantize(type, src, nrows, ncols, im);
-      expectSame(type, what, quantizeRows(type, src, nrows, ncols, im), want);
+      expectSameBytes(type, what, quantizeRows(type, src, nrows, ncols, im), want);
       const out = new Uint8Array(rowSize(type, ncols) * nrows + 3).fill(0xAA);
       quantizeInto(type, src, nrows, ncols, im, out.subarray(1));
-      expectSame(type, `${what} (quantizeInto)`, out.subarray(1, 1 + want.length), want);
+      expectSameBytes(type, `${what} (quantizeInto)`, out.subarray(1, 1 + want.length), want);
       expect([out[0], out[want.length + 1]]).toEqual([0xAA, 0xAA]);
       stagingRows(nrows, ncols).set(src);
-      expectSame(type, `${what} (staged)`, quantizeStaged(type, nrows, ncols, im), want);
+      expectSameBytes(type, `${what} (staged)`, quantizeStaged(type, nrows, ncols, im), want);
     }
   });
 });
@@ -71,7 +54,7 @@ describe("convertRows (source bytes straight to a quant type)", () => {
     for (const dstType of [GGMLType.Q4_1, GGMLType.Q5_0, GGMLType.BF16]) {
       for (const im of [null, imatrix]) {
         const want = oracleQuantize(dstType, widened, nrows, ncols, im);
-        expectSame(dstType, `from ${typeName(srcType)}${im ? " with imatrix" : ""}`, convertRows(srcType, src, dstType, nrows, ncols, im), want);
+        expectSameBytes(dstType, `from ${typeName(srcType)}${im ? " with imatrix" : ""}`, convertRows(srcType, src, dstType, nrows, ncols, im), want);
       }
     }
   });

@@ -8,21 +8,10 @@ import { describe, expect, it } from "vitest";
 import { GGMLType, rowSize, typeName } from "../src/gguf/ggml-types.js";
 import { dequantizeRows, quantizeRows } from "../src/quant/kernels.js";
 import { oracleDequantize, oracleQuantize } from "./oracle/ggml.js";
+import { firstDiff, prng } from "./kernel-test-util.js";
 
 const QK_K = 256;
 const K_TYPES = [GGMLType.Q2_K, GGMLType.Q3_K, GGMLType.Q4_K, GGMLType.Q5_K, GGMLType.Q6_K];
-
-/** mulberry32: small seeded PRNG, uniform in [0, 1). */
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function gauss(rand: () => number): number {
   const u = Math.max(rand(), 1e-12);
@@ -90,12 +79,6 @@ function edgeRows(rand: () => number): Float32Array[] {
     fill((c) => (c % 9 === 0 ? 3e38 : c % 9 === 1 ? -3e38 : gauss(rand))), // sums overflow to Inf/NaN
     fill((c) => (c % 2 ? 1e19 : -1e19)),
   ];
-}
-
-function firstDiff(a: Uint8Array, b: Uint8Array): number {
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return i;
-  return a.length === b.length ? -1 : n;
 }
 
 /** Quantize with both, compare bytes then dequantized floats; returns a message or "" when equal. */

@@ -2,26 +2,15 @@
 // random and edge rows, with and without an importance vector; every quantized byte and every
 // dequantized float (compared as bits) must be identical to ggml_quantize_chunk / dequantize_row_*.
 import { describe, expect, it } from "vitest";
-import { GGMLType, rowSize, typeName } from "../src/gguf/ggml-types.js";
+import { GGMLType, typeName } from "../src/gguf/ggml-types.js";
 import { dequantizeRows, NonFiniteRowError, quantizeRows } from "../src/quant/kernels.js";
 import { oracleDequantize, oracleQuantize } from "./oracle/ggml.js";
+import { expectSameBytes, prng } from "./kernel-test-util.js";
 
 const TYPES: GGMLType[] = [
   GGMLType.F32, GGMLType.F16, GGMLType.BF16, GGMLType.Q4_0, GGMLType.Q4_1, GGMLType.Q5_0, GGMLType.Q5_1,
   GGMLType.Q8_0, GGMLType.IQ4_NL, GGMLType.IQ4_XS,
 ];
-
-/** mulberry32: small seeded PRNG, uniform in [0, 1). */
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function gaussian(rand: () => number): number {
   const u = 1 - rand();
@@ -83,14 +72,6 @@ function edgeRows(ncols: number, rand: () => number): [string, Float32Array][] {
     ["half-integers", row(() => (Math.floor(rand() * 32) - 16) / 2)],
     ["sparse", row(() => (rand() < 0.05 ? gaussian(rand) : 0))],
   ];
-}
-
-function expectSameBytes(type: GGMLType, what: string, got: Uint8Array, want: Uint8Array, ncols: number): void {
-  if (Buffer.from(got).equals(Buffer.from(want))) return;
-  const rs = rowSize(type, ncols);
-  let i = 0;
-  while (got[i] === want[i]) i++;
-  expect.fail(`${typeName(type)} ${what}: first differing byte ${i} (row ${Math.floor(i / rs)}, byte ${i % rs} of the row): ${got[i]} vs llama.cpp ${want[i]}`);
 }
 
 function expectSameFloats(type: GGMLType, what: string, got: Float32Array, want: Float32Array): void {
