@@ -182,9 +182,9 @@ describe("renderChart", () => {
   it("places labels without overlapping each other or any point when there is room", () => {
     const svg = renderChart(rows);
     const unescape = (t: string) => t.replace(/&lt;/g, "<").replace(/&gt;/g, ">").replace(/&apos;/g, "'").replace(/&amp;/g, "&");
-    const labels = [...svg.matchAll(/<text class="label" x="([^"]+)" y="([^"]+)">([^<]*)<\/text>/g)].map((m) => {
+    const labels = [...svg.matchAll(/<text class="label" x="([^"]+)" y="([^"]+)"[^>]*>([^<]*)<\/text>/g)].map((m) => {
       const text = unescape(m[3]);
-      return { x: Number(m[1]) - 1, y: Number(m[2]) - 10, w: text.length * 6.4, h: 12 };
+      return { x: Number(m[1]) - 1, y: Number(m[2]) - 10, w: text.length * 7, h: 12 };
     });
     const points = [...svg.matchAll(/<circle class="point" cx="([^"]+)" cy="([^"]+)"/g)].map((m) => ({ x: Number(m[1]) - 4, y: Number(m[2]) - 4, w: 8, h: 8 }));
     expect(labels).toHaveLength(rows.length);
@@ -193,6 +193,39 @@ describe("renderChart", () => {
       for (let b = a + 1; b < labels.length; b++) expect(hit(labels[a], labels[b]), `labels ${a} and ${b}`).toBe(false);
       for (const p of points) expect(hit(labels[a], p), `label ${a} over a point`).toBe(false);
     }
+  });
+
+  it("tells hybrid presets from llama.cpp types by colour and imatrix files by a hollow point, with a legend that labels avoid", () => {
+    const mixed = markPareto([
+      ...rows.slice(0, 4),
+      { ...row("Q4_K_H", 8_600_000, 0.0022), preset: "Q4_K_H", ftype: "Q4_K_M" },
+      { ...row("Q4_K_H-imat", 8_600_224, 0.0021), preset: "Q4_K_H", ftype: "Q4_K_M", imatrix: true },
+      { ...row("Q4_K_M-imat", 9_137_664, 0.00199), imatrix: true },
+      { ...row("Q4_K_M", 9_137_440, 0.00201), preset: "Q4_K_M", ftype: "Q4_K_M" }, // a standard type built from its preset
+    ]);
+    const els = parseXml(renderChart(mixed));
+    const point = (label: string) => els.filter((e) => e.name === "circle")[mixed.findIndex((r) => r.label === label)].attrs;
+    const colour = (a: Record<string, string>) => a.stroke;
+    expect(colour(point("Q4_K_H"))).not.toBe(colour(point("Q4_K_M")));
+    expect(colour(point("Q4_K_H"))).toBe(colour(point("Q4_K_H-imat")));
+    expect(colour(point("Q4_K_M"))).toBe(colour(point("Q2_K")));
+    expect([point("Q4_K_M").fill, point("Q4_K_M-imat").fill, point("Q4_K_H-imat").fill]).toEqual([colour(point("Q4_K_M")), "#ffffff", "#ffffff"]);
+    const legendAt = els.findIndex((e) => e.name === "g" && e.attrs.class === "legend");
+    expect(legendAt).toBeGreaterThan(0);
+    const legendTexts = els.slice(legendAt).filter((e) => e.name === "text" && !e.attrs.class).slice(0, 4);
+    expect(legendTexts).toHaveLength(4);
+    const box = els[legendAt + 1].attrs;
+    expect(els[legendAt + 1].name).toBe("rect");
+    const lb = { x: Number(box.x), y: Number(box.y), w: Number(box.width), h: Number(box.height) };
+    for (const t of els.filter((e) => e.name === "text" && e.attrs.class === "label")) {
+      const x = Number(t.attrs.x);
+      const y = Number(t.attrs.y);
+      expect(x > lb.x + lb.w || x + 60 < lb.x || y - 10 > lb.y + lb.h || y < lb.y, `label at ${x},${y} inside the legend`).toBe(true);
+    }
+    // without imatrix rows or presets, the legend has only what the chart shows
+    const plain = parseXml(renderChart(rows));
+    const plainLegend = plain.findIndex((e) => e.name === "g" && e.attrs.class === "legend");
+    expect(plain.slice(plainLegend).filter((e) => e.name === "text" && !e.attrs.class).length).toBe(2); // file type, Pareto front
   });
 
   it("plots PPL on a linear axis when asked", () => {

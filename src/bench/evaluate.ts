@@ -58,8 +58,7 @@ async function computeBase(evaluator: ModelEvaluator, tokens: number[], plan: Ch
   let nll2 = 0;
   let count = 0;
   try {
-    for (let c = 0; c < plan.nChunk; c++) {
-      const dists = await evaluator.evaluateChunk(chunkInput(tokens, plan, c, evaluator.bos), plan.first);
+    await evaluator.forEachChunk(plan.nChunk, (c) => chunkInput(tokens, plan, c, evaluator.bos), plan.first, (c, dists) => {
       const nVocab = dists[0].length;
       writer ??= new BaseCacheWriter(`${cacheFile}`, plan.ctx, nVocab, plan.nChunk, tokens);
       const rowLength = packedRowLength(nVocab);
@@ -73,7 +72,7 @@ async function computeBase(evaluator: ModelEvaluator, tokens: number[], plan: Ch
       });
       writer.appendChunk(packed);
       opts.onProgress?.(evaluator.path, c + 1, plan.nChunk);
-    }
+    });
     const [lnPpl, lnErr] = meanAndUncertainty(nll, nll2, count);
     const summary = { ppl: Math.exp(lnPpl), pplErr: Math.exp(lnPpl) * lnErr, positions: count };
     writer!.finish(summary);
@@ -96,15 +95,14 @@ export async function evaluateAgainstBase(base: BaseEvaluation, file: string, op
     }
     const acc = newKldAccumulator();
     const { plan } = base;
-    for (let c = 0; c < plan.nChunk; c++) {
-      const dists = await evaluator.evaluateChunk(chunkInput(base.tokens, plan, c, evaluator.bos), plan.first);
+    await evaluator.forEachChunk(plan.nChunk, (c) => chunkInput(base.tokens, plan, c, evaluator.bos), plan.first, (c, dists) => {
       if (dists[0].length !== reader.nVocab) {
         throw new UserError(`${file}: vocabulary of ${dists[0].length} tokens, but the base model ${path.basename(base.file)} has ${reader.nVocab}`);
       }
       const packed = reader.readChunk(c);
       dists.forEach((probs, j) => scorePosition(probs, packed, j * reader.rowLength, scoredTarget(base.tokens, plan, c, j), acc));
       opts.onProgress?.(file, c + 1, plan.nChunk);
-    }
+    });
     return summarizeKld(acc);
   } finally {
     reader.close();

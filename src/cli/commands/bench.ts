@@ -60,6 +60,7 @@ async function buildTargets(base: string, opts: BenchCliOptions, outDir: string,
     ...presets.map((p) => ({ name: p, opts: { preset: p } })),
     ...schedules.map((s) => ({ name: path.basename(s, ".json"), opts: { schedule: s } })),
   ];
+  fs.mkdirSync(outDir, { recursive: true }); // hquant build wants an existing folder; --out may be new
   const targets: BenchTarget[] = [];
   for (const job of jobs) {
     const suffix = opts.imatrix ? "-imat" : "";
