@@ -20,7 +20,7 @@ export interface FileInfo {
   bpw: number;
   ftype: string;
   imatrix: boolean;
-  /** hquant preset/schedule name when the file records one (hquant.preset) */
+  /** hquant preset/schedule name when the file records one (hquant.schedule.name) */
   preset?: string;
 }
 
@@ -39,7 +39,7 @@ export async function readFileInfo(file: string): Promise<FileInfo> {
     params += t.shape.reduce((p, d) => p * d, 1);
   }
   const ft = kvValue(model.kv, "general.file_type");
-  const preset = kvValue(model.kv, "hquant.preset");
+  const preset = kvValue(model.kv, "hquant.schedule.name");
   return {
     bytes,
     tensorBytes,

@@ -6,6 +6,7 @@ import os from "node:os";
 import path from "node:path";
 import type { Command } from "commander";
 import { UserError } from "../../errors.js";
+import { positiveInt, readText } from "../args.js";
 import { defaultCacheDir, runBench, writeFileAtomic, writeReportFiles, type BenchTarget } from "../../bench/run.js";
 import { markdownTable, reportJson, type QualityMetric } from "../../bench/report.js";
 
@@ -27,20 +28,7 @@ interface BenchCliOptions {
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
-function positiveInt(value: string | undefined, flag: string): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new UserError(`${flag} must be a positive integer (got ${JSON.stringify(value)})`);
-  return n;
-}
 
-function readText(file: string): string {
-  try {
-    return fs.readFileSync(file, "utf8");
-  } catch (err) {
-    throw new UserError(`${file}: cannot read the text (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
-  }
-}
 
 function checkModelFile(file: string): void {
   if (!fs.existsSync(file)) throw new UserError(`${file}: no such file`);

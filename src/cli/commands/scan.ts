@@ -6,6 +6,7 @@ import os from "node:os";
 import path from "node:path";
 import type { Command } from "commander";
 import { UserError } from "../../errors.js";
+import { positiveInt, readText } from "../args.js";
 import { defaultCacheDir, writeFileAtomic } from "../../bench/run.js";
 import { parseFileType } from "../../plan/schedule.js";
 import { runScan, SCAN_OPS, type ScanOp } from "../../scan/index.js";
@@ -25,20 +26,7 @@ interface ScanCliOptions {
   progress: boolean;
 }
 
-function positiveInt(value: string | undefined, flag: string): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new UserError(`${flag} must be a positive integer (got ${JSON.stringify(value)})`);
-  return n;
-}
 
-function readText(file: string): string {
-  try {
-    return fs.readFileSync(file, "utf8");
-  } catch (err) {
-    throw new UserError(`${file}: cannot read the text (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
-  }
-}
 
 export function registerScan(program: Command): void {
   program
