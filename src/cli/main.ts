@@ -1,30 +1,38 @@
 // The command line: thin. Each command lives in src/cli/commands/<name>.ts and only parses options,
 // calls the library and prints; user errors become one line on stderr and exit code 1.
+// A command's module (and the library it pulls in) is imported only when that command runs; help,
+// unknown commands and the like load them all, so `hquant --help` still lists every command.
 import { Command, CommanderError } from "commander";
 import { UserError } from "../errors.js";
-import { registerInspect } from "./commands/inspect.js";
-import { registerPlan } from "./commands/plan.js";
-import { registerBuild } from "./commands/build.js";
-import { registerBench } from "./commands/bench.js";
-import { registerScan } from "./commands/scan.js";
 
-export function makeProgram(): Command {
+type Register = (program: Command) => void;
+
+/** Command name → its module's register function, in help order. */
+const COMMANDS: Readonly<Record<string, () => Promise<Register>>> = {
+  inspect: async () => (await import("./commands/inspect.js")).registerInspect,
+  plan: async () => (await import("./commands/plan.js")).registerPlan,
+  build: async () => (await import("./commands/build.js")).registerBuild,
+  bench: async () => (await import("./commands/bench.js")).registerBench,
+  scan: async () => (await import("./commands/scan.js")).registerScan,
+};
+
+/** The program with the commands `argv` may run: the one it names, or all of them. */
+export async function makeProgram(argv: readonly string[] = []): Promise<Command> {
   const program = new Command("hquant")
     .description("Hybrid per-layer quantization compiler for GGUF models (byte-identical with llama.cpp)")
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
-  registerInspect(program);
-  registerPlan(program);
-  registerBuild(program);
-  registerBench(program);
-  registerScan(program);
+  const named = argv[2];
+  const names = named !== undefined && Object.hasOwn(COMMANDS, named) ? [named] : Object.keys(COMMANDS);
+  const registers = await Promise.all(names.map((n) => COMMANDS[n]!()));
+  for (const register of registers) register(program);
   return program;
 }
 
 /** Runs the CLI; resolves to the process exit code. */
 export async function main(argv: string[]): Promise<number> {
   try {
-    await makeProgram().parseAsync(argv);
+    await (await makeProgram(argv)).parseAsync(argv);
     return 0;
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 1;

@@ -1,13 +1,13 @@
 // Layer schedules: the JSON a user or preset writes (validated against schemas/schedule.schema.json),
 // and its resolution against a model's layer count into a ResolvedSchedule (planner.ts).
 // Pure: the caller reads the files.
-import { Ajv, type ErrorObject } from "ajv";
-import fs from "node:fs";
+import type { ErrorObject } from "ajv";
 import { GGMLType, typeByName, typeName } from "../gguf/ggml-types.js";
 import { UserError } from "../errors.js";
 import { FILE_TYPE_NAMES, TARGET_TYPES, fileTypeByName, type FileTypeName } from "./ftypes.js";
 import type { ResolvedSchedule, TensorOverride } from "./planner.js";
 import { applySurgery, validateSurgery, type SurgeryOp } from "../surgery/index.js";
+import { lazyValidator } from "./validators.js";
 
 /** `[index, "FTYPE"]`, as in the LAYER_TYPES lists hybrid-quant publishers post. */
 export type LayerTuple = [number, string];
@@ -50,14 +50,8 @@ export const TARGET_TYPE_NAMES: readonly string[] = TARGET_TYPES.map(typeName);
 /** schemas/schedule.schema.json (a package asset, two levels up from src/plan and dist/plan). */
 export const SCHEDULE_SCHEMA_URL = new URL("../../schemas/schedule.schema.json", import.meta.url);
 
-let validator: ReturnType<Ajv["compile"]> | undefined;
-function validate(data: unknown): ErrorObject[] {
-  if (!validator) {
-    const schema = JSON.parse(fs.readFileSync(SCHEDULE_SCHEMA_URL, "utf8")) as object;
-    validator = new Ajv({ allErrors: false, strict: true, strictRequired: false, verbose: true }).compile(schema);
-  }
-  return validator(data) ? [] : (validator.errors ?? []);
-}
+// loaded at first use: a build from --ftype never validates a schedule
+const validate = lazyValidator("schedule", SCHEDULE_SCHEMA_URL);
 
 /** `/layers/3/ftype` → `layers[3].ftype` */
 function fieldPath(instancePath: string, extra?: string): string {

@@ -1,29 +1,24 @@
 // The `surgery` list of a schedule: validated against schemas/surgery.schema.json with ajv, each
 // error turned into one line naming the op index and field (`surgery[2].alpha: must be ≤ 1`).
 // Index ranges depend on the layer list at each step and are checked by applySurgery (ops.ts).
-import { Ajv, type ErrorObject } from "ajv";
+import type { ErrorObject } from "ajv";
 import fs from "node:fs";
 import { UserError } from "../errors.js";
 import type { SurgeryOp } from "./ops.js";
+import { lazyValidator } from "../plan/validators.js";
 
 /** schemas/surgery.schema.json (a package asset, two levels up from src/surgery and dist/surgery). */
 export const SURGERY_SCHEMA_URL = new URL("../../schemas/surgery.schema.json", import.meta.url);
 
 export const SURGERY_OPS: readonly SurgeryOp["op"][] = ["delete", "swap", "duplicate", "interpolate", "merge"];
 
-let validator: ReturnType<Ajv["compile"]> | undefined;
-
 /** The schema object (e.g. for a schedule schema that wants to `$ref` it). */
 export function surgerySchema(): object {
   return JSON.parse(fs.readFileSync(SURGERY_SCHEMA_URL, "utf8")) as object;
 }
 
-function schemaErrors(data: unknown): ErrorObject[] {
-  if (!validator) {
-    validator = new Ajv({ allErrors: false, strict: true, strictRequired: false, verbose: true }).compile(surgerySchema());
-  }
-  return validator(data) ? [] : (validator.errors ?? []);
-}
+// loaded at first use (generated code from dist/validators/ when it is current)
+const schemaErrors = lazyValidator("surgery", SURGERY_SCHEMA_URL);
 
 /** `/2/layers/0` → `surgery[2].layers[0]` */
 function fieldPath(instancePath: string, extra?: string): string {
