@@ -19,8 +19,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { readHeader } from "../src/gguf/reader.js";
-import { openFileSource } from "../src/gguf/source.js";
+import { readHeaderAt } from "../src/gguf/reader.js";
 import { makeModel, type FactoryOptions } from "../test/factory.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -103,14 +102,7 @@ function runLlama(input: string, output: string, type: string): Run {
 
 /** Tensor data sections equal (the headers differ by hquant.* keys only). */
 async function sameTensorData(a: string, b: string): Promise<boolean> {
-  const dataOffset = async (file: string) => {
-    const source = await openFileSource(file);
-    try {
-      return (await readHeader(source)).dataOffset;
-    } finally {
-      await source.close();
-    }
-  };
+  const dataOffset = async (file: string) => (await readHeaderAt(file)).dataOffset;
   const oa = await dataOffset(a);
   const ob = await dataOffset(b);
   const length = fs.statSync(a).size - oa;

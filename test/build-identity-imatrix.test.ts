@@ -6,8 +6,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { buildModel } from "../src/build/index.js";
-import { readHeader } from "../src/gguf/reader.js";
-import { openFileSource } from "../src/gguf/source.js";
+import { readHeaderAt } from "../src/gguf/reader.js";
 import { mixtureHParams } from "../src/plan/hparams.js";
 import { uniformSchedule } from "../src/plan/schedule.js";
 import { QuantizePool } from "../src/pool/index.js";
@@ -43,7 +42,7 @@ describe("hquant.* keys", () => {
       hquant: { version: "test" },
       schedule: (m) => uniformSchedule("Q4_K_M", mixtureHParams(m.kv).nLayer),
     });
-    const [a, b] = [await headerOf(ref), await headerOf(ours)];
+    const [a, b] = [await readHeaderAt(ref), await readHeaderAt(ours)];
     const hquantKeys = b.kv.filter((e) => e.key.startsWith("hquant."));
     expect(hquantKeys.map((e) => e.key)).toEqual([
       "hquant.version",
@@ -67,11 +66,3 @@ describe("hquant.* keys", () => {
   });
 });
 
-async function headerOf(file: string) {
-  const source = await openFileSource(file);
-  try {
-    return await readHeader(source);
-  } finally {
-    await source.close();
-  }
-}

@@ -3,12 +3,12 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { getLlama, type Token } from "node-llama-cpp";
 import { afterAll, describe, expect, it } from "vitest";
 import { buildModel } from "../src/build/index.js";
 import { mixtureHParams } from "../src/plan/hparams.js";
 import { scheduleFromOptions } from "../src/plan/options.js";
 import { MODEL } from "./build-util.js";
+import { generateInLlamaCpp } from "./oracle/generate.js";
 import { oracleReadHeader } from "./oracle/llama.js";
 import { referencePerplexity } from "./oracle/perplexity.js";
 
@@ -35,24 +35,11 @@ describe("Q4_K_H build in llama.cpp", () => {
     const types = new Set(oracleReadHeader(out).tensors.filter((t) => t.name.startsWith("blk.") && t.type !== 0).map((t) => t.type));
     expect(types.size).toBeGreaterThan(1);
 
-    const llama = await getLlama({ gpu: false, build: "never", logLevel: "error" as never });
-    try {
-      const model = await llama.loadModel({ modelPath: out });
-      expect(model.fileInfo.tensorInfo?.length).toBe(147);
-      const context = await model.createContext({ contextSize: 256, threads: 2, batchSize: 256 });
-      const tokens: Token[] = [];
-      for await (const token of context.getSequence().evaluate(model.tokenize("The whale"), { temperature: 0 })) {
-        tokens.push(token);
-        if (tokens.length === 8) break;
-      }
-      expect(tokens.length).toBe(8);
-      for (const t of tokens) expect(Number(t)).toBeLessThan(4096);
-      expect(model.detokenize(tokens).trim().length).toBeGreaterThan(0);
-      await context.dispose();
-      await model.dispose();
-    } finally {
-      await llama.dispose();
-    }
+    const generated = await generateInLlamaCpp(out, 8);
+    expect(generated.tensorCount).toBe(147);
+    expect(generated.tokens.length).toBe(8);
+    for (const t of generated.tokens) expect(Number(t)).toBeLessThan(4096);
+    expect(generated.text.trim().length).toBeGreaterThan(0);
   });
 
   it("has a perplexity close to the F16 model's, as llama-perplexity measures it", () => {

@@ -8,8 +8,7 @@ import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { buildModel } from "../src/build/index.js";
 import { GGMLType } from "../src/gguf/ggml-types.js";
-import { readHeader } from "../src/gguf/reader.js";
-import { openFileSource } from "../src/gguf/source.js";
+import { readHeaderAt } from "../src/gguf/reader.js";
 import type { FileTypeName } from "../src/plan/ftypes.js";
 import { mixtureHParams } from "../src/plan/hparams.js";
 import { scheduleFromOptions } from "../src/plan/options.js";
@@ -28,8 +27,7 @@ afterAll(async () => {
 
 /** A legacy .dat imatrix with seeded positive values for every matrix but token_embd. */
 async function syntheticImatrix(model: string, seed: number): Promise<string> {
-  const source = await openFileSource(model);
-  const header = await readHeader(source).finally(() => source.close());
+  const header = await readHeaderAt(model);
   const next = xorshift32(seed);
   const parts: Buffer[] = [];
   const entries = header.tensors.filter((t) => t.shape.length >= 2 && t.name !== "token_embd.weight" && !t.name.includes("ffn_gate_inp"));

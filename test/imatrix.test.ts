@@ -6,8 +6,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { UserError } from "../src/errors.js";
-import { readHeader } from "../src/gguf/reader.js";
-import { openFileSource } from "../src/gguf/source.js";
+import { readHeaderAt } from "../src/gguf/reader.js";
 import { serializeHeader } from "../src/gguf/writer.js";
 import { loadImatrix } from "../src/imatrix/index.js";
 import { lround, normalizeGGUFEntry, normalizeLegacyEntry } from "../src/imatrix/normalize.js";
@@ -18,14 +17,6 @@ const GGUF = path.resolve(__dirname, "fixtures/imatrix/imatrix.gguf");
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "hquant-imatrix-"));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-async function headerOf(file: string) {
-  const source = await openFileSource(file);
-  try {
-    return await readHeader(source);
-  } finally {
-    await source.close();
-  }
-}
 
 const bytesOf = (v: Float32Array) => Buffer.from(v.buffer, v.byteOffset, v.byteLength);
 
@@ -102,7 +93,7 @@ describe("imatrix validation", () => {
   });
 
   it("rejects a GGUF imatrix with a NaN count", async () => {
-    const header = await headerOf(GGUF);
+    const header = await readHeaderAt(GGUF);
     const counts = header.tensors.find((t) => t.name.endsWith(".counts"))!;
     const bytes = Buffer.from(fs.readFileSync(GGUF));
     bytes.writeFloatLE(Number.NaN, header.dataOffset + counts.offset);
@@ -112,7 +103,7 @@ describe("imatrix validation", () => {
   });
 
   it("rejects a GGUF imatrix without llama-imatrix's metadata, or with unpaired tensors", async () => {
-    const header = await headerOf(GGUF);
+    const header = await readHeaderAt(GGUF);
     const bytes = fs.readFileSync(GGUF);
     const data = bytes.subarray(header.dataOffset);
     const rebuild = (kv = header.kv, tensors = header.tensors) => {

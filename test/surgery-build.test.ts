@@ -5,7 +5,6 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { getLlama, LlamaLogLevel, type Token } from "node-llama-cpp";
 import { afterAll, describe, expect, it } from "vitest";
 import { buildModel } from "../src/build/index.js";
 import { planWithOptions } from "../src/cli/commands/plan.js";
@@ -22,6 +21,7 @@ import { QuantizePool } from "../src/pool/index.js";
 import { applySurgery, surgeryMetadata, surgeryTensors, type SurgeryOp } from "../src/surgery/index.js";
 import { firstDifference, IMATRIX_GGUF, MODEL } from "./build-util.js";
 import { makeModel, SMALL_LLAMA } from "./factory.js";
+import { generateInLlamaCpp } from "./oracle/generate.js";
 import { llamaQuantize, oracleLoadImatrix, oracleReadHeader } from "./oracle/llama.js";
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "hquant-surgery-build-"));
@@ -261,22 +261,9 @@ describe("a surgered Q4_K_M model in llama.cpp", () => {
     expect(header.kv.find((e) => e.key === "hquant.surgery")!.value).toBe(JSON.stringify(surgery));
     expect(oracleReadHeader(out).tensors.length).toBe(15 * 9 + 3);
 
-    const llama = await getLlama({ gpu: false, build: "never", skipDownload: true, logLevel: LlamaLogLevel.error });
-    try {
-      const model = await llama.loadModel({ modelPath: out, gpuLayers: 0 });
-      expect(model.fileInfo.tensorInfo?.length).toBe(138);
-      const context = await model.createContext({ contextSize: 256, threads: 2, batchSize: 256 });
-      const tokens: Token[] = [];
-      for await (const token of context.getSequence().evaluate(model.tokenize("The whale"), { temperature: 0 })) {
-        tokens.push(token);
-        if (tokens.length === 8) break;
-      }
-      expect(tokens.length).toBe(8);
-      expect(model.detokenize(tokens).trim().length).toBeGreaterThan(0);
-      await context.dispose();
-      await model.dispose();
-    } finally {
-      await llama.dispose();
-    }
+    const generated = await generateInLlamaCpp(out, 8);
+    expect(generated.tensorCount).toBe(138);
+    expect(generated.tokens.length).toBe(8);
+    expect(generated.text.trim().length).toBeGreaterThan(0);
   });
 });

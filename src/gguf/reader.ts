@@ -361,7 +361,8 @@ function kvNumber(h: GGUFHeader, key: string, type: GGUFValueType): number | und
   return e.value as number;
 }
 
-async function readHeaderAt(pathOrUrl: string, split: number): Promise<GGUFHeader> {
+/** One GGUF file's header (a path or an http(s) URL), opened and closed around the read. */
+export async function readHeaderAt(pathOrUrl: string, split = 0): Promise<GGUFHeader> {
   const source = await openSource(pathOrUrl);
   try {
     return await readHeader(source, pathOrUrl, split);

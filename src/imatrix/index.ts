@@ -7,7 +7,7 @@ import { UserError } from "../errors.js";
 import { GGMLType, typeName } from "../gguf/ggml-types.js";
 import { GGUFValueType, findKV, type GGUFKV, type GGUFModel, type TensorInfo } from "../gguf/model.js";
 import { GGUF_MAGIC, readHeader, TensorReader } from "../gguf/reader.js";
-import { openFileSource } from "../gguf/source.js";
+import { openFileSource, type ByteSource } from "../gguf/source.js";
 import { parseLegacyImatrix, type RawImatrix } from "./legacy.js";
 import { normalizeGGUFEntry, normalizeLegacyEntry } from "./normalize.js";
 
@@ -25,12 +25,18 @@ export interface Imatrix {
 const SUMS_SUFFIX = ".in_sum2";
 const COUNTS_SUFFIX = ".counts";
 
+/** GGUF imatrix (recent llama-imatrix) or the legacy .dat format: told apart by the magic. */
+async function startsWithGGUFMagic(source: ByteSource): Promise<boolean> {
+  if (source.size < 4) return false;
+  const head = await source.read(0, 4);
+  return new DataView(head.buffer, head.byteOffset, 4).getUint32(0, true) === GGUF_MAGIC;
+}
+
 /** Loads and validates an imatrix file of either format. */
 export async function loadImatrix(file: string): Promise<Imatrix> {
   const source = await openFileSource(file);
   try {
-    const head = source.size >= 4 ? await source.read(0, 4) : new Uint8Array(0);
-    const isGGUF = head.length === 4 && new DataView(head.buffer, head.byteOffset, 4).getUint32(0, true) === GGUF_MAGIC;
+    const isGGUF = await startsWithGGUFMagic(source);
     if (isGGUF) return await loadGGUFImatrix(file, await readHeader(source, file));
     const raw = parseLegacyImatrix(file, await source.read(0, source.size));
     return legacyToImatrix(file, raw);
@@ -137,8 +143,7 @@ async function readF32(reader: TensorReader, t: TensorInfo): Promise<Float32Arra
 export async function readImatrixInfo(file: string): Promise<{ file: string; datasets: string[]; entries: number; chunks: number }> {
   const source = await openFileSource(file);
   try {
-    const head = source.size >= 4 ? await source.read(0, 4) : new Uint8Array(0);
-    const isGGUF = head.length === 4 && new DataView(head.buffer, head.byteOffset, 4).getUint32(0, true) === GGUF_MAGIC;
+    const isGGUF = await startsWithGGUFMagic(source);
     if (!isGGUF) {
       const raw = parseLegacyImatrix(file, await source.read(0, source.size));
       return { file, datasets: raw.datasets, entries: new Set(raw.entries.map((e) => e.name)).size, chunks: raw.chunkCount };
