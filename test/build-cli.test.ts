@@ -1,21 +1,18 @@
 // `hquant build` from the command line: bad input gives exactly one line on stderr, exit code 1,
 // and no file; Ctrl-C mid-build leaves nothing behind; a good build writes what `plan` promised.
-import { spawn, spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { MODEL, IMATRIX_GGUF } from "./build-util.js";
+import { hquant } from "./cli-util.js";
 
 const ROOT = path.resolve(__dirname, "..");
 const BIN = path.join(ROOT, "bin/hquant.js");
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "hquant-build-cli-"));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-function hquant(...args: string[]) {
-  const r = spawnSync(process.execPath, [BIN, ...args], { cwd: ROOT, encoding: "utf8" });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
 
 /** A fresh, empty output folder. */
 function outDir(name: string): string {

@@ -1,22 +1,10 @@
 // `hquant bench` argument errors: one line naming the option or file, exit code 1, before any
 // model is loaded.
-import { Command, CommanderError } from "commander";
 import { describe, expect, it } from "vitest";
 import { registerBench } from "../src/cli/commands/bench.js";
-import { UserError } from "../src/errors.js";
+import { runCommand } from "./cli-util.js";
 
-async function run(args: string[]): Promise<string> {
-  const program = new Command("hquant").exitOverride().configureOutput({ writeErr: () => {}, writeOut: () => {} });
-  registerBench(program);
-  try {
-    await program.parseAsync(["node", "hquant", "bench", ...args]);
-  } catch (err) {
-    if (err instanceof UserError) return err.message;
-    if (err instanceof CommanderError) return `commander: ${err.code}`;
-    throw err;
-  }
-  return "ok";
-}
+const run = (args: string[]) => runCommand(registerBench, "bench", args);
 
 const BASE = "models/tinyllama-16l-f16.gguf";
 const TEXT = "test/fixtures/eval-test.txt";

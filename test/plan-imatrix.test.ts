@@ -1,23 +1,17 @@
 // `hquant plan --imatrix FILE` sizes the output exactly: the quantize.imatrix.* keys the build
 // writes are read from the imatrix file's header (both llama.cpp formats), so the promised size is
 // the built file's size.
-import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { loadImatrix, readImatrixInfo } from "../src/imatrix/index.js";
 import { IMATRIX_DAT, IMATRIX_GGUF, MODEL } from "./build-util.js";
+import { hquant } from "./cli-util.js";
 
-const ROOT = path.resolve(__dirname, "..");
-const BIN = path.join(ROOT, "bin/hquant.js");
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "hquant-plan-imatrix-"));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-function hquant(...args: string[]) {
-  const r = spawnSync(process.execPath, [BIN, ...args], { cwd: ROOT, encoding: "utf8" });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
 
 function plannedFileBytes(...args: string[]): number {
   const r = hquant("plan", MODEL, ...args, "--json");

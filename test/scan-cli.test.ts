@@ -5,10 +5,9 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { Command, CommanderError } from "commander";
 import { afterAll, describe, expect, it } from "vitest";
 import { registerScan } from "../src/cli/commands/scan.js";
-import { UserError } from "../src/errors.js";
+import { runCommand } from "./cli-util.js";
 import type { ScanReport } from "../src/scan/index.js";
 
 const BASE = "models/tinyllama-16l-f16.gguf";
@@ -16,18 +15,7 @@ const TEXT = "test/fixtures/eval-test.txt";
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "hquant-scan-cli-"));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-async function run(args: string[]): Promise<string> {
-  const program = new Command("hquant").exitOverride().configureOutput({ writeErr: () => {}, writeOut: () => {} });
-  registerScan(program);
-  try {
-    await program.parseAsync(["node", "hquant", "scan", ...args]);
-  } catch (err) {
-    if (err instanceof UserError) return err.message;
-    if (err instanceof CommanderError) return `commander: ${err.code}`;
-    throw err;
-  }
-  return "ok";
-}
+const run = (args: string[]) => runCommand(registerScan, "scan", args);
 
 describe("hquant scan arguments", () => {
   it("rejects bad input with a one-line message", async () => {
