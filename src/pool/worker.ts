@@ -3,7 +3,7 @@
 // (pool/index.ts); one kernel instance per thread.
 import { move } from "piscina";
 import { GGMLType, rowSize } from "../gguf/ggml-types.js";
-import { convertRows, dequantizeRows, NonFiniteRowError, quantizeRows } from "../quant/kernels.js";
+import { convertRows, NonFiniteRowError, quantizeRows } from "../quant/kernels.js";
 import { surgeryChunkF32 } from "../surgery/chunk.js";
 import type { QuantizeTask, QuantizeTaskResult } from "./task.js";
 
@@ -37,14 +37,8 @@ function convertChunk(task: QuantizeTask): QuantizeTaskResult {
 
 export default function quantizeChunk(task: QuantizeTask): QuantizeTaskResult {
   if (!task.surgery) return convertChunk(task);
-  const { srcType, dstType, nrows, ncols } = task;
-  const f32 = task.surgery
-    ? surgeryRowsF32(task)
-    : srcType === GGMLType.F32
-      ? new Float32Array(task.data, 0, nrows * ncols)
-      : dequantizeRows(srcType, new Uint8Array(task.data), nrows, ncols);
   try {
-    const out = quantizeRows(dstType, f32, nrows, ncols, task.imatrix);
+    const out = quantizeRows(task.dstType, surgeryRowsF32(task), task.nrows, task.ncols, task.imatrix);
     // hand the result back without a copy
     return move(out.buffer as ArrayBuffer) as ArrayBuffer;
   } catch (err) {
