@@ -17,6 +17,8 @@ export interface EvalOptions {
   cacheDir: string;
   /** progress after each chunk */
   onProgress?: (file: string, done: number, total: number) => void;
+  /** cancels between chunks */
+  signal?: AbortSignal;
 }
 
 export interface BaseEvaluation extends BaseSummary {
@@ -32,6 +34,7 @@ export interface BaseEvaluation extends BaseSummary {
 
 /** Evaluates the base model once per (file, text, ctx, chunks), caching its distributions on disk. */
 export async function evaluateBase(file: string, text: string, textName: string, opts: EvalOptions): Promise<BaseEvaluation> {
+  opts.signal?.throwIfAborted();
   const modelSha256 = await sha256File(file);
   const evaluator = await ModelEvaluator.open(file, opts);
   try {
@@ -72,6 +75,7 @@ async function computeBase(evaluator: ModelEvaluator, tokens: number[], plan: Ch
       });
       writer.appendChunk(packed);
       opts.onProgress?.(evaluator.path, c + 1, plan.nChunk);
+      opts.signal?.throwIfAborted();
     });
     const [lnPpl, lnErr] = meanAndUncertainty(nll, nll2, count);
     const summary = { ppl: Math.exp(lnPpl), pplErr: Math.exp(lnPpl) * lnErr, positions: count };
@@ -102,6 +106,7 @@ export async function evaluateAgainstBase(base: BaseEvaluation, file: string, op
       const packed = reader.readChunk(c);
       dists.forEach((probs, j) => scorePosition(probs, packed, j * reader.rowLength, scoredTarget(base.tokens, plan, c, j), acc));
       opts.onProgress?.(file, c + 1, plan.nChunk);
+      opts.signal?.throwIfAborted();
     });
     return summarizeKld(acc);
   } finally {

@@ -3,6 +3,9 @@
 import fs from "node:fs";
 import path from "node:path";
 import os from "node:os";
+import { UserError } from "../errors.js";
+import { resolveOutputTarget } from "../gguf/output-path.js";
+import { tempPathFor } from "../gguf/writer.js";
 import { renderChart } from "./chart.js";
 import { evaluateAgainstBase, evaluateBase, type EvalOptions } from "./evaluate.js";
 import { readFileInfo } from "./file-info.js";
@@ -25,6 +28,11 @@ export interface BenchOptions extends EvalOptions {
   metric?: QualityMetric;
   /** called before each file's evaluation */
   onFile?: (file: string, index: number, total: number) => void;
+  /**
+   * Makes more targets (e.g. builds presets) once the base is evaluated, so that a text too short
+   * for the context, or a base that does not load, fails before any build starts.
+   */
+  prepareTargets?: () => Promise<BenchTarget[]>;
 }
 
 export function defaultCacheDir(): string {
@@ -36,9 +44,11 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
   opts.onFile?.(opts.base, 0, opts.targets.length + 1);
   const base = await evaluateBase(opts.base, opts.text, opts.textName, opts);
   const baseInfo = await readFileInfo(opts.base);
+  const targets = [...opts.targets, ...((await opts.prepareTargets?.()) ?? [])];
   const rows: BenchRow[] = [];
-  for (const [k, t] of opts.targets.entries()) {
-    opts.onFile?.(t.file, k + 1, opts.targets.length + 1);
+  for (const [k, t] of targets.entries()) {
+    opts.signal?.throwIfAborted();
+    opts.onFile?.(t.file, k + 1, targets.length + 1);
     const info = await readFileInfo(t.file);
     const r = await evaluateAgainstBase(base, t.file, opts);
     rows.push({
@@ -68,12 +78,27 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
   };
 }
 
-/** Writes atomically: a temporary file renamed into place. */
+/**
+ * Writes atomically: a hidden temp file next to the target renamed into place (the folder is made
+ * when missing). Only a regular file is replaced (a symlink is written through), keeping its mode.
+ */
 export function writeFileAtomic(file: string, data: string): void {
-  fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
-  const tmp = `${file}.${process.pid}.tmp`;
-  fs.writeFileSync(tmp, data);
-  fs.renameSync(tmp, file);
+  const dir = path.dirname(path.resolve(file));
+  try {
+    fs.mkdirSync(dir, { recursive: true });
+  } catch (err) {
+    throw new UserError(`${file}: cannot create the folder ${dir} (${(err as NodeJS.ErrnoException).code})`);
+  }
+  const target = resolveOutputTarget(file);
+  const tmp = tempPathFor(target.file);
+  try {
+    fs.writeFileSync(tmp, data, { flag: "wx" });
+    if (target.mode !== undefined) fs.chmodSync(tmp, target.mode);
+    fs.renameSync(tmp, target.file);
+  } catch (err) {
+    fs.rmSync(tmp, { force: true });
+    throw new UserError(`${file}: cannot write (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
 }
 
 /** Writes bench.md, bench.svg and bench.json into `dir`; returns their paths. */

@@ -6,9 +6,13 @@ import fs from "node:fs";
 import path from "node:path";
 import { UserError } from "../errors.js";
 import { GGMLType, rowSize, typeName } from "../gguf/ggml-types.js";
-import type { GGUFModel, TensorInfo } from "../gguf/model.js";
+import type { GGUFKV, GGUFModel, TensorInfo } from "../gguf/model.js";
 import { openModel, TensorReader } from "../gguf/reader.js";
-import { createGGUFOutput, type GGUFOutput } from "../gguf/split.js";
+import { createGGUFOutput, isSplitOutput, outputPaths, type GGUFOutput, type SplitOptions } from "../gguf/split.js";
+import { checkOutputsAgainstInputs, resolveOutputTarget, sweepStaleTempFiles } from "../gguf/output-path.js";
+import { openTempFiles, type TensorSpec } from "../gguf/writer.js";
+import { isUrl } from "../gguf/source.js";
+import { copyPlan } from "../plan/copy.js";
 import { loadImatrix, type Imatrix } from "../imatrix/index.js";
 import { OUTPUT_ALIGNMENT, planModel, type Plan, type PlannedTensor, type ResolvedSchedule } from "../plan/planner.js";
 import { isQuantizedType } from "../plan/tensors.js";
@@ -43,10 +47,21 @@ export interface BuildOptions {
   allowRequantize?: boolean;
   /** split output in gguf-split's layout: at most this many bytes of tensor data per shard */
   splitMaxSize?: number;
+  /** split output in gguf-split's layout: at most this many tensors per shard */
+  splitMaxTensors?: number;
+  /** llama-quantize --keep-split: one output shard per input shard, with the same tensors */
+  keepSplit?: boolean;
+  /** llama-quantize --override-kv entries (see parseKvOverride) */
+  overrides?: readonly GGUFKV[];
+  /** llama-quantize --include-weights / --exclude-weights: imatrix entries kept / dropped by substring */
+  includeWeights?: readonly string[];
+  excludeWeights?: readonly string[];
+  /** http(s) input: connect/read timeout in ms (default 30 s) */
+  httpTimeoutMs?: number;
   onProgress?: (p: BuildProgress) => void;
   onWarning?: (message: string) => void;
-  /** called once the plan is known, before any data is written */
-  onPlan?: (plan: Plan) => void;
+  /** called once the plan is known, before any data is written (with the imatrix entries it uses) */
+  onPlan?: (plan: Plan, imatrix?: ImatrixUse) => void;
   signal?: AbortSignal;
   /** a pool to use instead of starting one (kept running afterwards); `threads` is then its size */
   pool?: QuantizePool;
@@ -63,7 +78,19 @@ export interface BuildResult {
   inputBytes: number;
   threads: number;
   seconds: number;
-  imatrix?: { file: string; entries: number; format: string };
+  imatrix?: ImatrixUse;
+}
+
+/** Which imatrix entries a build used: the summary names them so an unmatched imatrix shows. */
+export interface ImatrixUse {
+  file: string;
+  format: string;
+  /** entries after --include-weights / --exclude-weights (what quantize.imatrix.entries_count records) */
+  entries: number;
+  /** entries some quantized tensor used */
+  used: number;
+  /** entries no tensor used */
+  unused: number;
 }
 
 /** Source types the kernels can turn into f32 (the quantized ones only with allowRequantize). */
@@ -103,33 +130,6 @@ function checkSourceType(job: TensorJob, input: string, allowRequantize: boolean
   if (!warned.has(src)) {
     warned.add(src);
     warn(`re-quantizing ${typeName(src)} tensors: quality is lower than quantizing from F16/F32`);
-  }
-}
-
-/** The output's folder must exist and be writable: checked before any work. */
-function checkOutputFolder(output: string): void {
-  const dir = path.dirname(path.resolve(output));
-  let st: fs.Stats;
-  try {
-    st = fs.statSync(dir);
-  } catch {
-    throw new UserError(`${output}: output folder ${dir} does not exist`);
-  }
-  if (!st.isDirectory()) throw new UserError(`${output}: ${dir} is not a folder`);
-  try {
-    fs.accessSync(dir, fs.constants.W_OK);
-  } catch {
-    throw new UserError(`${output}: output folder ${dir} is not writable`);
-  }
-}
-
-function sameFile(a: string, b: string): boolean {
-  try {
-    const sa = fs.statSync(a);
-    const sb = fs.statSync(b);
-    return sa.dev === sb.dev && sa.ino === sb.ino;
-  } catch {
-    return path.resolve(a) === path.resolve(b);
   }
 }
 
@@ -239,15 +239,51 @@ function* pieces(jobs: readonly TensorJob[], reader: TensorReader, pool: Quantiz
   }
 }
 
-/** Resolves the plan and checks everything that can be checked before writing a byte. */
-export async function prepareBuild(opts: BuildOptions): Promise<{ model: GGUFModel; plan: Plan; imatrix?: Imatrix; jobs: TensorJob[] }> {
-  const model = await openModel(opts.input);
-  let schedule = typeof opts.schedule === "function" ? await opts.schedule(model) : opts.schedule;
+/** What prepareBuild resolved: everything but the tensor data. */
+export interface PreparedBuild {
+  model: GGUFModel;
+  plan: Plan;
+  /** the imatrix after --include-weights / --exclude-weights */
+  imatrix?: Imatrix;
+  imatrixUse?: ImatrixUse;
+  /** the jobs in output order (by input shard for --keep-split) */
+  jobs: TensorJob[];
+  /** the output's metadata and tensors, in output order */
+  kv: GGUFKV[];
+  specs: TensorSpec[];
+  split: SplitOptions;
+  /** the files the build writes (one, or the shards; none without an output) */
+  outputs: string[];
+}
+
+/** llama-quantize's prepare_imatrix: drop entries matching an excluded name, then keep only included ones. */
+function filterImatrix(imatrix: Imatrix, include: readonly string[], exclude: readonly string[]): Imatrix {
+  if (include.length > 0 && exclude.length > 0) throw new UserError("--include-weights and --exclude-weights cannot be used together");
+  if (include.length === 0 && exclude.length === 0) return imatrix;
+  const vectors = new Map([...imatrix.vectors].filter(([name]) => !exclude.some((x) => name.includes(x)) && (include.length === 0 || include.some((x) => name.includes(x)))));
+  return { ...imatrix, vectors };
+}
+
+/**
+ * Resolves the plan and checks everything that can be checked before writing a byte: the model,
+ * the schedule, the imatrix, every source type, and every output file against every input file.
+ * `hquant plan` runs it too, so it refuses what `hquant build` would refuse, with the same message.
+ */
+export async function prepareBuild(opts: PrepareOptions): Promise<PreparedBuild> {
+  const model = await openModel(opts.input, { timeoutMs: opts.httpTimeoutMs, signal: opts.signal });
+  let schedule: CopySchedule = typeof opts.schedule === "function" ? await opts.schedule(model) : opts.schedule;
   const imatrixFile = opts.imatrix ?? schedule.imatrix;
-  const imatrix = imatrixFile !== undefined ? await loadImatrix(imatrixFile) : undefined;
-  // the planner only needs to know that there is one (a few rules depend on it)
-  if (imatrixFile !== schedule.imatrix) schedule = { ...schedule, imatrix: imatrixFile };
-  const plan = planModel({ kv: model.kv, tensors: model.tensors }, schedule, opts.input);
+  const loaded = imatrixFile !== undefined ? await loadImatrix(imatrixFile) : undefined;
+  const imatrix = loaded && filterImatrix(loaded, opts.includeWeights ?? [], opts.excludeWeights ?? []);
+  if (!loaded && ((opts.includeWeights?.length ?? 0) > 0 || (opts.excludeWeights?.length ?? 0) > 0)) {
+    throw new UserError("--include-weights and --exclude-weights need an importance matrix (--imatrix)");
+  }
+  // the planner only needs to know that there is one (a few rules depend on it); an imatrix
+  // emptied by the filters is none at all, as in llama-quantize
+  const effectiveImatrix = imatrix && imatrix.vectors.size > 0 ? imatrixFile : undefined;
+  if (effectiveImatrix !== schedule.imatrix) schedule = { ...schedule, imatrix: effectiveImatrix };
+  let plan = planModel({ kv: model.kv, tensors: model.tensors }, schedule, opts.input);
+  if (schedule.copy) plan = copyPlan(plan, plan.surgery?.kv ?? model.kv, opts.input);
   const byName = new Map(model.tensors.map((t) => [t.name, t]));
   const warned = new Set<GGMLType>();
   const warn = opts.onWarning ?? (() => undefined);
@@ -255,8 +291,10 @@ export async function prepareBuild(opts: BuildOptions): Promise<{ model: GGUFMod
   // looked up by output name, so its entries are renamed (averaged for computed layers) first
   const surgery = plan.surgery && new Map(plan.surgery.tensors.map((t) => [t.name, t]));
   for (const w of plan.surgery?.warnings ?? []) warn(w);
-  const importance = imatrix && plan.surgery ? { ...imatrix, vectors: remapImatrix(imatrix.vectors, plan.surgery.recipes, imatrix.file) } : imatrix;
-  const jobs = plan.tensors.map((planned): TensorJob => {
+  const usable = imatrix && imatrix.vectors.size > 0 ? imatrix : undefined;
+  const importance = usable && plan.surgery ? { ...usable, vectors: remapImatrix(usable.vectors, plan.surgery.recipes, usable.file) } : usable;
+  const usedNames = new Set<string>();
+  let jobs = plan.tensors.map((planned): TensorJob => {
     const made = surgery?.get(planned.name);
     const source = byName.get(made ? made.inputs[0]! : planned.name)!;
     const quantize = made?.computed === true || planned.srcType !== planned.dstType;
@@ -264,38 +302,68 @@ export async function prepareBuild(opts: BuildOptions): Promise<{ model: GGUFMod
     if (made?.computed) job.computed = { inputs: made.inputs.map((n) => byName.get(n)!), recipe: made.recipe };
     if (quantize) {
       job.importance = importanceFor(planned, importance);
+      // counted by input name: a surgered layer's entries serve the tensors made from them
+      if (job.importance) for (const src of job.computed?.inputs ?? [source]) usedNames.add(src.name);
       for (const src of job.computed?.inputs ?? [source]) {
         checkSourceType({ ...job, source: src }, opts.input, opts.allowRequantize ?? false, warn, warned);
       }
     }
     return job;
   });
-  return { model, plan, imatrix, jobs };
+  let imatrixUse: ImatrixUse | undefined;
+  if (imatrix) {
+    const entries = imatrix.vectors.size;
+    const used = [...imatrix.vectors.keys()].filter((n) => usedNames.has(n)).length;
+    imatrixUse = { file: imatrix.file, format: imatrix.format, entries, used, unused: entries - used };
+    if (used === 0) warn(`${imatrix.file}: none of its ${entries} entries matches a quantized tensor of ${opts.input}; the build uses no importance matrix`);
+  }
+  // --keep-split: the tensors of each input shard, in input order, as llama-quant sorts them
+  if (opts.keepSplit) jobs = [...jobs].sort((x, y) => x.source.split - y.source.split || x.source.offset - y.source.offset);
+  const split: SplitOptions = {
+    splitMaxSize: opts.splitMaxSize,
+    splitMaxTensors: opts.splitMaxTensors,
+    ...(opts.keepSplit && { keepSplit: jobs.map((j) => j.source.split) }),
+  };
+  const kv = outputMetadata(model.kv, plan, {
+    imatrix: usable && { file: usable.file, datasets: usable.datasets, entries: usable.vectors.size, chunks: usable.chunkCount },
+    hquant: opts.hquant ?? false,
+    overrides: opts.overrides,
+  });
+  const specs: TensorSpec[] = jobs.map((j) => ({ name: j.planned.name, shape: j.planned.shape, type: j.planned.dstType }));
+  const outputs = opts.output !== undefined ? outputPaths(opts.output, kv, specs, split) : [];
+  for (const out of outputs) resolveOutputTarget(out);
+  checkOutputsAgainstInputs(outputs, model.files.map((f) => f.path).filter((p) => !isUrl(p)));
+  return { model, plan, imatrix: usable, imatrixUse, jobs, kv, specs, split, outputs };
 }
+
+type CopySchedule = ResolvedSchedule & { copy?: boolean };
+
+/** The build's options; without `output` only the output-path checks are left out (hquant plan). */
+export type PrepareOptions = Omit<BuildOptions, "output"> & { output?: string };
 
 /** Builds the output GGUF; on any error or abort no output file is left behind. */
 export async function buildModel(opts: BuildOptions): Promise<BuildResult> {
   const t0 = performance.now();
-  checkOutputFolder(opts.output);
-  if (sameFile(opts.input, opts.output)) throw new UserError(`${opts.output}: input and output are the same file`);
+  opts.signal?.throwIfAborted();
+  // the output path is checked before anything is read: a device, FIFO or folder is refused
+  if (!isSplitOutput({ splitMaxSize: opts.splitMaxSize, splitMaxTensors: opts.splitMaxTensors })) resolveOutputTarget(opts.output);
   const threads = opts.pool?.threads ?? Math.max(1, Math.floor(opts.threads ?? defaultThreads()));
   // the workers start (and load the kernels) while the header is read and the plan is made
   const ownPool = opts.pool ? undefined : new QuantizePool(threads);
-  let prepared: Awaited<ReturnType<typeof prepareBuild>>;
+  let prepared: PreparedBuild;
   try {
     prepared = await prepareBuild(opts);
+    opts.signal?.throwIfAborted();
   } catch (err) {
     await ownPool?.destroy();
     throw err;
   }
-  const { model, plan, imatrix, jobs } = prepared;
-  opts.onPlan?.(plan);
+  const { model, plan, imatrixUse, jobs, kv, specs, split } = prepared;
+  // temp files of earlier, killed runs of the same output: removed (or reported while their owner runs)
+  const live = new Set(openTempFiles());
+  for (const out of prepared.outputs) for (const m of sweepStaleTempFiles(resolveOutputTarget(out).file, live)) opts.onWarning?.(m);
+  opts.onPlan?.(plan, imatrixUse);
 
-  const kv = outputMetadata(model.kv, plan, {
-    imatrix: imatrix && { file: imatrix.file, datasets: imatrix.datasets, entries: imatrix.vectors.size, chunks: imatrix.chunkCount },
-    hquant: opts.hquant ?? false,
-  });
-  const specs = outputTensors(plan);
   const bytesTotal = jobs.reduce((a, j) => a + jobInputBytes(j), 0);
 
   const reader = new TensorReader(model);
@@ -305,7 +373,7 @@ export async function buildModel(opts: BuildOptions): Promise<BuildResult> {
   let writer: GGUFOutput | undefined;
   const inFlight: { piece: Piece; result: Promise<Uint8Array> }[] = [];
   try {
-    writer = await createGGUFOutput(opts.output, kv, specs, { alignment: OUTPUT_ALIGNMENT, splitMaxSize: opts.splitMaxSize });
+    writer = await createGGUFOutput(opts.output, kv, specs, { alignment: OUTPUT_ALIGNMENT, ...split });
     const work = pieces(jobs, reader, (opts.pool ?? ownPool)!, io, opts.input, opts.signal);
     let bytesDone = 0;
     const fill = () => {
@@ -319,7 +387,7 @@ export async function buildModel(opts: BuildOptions): Promise<BuildResult> {
     };
     fill();
     while (inFlight.length > 0) {
-      if (opts.signal?.aborted) throw new UserError("interrupted");
+      opts.signal?.throwIfAborted();
       const { piece, result } = inFlight.shift()!;
       const bytes = await result;
       fill();
@@ -355,6 +423,6 @@ export async function buildModel(opts: BuildOptions): Promise<BuildResult> {
     inputBytes: bytesTotal,
     threads,
     seconds: (performance.now() - t0) / 1000,
-    imatrix: imatrix ? { file: imatrix.file, entries: imatrix.vectors.size, format: imatrix.format } : undefined,
+    imatrix: imatrixUse,
   };
 }

@@ -1,6 +1,9 @@
-// Option parsing shared by the CLI commands that evaluate models (bench, scan).
+// Option parsing shared by the CLI commands: numbers, thread counts, --json [FILE], output folders.
 import fs from "node:fs";
+import path from "node:path";
 import { UserError } from "../errors.js";
+import { writeFileAtomic } from "../bench/run.js";
+import { resolveOutputTarget } from "../gguf/output-path.js";
 
 /** A positive integer option, or undefined when the option was not given. */
 export function positiveInt(value: string | undefined, flag: string): number | undefined {
@@ -16,5 +19,47 @@ export function readText(file: string): string {
     return fs.readFileSync(file, "utf8");
   } catch (err) {
     throw new UserError(`${file}: cannot read the text (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+}
+
+/** -t/--threads N (1–1024), the same on every command; undefined when not given. */
+export function parseThreads(value: string | undefined, flag = "--threads"): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > 1024) throw new UserError(`${flag}: ${JSON.stringify(value)} is not a thread count (1–1024)`);
+  return Number(value);
+}
+
+/**
+ * `--json [FILE]`: where the JSON goes (undefined: not asked, "-": stdout). A FILE is checked
+ * before any work: it must be a regular file or a new name in an existing folder.
+ */
+export function jsonTarget(value: string | boolean | undefined): string | undefined {
+  if (value === undefined || value === false) return undefined;
+  if (value === true || value === "-") return "-";
+  resolveOutputTarget(value);
+  return value;
+}
+
+/** Writes the JSON where jsonTarget said (temp file + rename for a file). */
+export function writeJson(target: string, text: string): void {
+  if (target === "-") process.stdout.write(text.endsWith("\n") ? text : `${text}\n`);
+  else writeFileAtomic(target, text.endsWith("\n") ? text : `${text}\n`);
+}
+
+/**
+ * An output folder (--out DIR), checked before any work: an existing folder, or a new one whose
+ * parent exists. Created only when something is written into it.
+ */
+export function checkOutputFolder(dir: string, flag: string): void {
+  let st: fs.Stats | undefined;
+  try {
+    st = fs.statSync(dir);
+  } catch {
+    st = undefined;
+  }
+  if (st && !st.isDirectory()) throw new UserError(`${flag} ${dir}: exists and is not a folder`);
+  if (!st) {
+    const parent = path.dirname(path.resolve(dir));
+    if (!fs.existsSync(parent)) throw new UserError(`${flag} ${dir}: parent folder ${parent} does not exist`);
   }
 }

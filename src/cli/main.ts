@@ -4,6 +4,8 @@
 // unknown commands and the like load them all, so `hquant --help` still lists every command.
 import { Command, CommanderError } from "commander";
 import { UserError } from "../errors.js";
+import { HQUANT_VERSION } from "../version.js";
+import { exitCodeFor, installSignalHandlers, receivedSignal } from "./signals.js";
 
 type Register = (program: Command) => void;
 
@@ -20,6 +22,7 @@ const COMMANDS: Readonly<Record<string, () => Promise<Register>>> = {
 export async function makeProgram(argv: readonly string[] = []): Promise<Command> {
   const program = new Command("hquant")
     .description("Hybrid per-layer quantization compiler for GGUF models (byte-identical with llama.cpp)")
+    .version(HQUANT_VERSION, "-V, --version", "print hquant's version")
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
   const named = argv[2];
@@ -29,17 +32,29 @@ export async function makeProgram(argv: readonly string[] = []): Promise<Command
   return program;
 }
 
-/** Runs the CLI; resolves to the process exit code. */
+/**
+ * Runs the CLI; resolves to the process exit code: 0, 1 for bad input, 128 + N when signal N
+ * (SIGHUP 1, SIGINT 2, SIGTERM 15) interrupted the command.
+ */
 export async function main(argv: string[]): Promise<number> {
+  const removeSignalHandlers = installSignalHandlers();
   try {
     await (await makeProgram(argv)).parseAsync(argv);
     return 0;
   } catch (err) {
+    const sig = receivedSignal();
+    if (sig !== undefined) {
+      // the library removed its temp files while unwinding
+      process.stderr.write(`\nhquant: interrupted${sig === "SIGINT" ? "" : ` by ${sig}`}, no output written\n`);
+      return exitCodeFor(sig);
+    }
     if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 1;
     if (err instanceof UserError) {
       process.stderr.write(`hquant: ${err.message}\n`);
       return 1;
     }
     throw err;
+  } finally {
+    removeSignalHandlers();
   }
 }

@@ -1,6 +1,7 @@
 // `hquant inspect`: what a GGUF model is made of, as a pure report (GGUFModel → object) and a
 // text rendering. The per-layer map shows one row per blk.N and one column per tensor kind, so
 // a hybrid quant's layer schedule can be seen at a glance.
+import { FILE_TYPES } from "../plan/ftypes.js";
 import { typeName } from "./ggml-types.js";
 import { architecture, archNumber, kvValue, type GGUFModel, type GGUFScalar } from "./model.js";
 
@@ -36,6 +37,10 @@ export interface InspectReport {
   layers: LayerRow[];
   /** tensors outside blk.N (embeddings, output, norms) */
   otherTensors: { name: string; type: string; shape: number[] }[];
+  /** general.file_type: the llama_ftype id and its name (null when the key is absent) */
+  fileType: { id: number; name: string } | null;
+  /** quantize.imatrix.* metadata (llama-quantize's record of the importance matrix) */
+  quantize: Record<string, GGUFScalar | GGUFScalar[]>;
   /** hquant.* metadata, values as stored */
   hquant: Record<string, GGUFScalar | GGUFScalar[]>;
 }
@@ -111,6 +116,11 @@ export function inspectModel(model: GGUFModel): InspectReport {
   const name = kvValue(model.kv, "general.name");
   const hquant: InspectReport["hquant"] = {};
   for (const e of model.kv) if (e.key.startsWith("hquant.")) hquant[e.key] = e.value;
+  const quantize: InspectReport["quantize"] = {};
+  for (const e of model.kv) if (e.key.startsWith("quantize.")) quantize[e.key] = e.value;
+  const ftypeId = kvValue(model.kv, "general.file_type");
+  const fileType =
+    typeof ftypeId === "number" ? { id: ftypeId, name: FILE_TYPES.find((f) => f.id === ftypeId)?.name ?? (ftypeId === 0 ? "F32" : `llama_ftype ${ftypeId}`) } : null;
   const blockCount = archNumber(model.kv, "block_count");
   return {
     file: model.files[0].path,
@@ -128,6 +138,8 @@ export function inspectModel(model: GGUFModel): InspectReport {
     layerColumns: [...kinds].sort(compareKinds),
     layers: [...layers.entries()].sort(([a], [b]) => a - b).map(([layer, types]) => ({ layer, types })),
     otherTensors,
+    fileType,
+    quantize,
     hquant,
   };
 }
@@ -170,6 +182,7 @@ export function renderReport(r: InspectReport): string {
       ["file", r.shards > 1 ? `${r.file} (${r.shards} shards)` : r.file],
       ["architecture", r.architecture ?? "-"],
       ["name", r.name ?? "-"],
+      ["file type", r.fileType ? `${r.fileType.name} (${r.fileType.id})` : "-"],
       ["parameters", `${thousands(r.parameterCount)}`],
       ["layers", String(r.layerCount)],
       ["context length", r.contextLength === null ? "-" : String(r.contextLength)],
@@ -194,7 +207,7 @@ export function renderReport(r: InspectReport): string {
     lines.push("");
     lines.push(...table([["tensor", "type", "shape"], ...r.otherTensors.map((t) => [t.name, t.type, `[${t.shape.join(", ")}]`])]));
   }
-  const hq = Object.entries(r.hquant);
+  const hq = [...Object.entries(r.quantize), ...Object.entries(r.hquant)];
   if (hq.length > 0) {
     lines.push("");
     lines.push(...table(hq.map(([k, v]) => [k, rawValue(v)])));

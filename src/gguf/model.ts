@@ -66,6 +66,8 @@ export interface GGUFModel {
   kv: GGUFKV[];
   /** all tensors of all shards, in shard then file order */
   tensors: TensorInfo[];
+  /** how the shards were opened (timeouts and cancellation of http(s) reads), reused for the data */
+  sourceOptions?: import("./source.js").SourceOptions;
 }
 
 export function findKV(kv: readonly GGUFKV[], key: string): GGUFKV | undefined {

@@ -6,7 +6,7 @@
 import { UserError } from "../errors.js";
 import { typeInfo } from "./ggml-types.js";
 import { GGUFValueType, type GGUFHeader, type GGUFKV, type GGUFModel, type GGUFScalar, type TensorInfo } from "./model.js";
-import { openSource, type ByteSource } from "./source.js";
+import { openSource, type ByteSource, type SourceOptions } from "./source.js";
 
 export const GGUF_MAGIC = 0x46554747; // "GGUF" little-endian
 export const GGUF_DEFAULT_ALIGNMENT = 32;
@@ -362,8 +362,8 @@ function kvNumber(h: GGUFHeader, key: string, type: GGUFValueType): number | und
 }
 
 /** One GGUF file's header (a path or an http(s) URL), opened and closed around the read. */
-export async function readHeaderAt(pathOrUrl: string, split = 0): Promise<GGUFHeader> {
-  const source = await openSource(pathOrUrl);
+export async function readHeaderAt(pathOrUrl: string, split = 0, opts: SourceOptions = {}): Promise<GGUFHeader> {
+  const source = await openSource(pathOrUrl, opts);
   try {
     return await readHeader(source, pathOrUrl, split);
   } finally {
@@ -384,20 +384,20 @@ function checkShardKeys(h: GGUFHeader, index: number, count: number): void {
  * Opens a model from its path or URL: a single file, or all shards of a split model (any shard's
  * name may be given). Only headers are read.
  */
-export async function openModel(pathOrUrl: string): Promise<GGUFModel> {
+export async function openModel(pathOrUrl: string, opts: SourceOptions = {}): Promise<GGUFModel> {
   const named = parseSplitName(pathOrUrl);
   const firstPath = named ? splitPath(named.prefix, 0, named.count) : pathOrUrl;
-  const first = await readHeaderAt(firstPath, 0);
+  const first = await readHeaderAt(firstPath, 0, opts);
   const count = kvNumber(first, "split.count", GGUFValueType.UINT16) ?? 1;
   if (count === 0) throw new UserError(`${firstPath}: split.count is 0`);
-  if (count === 1 && !named) return { files: [first], kv: first.kv, tensors: first.tensors };
+  if (count === 1 && !named) return { files: [first], kv: first.kv, tensors: first.tensors, sourceOptions: opts };
   if (!named) {
     throw new UserError(`${pathOrUrl}: split.count is ${count} but the name is not of the form <prefix>-00001-of-${splitPath("", 0, count).slice(-10, -5)}.gguf`);
   }
   if (named.count !== count) throw new UserError(`${firstPath}: split.count is ${count} but the file name says ${named.count}`);
 
   const files = [first];
-  for (let i = 1; i < count; i++) files.push(await readHeaderAt(splitPath(named.prefix, i, count), i));
+  for (let i = 1; i < count; i++) files.push(await readHeaderAt(splitPath(named.prefix, i, count), i, opts));
   const tensors: TensorInfo[] = [];
   const owner = new Map<string, string>();
   files.forEach((h, i) => {
@@ -415,7 +415,7 @@ export async function openModel(pathOrUrl: string): Promise<GGUFModel> {
       throw new UserError(`${h.path}: split.tensors.count is ${declared} but the shards hold ${tensors.length} tensors`);
     }
   });
-  return { files, kv: first.kv, tensors };
+  return { files, kv: first.kv, tensors, sourceOptions: opts };
 }
 
 /** Positioned reads of tensor data in bounded chunks; keeps every shard open until close(). */
@@ -432,7 +432,7 @@ export class TensorReader {
     const file = this.model.files[tensor.split];
     let source = this.sources.get(tensor.split);
     if (!source) {
-      source = openSource(file.path);
+      source = openSource(file.path, this.model.sourceOptions);
       this.sources.set(tensor.split, source);
     }
     return (await source).read(file.dataOffset + tensor.offset + byteOffset, length);

@@ -16,6 +16,11 @@ export interface SplitOptions {
   splitMaxSize?: number;
   /** max tensors per shard (gguf-split --split-max-tensors) */
   splitMaxTensors?: number;
+  /**
+   * llama-quantize --keep-split: the shard of each tensor (non-decreasing, tensors already in shard
+   * order); shards then carry split.no, split.count, split.tensors.count in llama-quant's order
+   */
+  keepSplit?: readonly number[];
 }
 
 export interface ShardPlan {
@@ -30,19 +35,37 @@ export function splitPrefix(target: string): string {
   return target.replace(/\.gguf$/i, "");
 }
 
-function shardKV(base: readonly GGUFKV[], no: number, count: number, totalTensors: number): GGUFKV[] {
+function shardKV(base: readonly GGUFKV[], no: number, count: number, totalTensors: number, llamaQuantOrder = false): GGUFKV[] {
   const kept = base.filter((e) => !(SPLIT_KEYS as readonly string[]).includes(e.key));
-  return [
-    ...kept,
-    { key: "split.no", type: GGUFValueType.UINT16, value: no },
-    { key: "split.tensors.count", type: GGUFValueType.INT32, value: totalTensors },
-    { key: "split.count", type: GGUFValueType.UINT16, value: count },
-  ];
+  const splitNo: GGUFKV = { key: "split.no", type: GGUFValueType.UINT16, value: no };
+  const splitCount: GGUFKV = { key: "split.count", type: GGUFValueType.UINT16, value: count };
+  const tensorsCount: GGUFKV = { key: "split.tensors.count", type: GGUFValueType.INT32, value: totalTensors };
+  return [...kept, ...(llamaQuantOrder ? [splitNo, splitCount, tensorsCount] : [splitNo, tensorsCount, splitCount])];
+}
+
+/** The shards --keep-split writes: one per input shard, each with the tensors it came from. */
+function keepSplitGroups(target: string, shardOf: readonly number[]): number[][] {
+  const groups: number[][] = [];
+  shardOf.forEach((shard, i) => {
+    if (shard < groups.length - 1 || shard < 0) throw new Error(`${target}: keep-split tensors are not in shard order`);
+    while (groups.length <= shard) groups.push([]);
+    groups[shard]!.push(i);
+  });
+  return groups.length > 0 ? groups : [[]];
 }
 
 /** Which tensors go to which shard, and each shard's metadata. */
 export function planSplit(target: string, kv: readonly GGUFKV[], tensors: readonly TensorSpec[], opts: SplitOptions): ShardPlan[] {
   const { splitMaxSize, splitMaxTensors } = opts;
+  if (opts.keepSplit) {
+    const kept = keepSplitGroups(target, opts.keepSplit);
+    const prefix = splitPrefix(target);
+    return kept.map((tensorIndices, no) => ({
+      path: splitPath(prefix, no, kept.length),
+      kv: shardKV(no === 0 ? kv : [], no, kept.length, tensors.length, true),
+      tensorIndices,
+    }));
+  }
   if (splitMaxSize !== undefined && !(splitMaxSize > 0)) throw new UserError(`--split-max-size must be positive (got ${splitMaxSize})`);
   if (splitMaxTensors !== undefined && !(Number.isInteger(splitMaxTensors) && splitMaxTensors > 0)) {
     throw new UserError(`--split-max-tensors must be a positive integer (got ${splitMaxTensors})`);
@@ -171,6 +194,17 @@ export class GGUFSplitWriter implements GGUFOutput {
   }
 }
 
+/** Whether the options ask for shards (--keep-split of a one-file input writes one file). */
+export function isSplitOutput(opts: SplitOptions): boolean {
+  if (opts.keepSplit) return opts.keepSplit.some((s) => s > 0);
+  return opts.splitMaxSize !== undefined || opts.splitMaxTensors !== undefined;
+}
+
+/** The files a write with these options creates: [target], or the shards' paths. */
+export function outputPaths(target: string, kv: readonly GGUFKV[], tensors: readonly TensorSpec[], opts: SplitOptions): string[] {
+  return isSplitOutput(opts) ? planSplit(target, kv, tensors, opts).map((s) => s.path) : [target];
+}
+
 /** One file, or shards when a split option is given. */
 export async function createGGUFOutput(
   target: string,
@@ -178,7 +212,7 @@ export async function createGGUFOutput(
   tensors: readonly TensorSpec[],
   opts: WriterOptions & SplitOptions = {},
 ): Promise<GGUFOutput> {
-  if (opts.splitMaxSize !== undefined || opts.splitMaxTensors !== undefined) {
+  if (isSplitOutput(opts)) {
     return GGUFSplitWriter.create(target, kv, tensors, opts, opts);
   }
   const w = await GGUFFileWriter.create(target, kv, tensors, opts);

@@ -4,12 +4,12 @@
 // zero padding to the alignment (the last one too). All offsets are known up front from types
 // and shapes, so the output size is exact before any data is written.
 import { randomBytes } from "node:crypto";
-import { promises as fsp, unlinkSync } from "node:fs";
-import path from "node:path";
+import { promises as fsp } from "node:fs";
 import { UserError } from "../errors.js";
 import { tensorBytes, type GGMLType } from "./ggml-types.js";
 import { GGUFValueType, type GGUFKV, type GGUFScalar } from "./model.js";
 import { GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC } from "./reader.js";
+import { resolveOutputTarget, tempNameFor } from "./output-path.js";
 
 export interface TensorSpec {
   name: string;
@@ -181,44 +181,19 @@ export function outputFileSize(kv: readonly GGUFKV[], tensors: readonly TensorSp
   return header.length + dataSize;
 }
 
-// ---- temp files and signals: no partial output, even on Ctrl-C ----
+// ---- temp files: no partial output ----
+// Library code installs no signal handlers: a caller cancels through its AbortSignal (the build
+// then aborts its writers), and a CLI that must exit at once can remove openTempFiles() itself.
 
 const liveTempFiles = new Set<string>();
 
-function removeTempFilesAndExit(): void {
-  for (const p of liveTempFiles) {
-    try {
-      unlinkSync(p);
-    } catch {
-      // already gone
-    }
-  }
-  process.exit(130);
-}
-
-function trackTempFile(p: string): void {
-  if (liveTempFiles.size === 0) {
-    process.on("SIGINT", removeTempFilesAndExit);
-    process.on("SIGTERM", removeTempFilesAndExit);
-  }
-  liveTempFiles.add(p);
-}
-
-function untrackTempFile(p: string): void {
-  if (!liveTempFiles.delete(p)) return;
-  if (liveTempFiles.size === 0) {
-    process.off("SIGINT", removeTempFilesAndExit);
-    process.off("SIGTERM", removeTempFilesAndExit);
-  }
-}
-
-/** Temp files currently open by writers in this process (for tests). */
+/** Temp files currently open by writers in this process. */
 export function openTempFiles(): string[] {
   return [...liveTempFiles];
 }
 
 export function tempPathFor(target: string): string {
-  return path.join(path.dirname(target), `.${path.basename(target)}.hquant-tmp-${process.pid}-${randomBytes(4).toString("hex")}`);
+  return tempNameFor(target, process.pid, randomBytes(4).toString("hex"));
 }
 
 export interface WriterOptions {
@@ -247,6 +222,8 @@ export class GGUFFileWriter {
 
   private constructor(
     readonly target: string,
+    /** the file the rename replaces: target, or the file its symlink points to */
+    readonly file: string,
     readonly tempPath: string,
     private readonly handle: fsp.FileHandle,
     header: Uint8Array,
@@ -268,15 +245,21 @@ export class GGUFFileWriter {
   static async create(target: string, kv: readonly GGUFKV[], tensors: readonly TensorSpec[], opts: WriterOptions = {}): Promise<GGUFFileWriter> {
     const alignment = opts.alignment ?? GGUF_DEFAULT_ALIGNMENT;
     const { header, offsets, dataSize } = serializeHeader(kv, tensors, alignment, opts.version ?? 3);
-    const tempPath = tempPathFor(target);
+    // a symlink is written through: the temp file goes next to the file it points to
+    const resolved = resolveOutputTarget(target);
+    const tempPath = tempPathFor(resolved.file);
     let handle: fsp.FileHandle;
     try {
       handle = await fsp.open(tempPath, "wx");
     } catch (err) {
       throw new UserError(`${target}: cannot create output file: ${(err as Error).message}`);
     }
-    trackTempFile(tempPath);
-    const w = new GGUFFileWriter(target, tempPath, handle, header, offsets, dataSize, tensors, alignment);
+    liveTempFiles.add(tempPath);
+    if (resolved.mode !== undefined) {
+      // an existing output keeps its permissions (the umask'd default is for new files)
+      await handle.chmod(resolved.mode).catch(() => undefined);
+    }
+    const w = new GGUFFileWriter(target, resolved.file, tempPath, handle, header, offsets, dataSize, tensors, alignment);
     await w.append(header);
     if (tensors.length === 0) await w.flush();
     return w;
@@ -359,12 +342,12 @@ export class GGUFFileWriter {
   async commit(): Promise<void> {
     if (this.state !== "completed") throw new Error(`GGUF writer ${this.target}: commit before complete`);
     try {
-      await fsp.rename(this.tempPath, this.target);
+      await fsp.rename(this.tempPath, this.file);
     } catch (err) {
       await this.abort();
       throw new UserError(`${this.target}: cannot move the finished output into place: ${(err as Error).message}`);
     }
-    untrackTempFile(this.tempPath);
+    liveTempFiles.delete(this.tempPath);
     this.state = "done";
   }
 
@@ -379,6 +362,6 @@ export class GGUFFileWriter {
     if (this.state === "open") await this.handle.close().catch(() => undefined);
     this.state = "done";
     await fsp.rm(this.tempPath, { force: true });
-    untrackTempFile(this.tempPath);
+    liveTempFiles.delete(this.tempPath);
   }
 }

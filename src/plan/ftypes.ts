@@ -49,9 +49,24 @@ export const FILE_TYPE_NAMES: readonly FileTypeName[] = FILE_TYPES.map((f) => f.
 
 const BY_NAME = new Map<string, FileType>(FILE_TYPES.map((f) => [f.name, f]));
 
-/** Case-insensitive, as llama-quantize's try_parse_ftype. */
+/** llama-quantize's aliases (QUANT_OPTIONS in tools/quantize/quantize.cpp): the _M mixtures. */
+export const FILE_TYPE_ALIASES: Readonly<Record<string, FileTypeName>> = { Q3_K: "Q3_K_M", Q4_K: "Q4_K_M", Q5_K: "Q5_K_M" };
+
+/**
+ * Case-insensitive, as llama-quantize's try_parse_ftype: a name, an alias (Q4_K → Q4_K_M) or the
+ * numeric llama_ftype (15 → Q4_K_M).
+ */
 export function fileTypeByName(name: string): FileType | undefined {
-  return BY_NAME.get(name.toUpperCase());
+  const upper = name.trim().toUpperCase();
+  const direct = BY_NAME.get(upper) ?? BY_NAME.get(FILE_TYPE_ALIASES[upper] ?? "");
+  if (direct) return direct;
+  if (/^\d+$/.test(upper)) return FILE_TYPES.find((f) => f.id === Number(upper));
+  return undefined;
+}
+
+/** llama-quantize's COPY: every tensor copied as it is, only the metadata rewritten. */
+export function isCopyFileType(name: string): boolean {
+  return name.trim().toUpperCase() === "COPY";
 }
 
 export function mustFileType(name: string): FileType {

@@ -30,6 +30,8 @@ export interface OutputMetadataOptions {
   imatrix?: ImatrixInfo;
   /** record the schedule under hquant.* (off to get llama.cpp's metadata exactly) */
   hquant?: { version: string } | false;
+  /** --override-kv entries, set after the split keys are removed and before quantize.imatrix.* */
+  overrides?: readonly GGUFKV[];
 }
 
 const u32 = (key: string, value: number): GGUFKV => ({ key, type: GGUFValueType.UINT32, value });
@@ -86,6 +88,7 @@ export function outputMetadata(inputKv: readonly GGUFKV[], plan: Plan, options: 
     const at = kv.findIndex((e) => e.key === key);
     if (at >= 0) kv.splice(at, 1);
   }
+  for (const o of options.overrides ?? []) setKV(kv, { ...o });
   const im = options.imatrix;
   if (im) {
     setKV(kv, str("quantize.imatrix.file", truncateUtf8(im.file, KV_OVERRIDE_MAX_STR_BYTES)));

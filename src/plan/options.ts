@@ -17,6 +17,7 @@ import {
   type ScheduleFile,
 } from "./schedule.js";
 import type { ResolvedSchedule } from "./planner.js";
+import { isCopyFileType } from "./ftypes.js";
 
 export const PRESETS_DIR = fileURLToPath(new URL("../../presets/", import.meta.url));
 
@@ -30,7 +31,12 @@ export interface ScheduleCliOptions {
   tensorType?: string[];
   pure?: boolean;
   leaveOutputTensor?: boolean;
+  /** llama-quantize --prune-layers L0,L1,…: a surgery delete of those layers (input numbering) */
+  pruneLayers?: string;
 }
+
+/** A resolved schedule; `copy` is llama-quantize's COPY file type (tensors copied as they are). */
+export type CliSchedule = ResolvedSchedule & { copy?: boolean };
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
@@ -44,7 +50,15 @@ export function addScheduleOptions(cmd: Command): Command {
     .option("--output-tensor-type <type>", "type of output.weight")
     .option("--tensor-type <pattern=type>", "regex override, first match wins (repeatable)", collect)
     .option("--pure", "no mixture rules: every quantized tensor gets its layer's default type")
-    .option("--leave-output-tensor", "keep output.weight unquantized");
+    .option("--leave-output-tensor", "keep output.weight unquantized")
+    .option("--prune-layers <list>", "remove these layers (comma-separated, e.g. 20,21,22), as llama-quantize does");
+}
+
+/** `--prune-layers 20,21,22` → the layer numbers. */
+export function parsePruneLayers(arg: string): number[] {
+  const parts = arg.split(",").map((p) => p.trim());
+  if (parts.some((p) => !/^\d+$/.test(p))) throw new UserError(`--prune-layers: ${JSON.stringify(arg)} is not a comma-separated list of layer numbers`);
+  return [...new Set(parts.map(Number))].sort((a, b) => a - b);
 }
 
 export function listPresets(): string[] {
@@ -86,6 +100,8 @@ function typeSourceFile(opts: ScheduleCliOptions): { file: ScheduleFile; source:
     const file = loadPreset(opts.preset);
     return { file, source: `preset ${file.name}`, name: file.name ?? opts.preset };
   }
+  // COPY plans as F32 and is then turned into a copy (copyPlan); its name is what users typed
+  if (isCopyFileType(opts.ftype!)) return { file: { ftype: "F32" }, source: "--ftype", name: "COPY" };
   const ftype = parseFileType(opts.ftype!, "--ftype");
   return { file: { ftype }, source: "--ftype", name: ftype };
 }
@@ -119,8 +135,17 @@ export function scheduleFileFromOptions(opts: ScheduleCliOptions): { file: Sched
   // command-line options win over the schedule's
   file = { ...file };
   if (opts.imatrix !== undefined) file.imatrix = opts.imatrix;
-  if (opts.tokenEmbeddingType !== undefined) file.token_embedding_type = opts.tokenEmbeddingType;
-  if (opts.outputTensorType !== undefined) file.output_tensor_type = opts.outputTensorType;
+  // checked here so that the error names the option the user typed, not the schedule's field
+  if (opts.tokenEmbeddingType !== undefined) {
+    parseTargetType(opts.tokenEmbeddingType, "--token-embedding-type");
+    file.token_embedding_type = opts.tokenEmbeddingType;
+  }
+  if (opts.outputTensorType !== undefined) {
+    parseTargetType(opts.outputTensorType, "--output-tensor-type");
+    file.output_tensor_type = opts.outputTensorType;
+  }
+  // pruned layers are input layer numbers (as llama-quantize's): the delete goes before any schedule surgery
+  if (opts.pruneLayers !== undefined) file.surgery = [{ op: "delete", layers: parsePruneLayers(opts.pruneLayers) }, ...(file.surgery ?? [])];
   if (opts.pure) file.pure = true;
   if (opts.leaveOutputTensor) file.leave_output_tensor = true;
   if (opts.tensorType && opts.tensorType.length > 0) {
@@ -139,7 +164,8 @@ export function scheduleFileFromOptions(opts: ScheduleCliOptions): { file: Sched
 }
 
 /** Options → the schedule fitted to a model of `nLayer` layers. */
-export function scheduleFromOptions(opts: ScheduleCliOptions, nLayer: number): ResolvedSchedule {
+export function scheduleFromOptions(opts: ScheduleCliOptions, nLayer: number): CliSchedule {
   const { file, source, name } = scheduleFileFromOptions(opts);
-  return resolveSchedule(file, nLayer, source, name);
+  const resolved = resolveSchedule(file, nLayer, source, name);
+  return opts.ftype !== undefined && opts.preset === undefined && isCopyFileType(opts.ftype) ? { ...resolved, copy: true } : resolved;
 }

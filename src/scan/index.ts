@@ -64,6 +64,7 @@ export interface ScanOptions extends EvalOptions {
   workDir?: string;
   /** called before each layer's build */
   onLayer?: (layer: number, nLayer: number) => void;
+  onWarning?: (message: string) => void;
 }
 
 /** Least harmful first: KLD, then ΔPPL, then the layer index. */
@@ -77,13 +78,46 @@ export function rankRows(rows: readonly ScanRow[], top?: number): ScanRow[] {
   return top !== undefined ? ranked.slice(0, top) : ranked;
 }
 
+const WORK_DIR_PREFIX = "hquant-scan-";
+
+/** Scan folders (`hquant-scan-<pid>-XXXXXX` in the OS temp dir) whose process is gone: a SIGKILLed scan's. */
+export function removeStaleScanFolders(tmpRoot = os.tmpdir()): string[] {
+  const removed: string[] = [];
+  let names: string[];
+  try {
+    names = fs.readdirSync(tmpRoot);
+  } catch {
+    return removed;
+  }
+  for (const name of names) {
+    const m = new RegExp(`^${WORK_DIR_PREFIX}(\\d+)-`).exec(name);
+    if (!m || Number(m[1]) === process.pid) continue;
+    try {
+      process.kill(Number(m[1]), 0);
+      continue; // still running
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "EPERM") continue;
+    }
+    try {
+      fs.rmSync(path.join(tmpRoot, name), { recursive: true, force: true });
+      removed.push(path.join(tmpRoot, name));
+    } catch {
+      // someone else's: leave it
+    }
+  }
+  return removed;
+}
+
 export async function runScan(opts: ScanOptions): Promise<ScanReport> {
   const nLayer = mixtureHParams((await openModel(opts.base)).kv, opts.base).nLayer;
   const ftype = opts.ftype ?? "F16";
   // checked before the (slow) base evaluation: the schedule must resolve for layer 0's edit
   resolveSchedule({ ftype, surgery: scanEdit(opts.op, 0) }, nLayer, "--ftype");
   const base = await evaluateBase(opts.base, opts.text, opts.textName, opts);
-  const workDir = opts.workDir ?? fs.mkdtempSync(path.join(os.tmpdir(), "hquant-scan-"));
+  opts.signal?.throwIfAborted();
+  if (opts.workDir === undefined) for (const d of removeStaleScanFolders()) opts.onWarning?.(`removed ${d}, left by an interrupted scan`);
+  // the pid in the name lets a later scan remove the folder when this process is killed outright
+  const workDir = opts.workDir ?? fs.mkdtempSync(path.join(os.tmpdir(), `${WORK_DIR_PREFIX}${process.pid}-`));
   const ownWorkDir = opts.workDir === undefined;
   const pool = new QuantizePool(opts.threads);
 
@@ -95,6 +129,7 @@ export async function runScan(opts: ScanOptions): Promise<ScanReport> {
         output: file,
         pool,
         hquant: false,
+        signal: opts.signal,
         schedule: resolveSchedule({ ftype, surgery }, nLayer, "scan", name),
       });
       const r = await evaluateAgainstBase(base, file, opts);
@@ -107,6 +142,7 @@ export async function runScan(opts: ScanOptions): Promise<ScanReport> {
   try {
     const rows: ScanRow[] = [];
     for (let layer = 0; layer < nLayer; layer++) {
+      opts.signal?.throwIfAborted();
       opts.onLayer?.(layer, nLayer);
       rows.push({ layer, ...(await measure(scanEdit(opts.op, layer), `${opts.op}-${layer}`)) });
     }

@@ -1,14 +1,20 @@
 // hquant bench BASE.gguf --text FILE: PPL / KL-divergence vs size with llama.cpp (node-llama-cpp),
 // for ready files (--files) and for files built here (--presets, --schedule), then a markdown
-// table on stdout, and the chart, table and JSON in --out.
+// table on stdout, and the chart, table and JSON in --out. Everything the run needs (files,
+// presets, schedules, output paths) is checked before the first evaluation or build.
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import type { Command } from "commander";
+import { Option, type Command } from "commander";
 import { UserError } from "../../errors.js";
-import { positiveInt, readText } from "../args.js";
-import { defaultCacheDir, runBench, writeFileAtomic, writeReportFiles, type BenchTarget } from "../../bench/run.js";
+import { bench, build } from "../../index.js";
+import { checkOutputFolder, jsonTarget, parseThreads, positiveInt, readText, writeJson } from "../args.js";
+import { defaultCacheDir, writeReportFiles, type BenchTarget } from "../../bench/run.js";
 import { markdownTable, reportJson, type QualityMetric } from "../../bench/report.js";
+import { loadPreset, loadScheduleFile } from "../../plan/options.js";
+import { resolveOutputTarget } from "../../gguf/output-path.js";
+import { progressBar, type ProgressBar } from "../progress.js";
+import { commandSignal } from "../signals.js";
 
 interface BenchCliOptions {
   text: string;
@@ -20,10 +26,17 @@ interface BenchCliOptions {
   schedule?: string[];
   imatrix?: string;
   out?: string;
-  json?: string;
+  json?: string | boolean;
   metric: string;
   cacheDir?: string;
+  quiet?: boolean;
   progress: boolean;
+}
+
+interface BuildJob {
+  name: string;
+  opts: { preset?: string; schedule?: string };
+  output: string;
 }
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
@@ -34,34 +47,45 @@ function checkModelFile(file: string): void {
   if (!fs.existsSync(file)) throw new UserError(`${file}: no such file`);
 }
 
-/** Builds each preset / schedule into `outDir` with hquant build and returns the targets. */
-async function buildTargets(base: string, opts: BenchCliOptions, outDir: string, threads: number, log: (s: string) => void): Promise<BenchTarget[]> {
+/** The presets and schedules to build, each checked (name, file, output path) before any work. */
+function buildJobs(base: string, opts: BenchCliOptions): BuildJob[] {
   const presets = (opts.presets ?? "").split(",").map((s) => s.trim()).filter(Boolean);
   const schedules = opts.schedule ?? [];
-  if (presets.length === 0 && schedules.length === 0) return [];
-  const [{ buildModel }, { scheduleFromOptions }, { archNumber }] = await Promise.all([
-    import("../../build/index.js"),
-    import("../../plan/options.js"),
-    import("../../gguf/model.js"),
-  ]);
+  for (const p of presets) loadPreset(p);
+  for (const s of schedules) loadScheduleFile(s);
+  const suffix = opts.imatrix ? "-imat" : "";
   const jobs = [
     ...presets.map((p) => ({ name: p, opts: { preset: p } })),
     ...schedules.map((s) => ({ name: path.basename(s, ".json"), opts: { schedule: s } })),
-  ];
-  fs.mkdirSync(outDir, { recursive: true }); // hquant build wants an existing folder; --out may be new
+  ].map((j) => ({ ...j, output: path.join(opts.out ?? ".", `${path.basename(base, ".gguf")}-${j.name}${suffix}.gguf`) }));
+  if (opts.out !== undefined && fs.existsSync(opts.out)) for (const j of jobs) resolveOutputTarget(j.output);
+  return jobs;
+}
+
+/** Builds each preset / schedule into --out with the library's build and returns the targets. */
+async function buildTargets(base: string, jobs: BuildJob[], opts: BenchCliOptions, threads: number, bar: ProgressBar): Promise<BenchTarget[]> {
+  if (jobs.length === 0) return [];
+  fs.mkdirSync(opts.out!, { recursive: true }); // --out may be new
   const targets: BenchTarget[] = [];
-  for (const job of jobs) {
+  for (const [k, job] of jobs.entries()) {
+    bar.log(`building ${path.basename(job.output)}`);
+    const progress = progressBar({ label: `[${k + 1}/${jobs.length}] build ${job.name}`, unit: "bytes", enabled: !opts.quiet && opts.progress });
+    try {
+      await build({
+        input: base,
+        output: job.output,
+        threads,
+        imatrix: opts.imatrix,
+        hquant: true,
+        signal: commandSignal(),
+        schedule: { ...job.opts, imatrix: opts.imatrix },
+        onProgress: (p) => progress.update(p.bytesDone, p.bytesTotal, p.tensorName),
+      });
+    } finally {
+      progress.done();
+    }
     const suffix = opts.imatrix ? "-imat" : "";
-    const output = path.join(outDir, `${path.basename(base, ".gguf")}-${job.name}${suffix}.gguf`);
-    log(`building ${path.basename(output)}`);
-    await buildModel({
-      input: base,
-      output,
-      threads,
-      imatrix: opts.imatrix,
-      schedule: (model) => scheduleFromOptions({ ...job.opts, imatrix: opts.imatrix }, archNumber(model.kv, "block_count") ?? 0),
-    });
-    targets.push({ file: output, label: `${job.name}${suffix}`, preset: job.name, producer: "hquant", imatrix: opts.imatrix !== undefined });
+    targets.push({ file: job.output, label: `${job.name}${suffix}`, preset: job.name, producer: "hquant", imatrix: opts.imatrix !== undefined });
   }
   return targets;
 }
@@ -74,20 +98,21 @@ export function registerBench(program: Command): void {
     .requiredOption("--text <file>", "evaluation text (UTF-8)")
     .option("--ctx <n>", "context length per chunk (llama-perplexity -c)", "512")
     .option("--chunks <n>", "evaluate at most N chunks")
-    .option("--threads <n>", "llama.cpp threads (fixed for repeatable results)")
+    .option("-t, --threads <n>", "llama.cpp and build threads (fixed for repeatable results)")
     .option("--files <files...>", "ready GGUF files to evaluate")
     .option("--presets <list>", "comma-separated presets to build and evaluate (Q4_K_M,Q4_K_H,…)")
     .option("--schedule <file>", "a JSON schedule to build and evaluate (repeatable)", collect)
     .option("--imatrix <file>", "importance matrix for the files built here")
     .option("--out <dir>", "where built files, bench.md, bench.svg and bench.json go")
-    .option("--json <file>", "write the rows as JSON")
+    .option("--json [file]", "the rows as JSON, on stdout (instead of the table) or into FILE")
     .option("--metric <kld|ppl>", "what the chart and the Pareto front rank by", "kld")
     .option("--cache-dir <dir>", "where the base model's distributions are cached")
-    .option("--no-progress", "no progress display on stderr")
+    .option("--quiet", "print nothing but the result and errors")
+    .addOption(new Option("--no-progress", "the same as --quiet (older name)").hideHelp())
     .action(async (base: string, opts: BenchCliOptions) => {
       const ctx = positiveInt(opts.ctx, "--ctx")!;
       const chunks = positiveInt(opts.chunks, "--chunks");
-      const threads = positiveInt(opts.threads, "--threads") ?? Math.max(1, os.availableParallelism());
+      const threads = parseThreads(opts.threads) ?? Math.max(1, os.availableParallelism());
       if (opts.metric !== "kld" && opts.metric !== "ppl") throw new UserError(`--metric must be kld or ppl (got ${JSON.stringify(opts.metric)})`);
       const metric = opts.metric as QualityMetric;
       checkModelFile(base);
@@ -97,29 +122,36 @@ export function registerBench(program: Command): void {
       const wantsBuild = Boolean(opts.presets) || (opts.schedule?.length ?? 0) > 0;
       if (wantsBuild && !opts.out) throw new UserError("--presets and --schedule need --out DIR for the files they build");
       if (!wantsBuild && !(opts.files?.length)) throw new UserError("nothing to evaluate: give --files, --presets or --schedule");
+      if (opts.out !== undefined) checkOutputFolder(opts.out, "--out");
+      const json = jsonTarget(opts.json);
+      const jobs = buildJobs(base, opts);
+      if (opts.out !== undefined && fs.existsSync(opts.out)) for (const f of ["bench.md", "bench.svg", "bench.json"]) resolveOutputTarget(path.join(opts.out, f));
 
-      const tty = opts.progress && process.stderr.isTTY;
-      const log = (s: string) => opts.progress && process.stderr.write(`${s}\n`);
-      const built = opts.out ? await buildTargets(base, opts, opts.out, threads, log) : [];
-      const targets: BenchTarget[] = [...(opts.files ?? []).map((file) => ({ file, producer: "given" })), ...built];
-
-      const report = await runBench({
+      const quiet = opts.quiet || !opts.progress;
+      const log = progressBar({ enabled: !quiet });
+      let bar: ProgressBar | undefined;
+      const report = await bench({
         base,
         text,
         textName: path.basename(opts.text),
-        targets,
+        targets: (opts.files ?? []).map((file) => ({ file, producer: "given" })),
+        // built after the base is evaluated: a text too short for --ctx fails before any build
+        prepareTargets: () => buildTargets(base, jobs, opts, threads, log),
         ctx,
         chunks,
         threads,
         metric,
+        signal: commandSignal(),
         cacheDir: opts.cacheDir ?? defaultCacheDir(),
-        onFile: (file, k, n) => log(`[${k + 1}/${n}] ${k === 0 ? "base " : ""}${file}`),
-        onProgress: (_file, done, total) => {
-          if (tty) process.stderr.write(`\r  chunk ${done}/${total}${done === total ? "\n" : ""}`);
+        onFile: (file, k, n) => {
+          bar?.done();
+          bar = progressBar({ label: `[${k + 1}/${n}] ${k === 0 ? "base " : ""}${path.basename(file)}`, unit: "count", enabled: !quiet });
+          log.log(`[${k + 1}/${n}] ${k === 0 ? "base " : ""}${file}`);
         },
-      });
-      process.stdout.write(markdownTable(report.rows, report.base, metric));
-      if (opts.out) for (const f of writeReportFiles(opts.out, report, metric, `${path.basename(base)} · ${report.text} · ctx ${report.ctx}`)) log(`wrote ${f}`);
-      if (opts.json) writeFileAtomic(opts.json, reportJson(report));
+        onProgress: (_file, done, total) => bar?.update(done, total, "chunks"),
+      }).finally(() => bar?.done());
+      if (json !== "-") process.stdout.write(markdownTable(report.rows, report.base, metric));
+      if (opts.out) for (const f of writeReportFiles(opts.out, report, metric, `${path.basename(base)} · ${report.text} · ctx ${report.ctx}`)) log.log(`wrote ${f}`);
+      if (json !== undefined) writeJson(json, reportJson(report));
     });
 }

@@ -1,13 +1,17 @@
-// `hquant plan MODEL (--preset NAME | --schedule FILE | --ftype NAME) [options]`: every tensor's
-// type and the exact output size, from the header alone (MODEL may be an http(s) URL).
+// `hquant plan MODEL [OUT] [TYPE] (--preset NAME | --schedule FILE | --ftype NAME) [build options]`:
+// every tensor's type and the exact output size, from the header alone (MODEL may be an http(s)
+// URL). Takes every build option and refuses what build would refuse, with the same message.
 import type { Command } from "commander";
-import { openModel } from "../../gguf/reader.js";
+import { UserError } from "../../errors.js";
+import { plan } from "../../index.js";
+import { jsonTarget, writeJson } from "../args.js";
+import { addBuildOptions, applyPositionals, buildOptionsFromCli, isTypeWord, type BuildCliOptions } from "../build-options.js";
+import { commandSignal } from "../signals.js";
 import { outputFileSize, outputHeaderSize } from "../../gguf/writer.js";
 import type { GGUFModel } from "../../gguf/model.js";
 import { mixtureHParams } from "../../plan/hparams.js";
-import { readImatrixInfo } from "../../imatrix/index.js";
 import { outputMetadata, outputTensors, type ImatrixInfo } from "../../plan/metadata.js";
-import { addScheduleOptions, scheduleFromOptions, type ScheduleCliOptions } from "../../plan/options.js";
+import { scheduleFromOptions, type ScheduleCliOptions } from "../../plan/options.js";
 import { OUTPUT_ALIGNMENT, planModel, type Plan } from "../../plan/planner.js";
 import { formatPlan, planJson, type PlanSizes } from "../../plan/summary.js";
 import { HQUANT_VERSION } from "../../version.js";
@@ -35,21 +39,39 @@ export function planSizes(model: GGUFModel, plan: Plan, imatrix?: ImatrixInfo): 
   };
 }
 
+/** `plan MODEL [OUT] [TYPE] [NTHREADS]`: as llama-quantize, a word that is a file type is the type. */
+function planPositionals(rest: string[]): { output?: string; type?: string; threads?: string } {
+  if (rest.length > 3) throw new UserError(`too many arguments: ${rest.join(" ")}`);
+  if (rest.length > 0 && isTypeWord(rest[0]!)) {
+    if (rest.length > 2) throw new UserError(`too many arguments: ${rest.join(" ")}`);
+    return { type: rest[0], threads: rest[1] };
+  }
+  return { output: rest[0], type: rest[1], threads: rest[2] };
+}
+
 export function registerPlan(program: Command): void {
   const cmd = program
     .command("plan")
     .description("show every tensor's type and the exact output size, from the header alone")
-    .argument("<model>", "GGUF file (or first shard, or http(s) URL)");
-  addScheduleOptions(cmd)
-    .option("--json", "machine-readable output")
-    .action(async (modelPath: string, opts: ScheduleCliOptions & { json?: boolean }) => {
-      const model = await openModel(modelPath);
-      const planned = planWithOptions(model, opts, modelPath);
-      const { plan } = planned;
-      // the quantize.imatrix.* keys the build writes: read from the imatrix's header (cheap)
-      const imatrixFile = plan.schedule.imatrix;
-      const sizes = imatrixFile !== undefined ? planSizes(model, plan, await readImatrixInfo(imatrixFile)) : planned.sizes;
-      const text = opts.json ? JSON.stringify(planJson(plan, sizes, modelPath), null, 2) : formatPlan(plan, sizes, modelPath);
-      process.stdout.write(text + "\n");
+    .argument("<model>", "GGUF file (or first shard, or http(s) URL)")
+    .argument("[out-type-nthreads...]", "OUT TYPE NTHREADS as for build (OUT: the output paths are checked; TYPE: a file type or preset)")
+    .usage("<model> [out] [type] [nthreads] [options]");
+  addBuildOptions(cmd).action(async (modelPath: string, rest: string[], opts: BuildCliOptions) => {
+    const { output, type, threads } = planPositionals(rest);
+    applyPositionals(opts, type, threads);
+    const options = buildOptionsFromCli(opts);
+    const json = jsonTarget(opts.json);
+    const planned = await plan({
+      ...options,
+      input: modelPath,
+      output,
+      schedule: opts,
+      signal: commandSignal(),
+      onWarning: (m) => {
+        if (!opts.quiet) process.stderr.write(`hquant: warning: ${m}\n`);
+      },
     });
+    if (json !== undefined) writeJson(json, JSON.stringify(planJson(planned.plan, planned.sizes, modelPath), null, 2));
+    if (json !== "-" && !opts.quiet) process.stdout.write(formatPlan(planned.plan, planned.sizes, modelPath) + "\n");
+  });
 }

@@ -4,12 +4,16 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import type { Command } from "commander";
+import { Option, type Command } from "commander";
 import { UserError } from "../../errors.js";
-import { positiveInt, readText } from "../args.js";
+import { checkOutputFolder, jsonTarget, parseThreads, positiveInt, readText, writeJson } from "../args.js";
 import { defaultCacheDir, writeFileAtomic } from "../../bench/run.js";
+import { resolveOutputTarget } from "../../gguf/output-path.js";
+import { scan } from "../../index.js";
 import { parseFileType } from "../../plan/schedule.js";
-import { runScan, SCAN_OPS, type ScanOp } from "../../scan/index.js";
+import { SCAN_OPS, type ScanOp } from "../../scan/index.js";
+import { progressBar, type ProgressBar } from "../progress.js";
+import { commandSignal } from "../signals.js";
 import { scanChart, scanJson, scanMarkdown } from "../../scan/report.js";
 
 interface ScanCliOptions {
@@ -20,9 +24,10 @@ interface ScanCliOptions {
   top?: string;
   ftype?: string;
   threads?: string;
-  json?: string;
+  json?: string | boolean;
   out?: string;
   cacheDir?: string;
+  quiet?: boolean;
   progress: boolean;
 }
 
@@ -39,24 +44,33 @@ export function registerScan(program: Command): void {
     .option("--chunks <n>", "evaluate at most N chunks")
     .option("--top <k>", "keep the K least harmful edits")
     .option("--ftype <name>", "build the edits in this file type (default F16)")
-    .option("--threads <n>", "llama.cpp and build threads")
-    .option("--json <file>", "write the report as JSON")
+    .option("-t, --threads <n>", "llama.cpp and build threads")
+    .option("--json [file]", "the report as JSON, on stdout (instead of the table) or into FILE")
     .option("--out <dir>", "write scan.md, scan.svg and scan.json here")
     .option("--cache-dir <dir>", "where the base model's distributions are cached")
-    .option("--no-progress", "no progress display on stderr")
+    .option("--quiet", "print nothing but the result and errors")
+    .addOption(new Option("--no-progress", "the same as --quiet (older name)").hideHelp())
     .action(async (base: string, opts: ScanCliOptions) => {
       if (!SCAN_OPS.includes(opts.op as ScanOp)) throw new UserError(`--op must be ${SCAN_OPS.join(" or ")} (got ${JSON.stringify(opts.op)})`);
       const ctx = positiveInt(opts.ctx, "--ctx")!;
       const chunks = positiveInt(opts.chunks, "--chunks");
       const top = positiveInt(opts.top, "--top");
-      const threads = positiveInt(opts.threads, "--threads") ?? Math.max(1, os.availableParallelism());
+      const threads = parseThreads(opts.threads) ?? Math.max(1, os.availableParallelism());
       const ftype = opts.ftype !== undefined ? parseFileType(opts.ftype, "--ftype") : undefined;
       if (!fs.existsSync(base)) throw new UserError(`${base}: no such file`);
       const text = readText(opts.text);
-      const tty = opts.progress && process.stderr.isTTY;
-      const log = (s: string) => opts.progress && process.stderr.write(`${s}\n`);
+      // every output path is checked now, not after the scan
+      const json = jsonTarget(opts.json);
+      const outFiles = opts.out === undefined ? [] : ["scan.md", "scan.svg", "scan.json"].map((f) => path.join(opts.out!, f));
+      if (opts.out !== undefined) {
+        checkOutputFolder(opts.out, "--out");
+        if (fs.existsSync(opts.out)) for (const f of outFiles) resolveOutputTarget(f);
+      }
+      const quiet = opts.quiet || !opts.progress;
+      const log = progressBar({ enabled: !quiet });
+      let bar: ProgressBar | undefined;
 
-      const report = await runScan({
+      const report = await scan({
         base,
         text,
         textName: path.basename(opts.text),
@@ -67,23 +81,23 @@ export function registerScan(program: Command): void {
         chunks,
         threads,
         cacheDir: opts.cacheDir ?? defaultCacheDir(),
-        onLayer: (layer, n) => log(`[${layer + 1}/${n}] ${opts.op} layer ${layer}`),
-        onProgress: (_file, done, total) => {
-          if (tty) process.stderr.write(`\r  chunk ${done}/${total}${done === total ? "\n" : ""}`);
+        signal: commandSignal(),
+        onWarning: (m) => log.log(`hquant: warning: ${m}`),
+        onLayer: (layer, n) => {
+          bar?.done();
+          bar = progressBar({ label: `[${layer + 1}/${n}] ${opts.op} layer ${layer}`, enabled: !quiet });
+          log.log(`[${layer + 1}/${n}] ${opts.op} layer ${layer}`);
         },
-      });
-      process.stdout.write(scanMarkdown(report));
+        onProgress: (_file, done, total) => bar?.update(done, total, "chunks"),
+      }).finally(() => bar?.done());
+      if (json !== "-") process.stdout.write(scanMarkdown(report));
       if (opts.out) {
-        const files: [string, string][] = [
-          [path.join(opts.out, "scan.md"), scanMarkdown(report)],
-          [path.join(opts.out, "scan.svg"), scanChart(report)],
-          [path.join(opts.out, "scan.json"), scanJson(report)],
-        ];
-        for (const [f, data] of files) {
-          writeFileAtomic(f, data);
-          log(`wrote ${f}`);
-        }
+        const data = [scanMarkdown(report), scanChart(report), scanJson(report)];
+        outFiles.forEach((f, i) => {
+          writeFileAtomic(f, data[i]!);
+          log.log(`wrote ${f}`);
+        });
       }
-      if (opts.json) writeFileAtomic(opts.json, scanJson(report));
+      if (json !== undefined) writeJson(json, scanJson(report));
     });
 }

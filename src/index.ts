@@ -1,0 +1,108 @@
+// hquant as a library: `import { inspect, plan, build, bench, scan } from "hquant"`. The CLI is a
+// thin layer over these same functions. Nothing here exits the process or installs signal
+// handlers: cancel with an AbortSignal (`signal`), and catch UserError for bad input.
+import { buildModel, prepareBuild, type BuildOptions, type BuildResult, type PrepareOptions } from "./build/index.js";
+import { runBench, type BenchOptions } from "./bench/run.js";
+import type { BenchReport } from "./bench/report.js";
+import { inspectModel, type InspectReport } from "./gguf/inspect.js";
+import type { GGUFModel } from "./gguf/model.js";
+import { openModel } from "./gguf/reader.js";
+import type { SourceOptions } from "./gguf/source.js";
+import { serializeHeader } from "./gguf/writer.js";
+import { isSplitOutput, planSplit } from "./gguf/split.js";
+import { mixtureHParams } from "./plan/hparams.js";
+import { scheduleFromOptions, type ScheduleCliOptions } from "./plan/options.js";
+import { OUTPUT_ALIGNMENT, type Plan, type ResolvedSchedule } from "./plan/planner.js";
+import type { PlanSizes } from "./plan/summary.js";
+import { runScan, type ScanOptions, type ScanReport } from "./scan/index.js";
+import { HQUANT_VERSION } from "./version.js";
+
+export { UserError } from "./errors.js";
+export { HQUANT_VERSION as version };
+export { listPresets, loadPreset } from "./plan/options.js";
+export { parseKvOverride } from "./plan/kv-override.js";
+export { FILE_TYPE_NAMES, FILE_TYPE_ALIASES } from "./plan/ftypes.js";
+export type { BuildProgress, BuildResult, ImatrixUse } from "./build/index.js";
+export type { BenchReport, BenchRow, QualityMetric } from "./bench/report.js";
+export type { BenchTarget } from "./bench/run.js";
+export type { InspectReport } from "./gguf/inspect.js";
+export type { Plan, PlannedTensor, ResolvedSchedule } from "./plan/planner.js";
+export type { PlanSizes } from "./plan/summary.js";
+export type { ScanOp, ScanReport, ScanRow } from "./scan/index.js";
+export type { SourceOptions } from "./gguf/source.js";
+
+/**
+ * What to make: the CLI's schedule options (`{ preset: "Q4_K_H" }`, `{ ftype: "Q4_K_M", imatrix }`,
+ * `{ schedule: "my.json" }`, …), an already resolved schedule, or a function of the model header.
+ */
+export type ScheduleSpec = ScheduleCliOptions | ResolvedSchedule | ((model: GGUFModel) => ResolvedSchedule | Promise<ResolvedSchedule>);
+
+function isResolved(s: ScheduleSpec): s is ResolvedSchedule {
+  return typeof s === "object" && Array.isArray((s as ResolvedSchedule).layerFtypes);
+}
+
+function resolver(spec: ScheduleSpec, source: string): BuildOptions["schedule"] {
+  if (typeof spec === "function" || isResolved(spec)) return spec;
+  return (model) => scheduleFromOptions(spec, mixtureHParams(model.kv, source).nLayer);
+}
+
+export interface BuildSpec extends Omit<BuildOptions, "schedule" | "hquant"> {
+  schedule: ScheduleSpec;
+  /** record how the file was made under hquant.* keys (default true; false gives exactly llama.cpp's metadata) */
+  hquant?: boolean;
+}
+
+const hquantKeys = (on: boolean | undefined) => (on === false ? false : { version: HQUANT_VERSION });
+
+/** Quantizes `input` into `output` (temp file renamed at the end; nothing is left on error or abort). */
+export async function build(spec: BuildSpec): Promise<BuildResult> {
+  return buildModel({ ...spec, schedule: resolver(spec.schedule, spec.input), hquant: hquantKeys(spec.hquant) });
+}
+
+export interface PlanSpec extends Omit<PrepareOptions, "schedule" | "hquant"> {
+  schedule: ScheduleSpec;
+  hquant?: boolean;
+}
+
+export interface PlanResult {
+  plan: Plan;
+  sizes: PlanSizes;
+  /** the files a build would write (empty without `output`) */
+  outputs: string[];
+  imatrix?: BuildResult["imatrix"];
+}
+
+/**
+ * Every tensor's type and the exact output size, from the headers alone; checks what `build`
+ * checks before any work (imatrix needed, requantizing, output paths) and fails the same way.
+ */
+export async function plan(spec: PlanSpec): Promise<PlanResult> {
+  const prepared = await prepareBuild({ ...spec, schedule: resolver(spec.schedule, spec.input), hquant: hquantKeys(spec.hquant) });
+  const { kv, specs, split, model } = prepared;
+  const target = spec.output ?? spec.input;
+  const shards = isSplitOutput(split) ? planSplit(target, kv, specs, split) : [{ kv, tensorIndices: specs.map((_, i) => i) }];
+  const headers = shards.map((s) => serializeHeader(s.kv, s.tensorIndices.map((i) => specs[i]!), OUTPUT_ALIGNMENT));
+  const sizes: PlanSizes = {
+    headerBytes: headers[0]!.header.length,
+    fileBytes: headers.reduce((n, h) => n + h.header.length + h.dataSize, 0),
+    inputTensorBytes: model.tensors.reduce((a, t) => a + t.bytes, 0),
+  };
+  return { plan: prepared.plan, sizes, outputs: prepared.outputs, imatrix: prepared.imatrixUse };
+}
+
+/** What a GGUF file (local path, any shard of a split model, or http(s) URL) is made of. */
+export async function inspect(pathOrUrl: string, opts: SourceOptions = {}): Promise<InspectReport> {
+  return inspectModel(await openModel(pathOrUrl, opts));
+}
+
+/** PPL and KL-divergence of ready files against a base model, as llama-perplexity measures them. */
+export async function bench(opts: BenchOptions): Promise<BenchReport> {
+  return runBench(opts);
+}
+
+/** The layer-importance scan: every single-layer delete (or duplicate), ranked by the harm done. */
+export async function scan(opts: ScanOptions): Promise<ScanReport> {
+  return runScan(opts);
+}
+
+export type { BenchOptions, ScanOptions, BuildOptions };
