@@ -88,6 +88,10 @@ export interface LlamaQuantizeOptions {
   tensorTypes?: [pattern: string, type: string][];
   kvOverrides?: KvOverride[];
   allowRequantize?: boolean;
+  /** the COPY file type (params.only_copy): ftype is then ignored */
+  onlyCopy?: boolean;
+  /** --keep-split: `output` is the shards' prefix */
+  keepSplit?: boolean;
 }
 
 // --- library -------------------------------------------------------------------------------
@@ -435,6 +439,8 @@ export function llamaQuantize(input: string, output: string, opts: LlamaQuantize
   if (opts.pure) params.pure = true;
   if (opts.leaveOutputTensor) params.quantize_output_tensor = false;
   if (opts.allowRequantize) params.allow_requantize = true;
+  if (opts.onlyCopy) params.only_copy = true;
+  if (opts.keepSplit) params.keep_split = true;
 
   const arena = new Arena();
   try {
