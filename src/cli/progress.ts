@@ -48,9 +48,13 @@ export function renderProgress(o: { label: string; detail: string; done: number;
   const eta = rate > 0 ? (o.total - o.done) / rate : undefined;
   const counts = o.unit === "bytes" ? `${(o.done / 1e6).toFixed(1)}/${(o.total / 1e6).toFixed(1)} MB` : `${o.done}/${o.total}`;
   const speed = o.unit === "bytes" && rate > 0 ? ` ${(rate / 1e6).toFixed(1)} MB/s` : "";
-  const tail = ` ${(fraction * 100).toFixed(0).padStart(3)}% ${counts}${speed} ETA ${eta === undefined ? "-:--" : formatDuration(eta)}`;
+  const pct = ` ${(fraction * 100).toFixed(0).padStart(3)}%`;
+  const etaText = ` ETA ${eta === undefined ? "-:--" : formatDuration(eta)}`;
+  // on a narrow terminal the rate goes first, then the counts, then the percentage: never the ETA
+  const tails = [`${pct} ${counts}${speed}${etaText}`, `${pct} ${counts}${etaText}`, `${pct}${etaText}`, etaText];
+  const tail = tails.find((t) => t.length <= o.width) ?? etaText;
   let room = o.width - tail.length;
-  if (room <= 0) return tail.trimStart().slice(0, Math.max(0, o.width));
+  if (room <= 0 || tail !== tails[0]) return tail.trimStart().slice(0, Math.max(0, o.width));
   const label = o.label.slice(0, Math.max(0, room - 1));
   room -= label.length > 0 ? label.length + 1 : 0;
   const barWidth = Math.min(30, room - 2);
