@@ -44,7 +44,7 @@ export function addScheduleOptions(cmd: Command): Command {
   return cmd
     .option("--preset <name>", `a preset from presets/ (${listPresets().join(", ")})`)
     .option("--schedule <file>", "a JSON layer schedule (or a file holding only a LAYER_TYPES array)")
-    .option("--ftype <name>", "one llama.cpp file type for every layer (Q4_K_M, Q6_K, …)")
+    .option("--ftype <name>", "one llama.cpp file type for every layer (Q4_K_M, Q4_K, 15, COPY, …; as the positional TYPE)")
     .option("--imatrix <file>", "importance matrix (.dat or .gguf)")
     .option("--token-embedding-type <type>", "type of token_embd.weight")
     .option("--output-tensor-type <type>", "type of output.weight")
