@@ -201,3 +201,39 @@ describe("the library cancels through its AbortSignal", () => {
     expect(fs.readdirSync(dir)).toEqual([]);
   });
 });
+
+describe("scan's temporary builds", () => {
+  /** A scan in a child process whose OS temp dir is `tmpRoot`, and its work folder once it exists. */
+  async function startScan(tmpRoot: string) {
+    const child = spawn(process.execPath, [BIN, "scan", MODEL, "--text", "test/fixtures/eval-test.txt", "--op", "delete", "--ctx", "256", "--chunks", "1", "-t", "1", "--cache-dir", path.join(tmpRoot, "cache")], {
+      cwd: ROOT,
+      env: { ...process.env, TMPDIR: tmpRoot },
+    });
+    let stderr = "";
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+    const work = () => fs.readdirSync(tmpRoot).filter((f) => f.startsWith(`hquant-scan-${child.pid}-`));
+    const t0 = Date.now();
+    while (work().length === 0 && Date.now() - t0 < 120_000) await new Promise((r) => setTimeout(r, 50));
+    expect(work().length).toBe(1);
+    return { child, exited, work, stderr: () => stderr };
+  }
+
+  it("Ctrl-C removes the work folder; a SIGKILLed scan's folder is removed by the next scan", { timeout: 300_000 }, async () => {
+    const root = freshDir("scan-tmp");
+    const first = await startScan(root);
+    first.child.kill("SIGINT");
+    expect(await first.exited).toBe(130);
+    expect(first.work()).toEqual([]);
+
+    const second = await startScan(root);
+    second.child.kill("SIGKILL");
+    await second.exited;
+    const [left] = second.work();
+    expect(left).toBeDefined();
+    // what the next scan does first (its pid is another one, so it keeps its own folder)
+    const { removeStaleScanFolders } = await import("../src/scan/index.js");
+    expect(removeStaleScanFolders(root)).toEqual([path.join(root, left!)]);
+    expect(second.work()).toEqual([]);
+  });
+});
