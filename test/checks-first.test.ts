@@ -93,6 +93,17 @@ describe("what a build used is visible", () => {
     expect([p.code, b.code]).toEqual([1, 1]);
   });
 
+  it("plan refuses a quantized input as build does, unless --allow-requantize", () => {
+    const q8 = path.join(tmp, "q8.gguf");
+    expect(hquant("build", MODEL, q8, "Q8_0", "--quiet").code).toBe(0);
+    const message = `hquant: ${q8}: tensor output.weight is q8_0: requantizing is disabled (use --allow-requantize)\n`;
+    expect(hquant("plan", q8, "Q4_K_M").stderr).toBe(message);
+    expect(hquant("build", q8, path.join(tmp, "rq.gguf"), "Q4_K_M").stderr).toBe(message);
+    const allowed = hquant("plan", q8, "Q4_K_M", "--allow-requantize");
+    expect(allowed.code).toBe(0);
+    expect(allowed.stderr).toBe("hquant: warning: re-quantizing q8_0 tensors: quality is lower than quantizing from F16/F32\n");
+  });
+
   it("inspect shows the file type, the quantize.imatrix.* and the hquant.* keys", () => {
     const out = path.join(tmp, "imat.gguf");
     const text = hquant("inspect", out).stdout;

@@ -76,7 +76,8 @@ async function buildTargets(base: string, jobs: BuildJob[], opts: BenchCliOption
         output: job.output,
         threads,
         imatrix: opts.imatrix,
-        hquant: true,
+        // exactly llama.cpp's metadata, as before: the targets carry the preset name themselves
+        hquant: false,
         signal: commandSignal(),
         schedule: { ...job.opts, imatrix: opts.imatrix },
         onProgress: (p) => progress.update(p.bytesDone, p.bytesTotal, p.tensorName),
