@@ -11,7 +11,7 @@ import { registerBench } from "../src/cli/commands/bench.js";
 import { registerScan } from "../src/cli/commands/scan.js";
 import { formatDuration, progressBar, renderProgress } from "../src/cli/progress.js";
 import { IMATRIX_GGUF, MODEL } from "./build-util.js";
-import { hquant, runCommand } from "./cli-util.js";
+import { hquantAsync, runCommand } from "./cli-util.js";
 
 const TEXT = "test/fixtures/eval-test.txt";
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "hquant-checks-"));
@@ -66,52 +66,52 @@ describe("bench and scan check everything before the first evaluation or build",
 });
 
 describe("what a build used is visible", () => {
-  it("the summary names the imatrix with the entries used and unused", () => {
-    const r = hquant("build", MODEL, path.join(tmp, "imat.gguf"), "Q4_K_M", "--imatrix", IMATRIX_GGUF);
+  it("the summary names the imatrix with the entries used and unused", async () => {
+    const r = await hquantAsync("build", MODEL, path.join(tmp, "imat.gguf"), "Q4_K_M", "--imatrix", IMATRIX_GGUF);
     expect(r.code).toBe(0);
     const line = r.stderr.split("\n").find((l) => l.startsWith("imatrix "));
     // every entry of the fixture belongs to a quantized 2-D weight; output.weight's is not in it
     expect(line).toMatch(new RegExp(`^imatrix ${IMATRIX_GGUF.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}: (\\d+) entries, \\1 used, 0 unused$`));
   });
 
-  it("an imatrix that matches no tensor is a warning, or an error where a type needs it", () => {
+  it("an imatrix that matches no tensor is a warning, or an error where a type needs it", async () => {
     const im = datImatrix(path.join(tmp, "nothing.dat"), "blk.99.attn_q.weight", 256);
-    const r = hquant("build", MODEL, path.join(tmp, "nothing.gguf"), "Q4_K_M", "--imatrix", im);
+    const r = await hquantAsync("build", MODEL, path.join(tmp, "nothing.gguf"), "Q4_K_M", "--imatrix", im);
     expect(r.code).toBe(0);
     expect(r.stderr).toContain(`hquant: warning: ${im}: none of its 1 entries matches a quantized tensor of ${MODEL}; the build uses no importance matrix\n`);
     expect(r.stderr).toContain(`imatrix ${im}: 1 entries, 0 used, 1 unused\n`);
-    const s = hquant("plan", MODEL, "Q2_K_S", "--imatrix", im);
+    const s = await hquantAsync("plan", MODEL, "Q2_K_S", "--imatrix", im);
     expect(s.code).toBe(1);
     expect(s.stderr.split("\n").at(-2)).toBe(`hquant: ${im}: no entry for tensor blk.0.attn_k.weight, which type q2_K needs`);
   });
 
-  it("plan refuses what build refuses, with the same message", () => {
-    const p = hquant("plan", MODEL, "--preset", "Q2_K_S");
-    const b = hquant("build", MODEL, path.join(tmp, "q2ks.gguf"), "--preset", "Q2_K_S");
+  it("plan refuses what build refuses, with the same message", async () => {
+    const p = await hquantAsync("plan", MODEL, "--preset", "Q2_K_S");
+    const b = await hquantAsync("build", MODEL, path.join(tmp, "q2ks.gguf"), "--preset", "Q2_K_S");
     expect(p.stderr).toBe("hquant: blk.0.attn_k.weight: type q2_K needs an importance matrix (--imatrix)\n");
     expect(b.stderr).toBe(p.stderr);
     expect([p.code, b.code]).toEqual([1, 1]);
   });
 
-  it("plan refuses a quantized input as build does, unless --allow-requantize", () => {
+  it("plan refuses a quantized input as build does, unless --allow-requantize", async () => {
     const q8 = path.join(tmp, "q8.gguf");
-    expect(hquant("build", MODEL, q8, "Q8_0", "--quiet").code).toBe(0);
+    expect((await hquantAsync("build", MODEL, q8, "Q8_0", "--quiet")).code).toBe(0);
     const message = `hquant: ${q8}: tensor output.weight is q8_0: requantizing is disabled (use --allow-requantize)\n`;
-    expect(hquant("plan", q8, "Q4_K_M").stderr).toBe(message);
-    expect(hquant("build", q8, path.join(tmp, "rq.gguf"), "Q4_K_M").stderr).toBe(message);
-    const allowed = hquant("plan", q8, "Q4_K_M", "--allow-requantize");
+    expect((await hquantAsync("plan", q8, "Q4_K_M")).stderr).toBe(message);
+    expect((await hquantAsync("build", q8, path.join(tmp, "rq.gguf"), "Q4_K_M")).stderr).toBe(message);
+    const allowed = await hquantAsync("plan", q8, "Q4_K_M", "--allow-requantize");
     expect(allowed.code).toBe(0);
     expect(allowed.stderr).toBe("hquant: warning: re-quantizing q8_0 tensors: quality is lower than quantizing from F16/F32\n");
   });
 
-  it("inspect shows the file type, the quantize.imatrix.* and the hquant.* keys", () => {
+  it("inspect shows the file type, the quantize.imatrix.* and the hquant.* keys", async () => {
     const out = path.join(tmp, "imat.gguf");
-    const text = hquant("inspect", out).stdout;
+    const text = (await hquantAsync("inspect", out)).stdout;
     expect(text).toMatch(/^file type +Q4_K_M \(15\)$/m);
     expect(text).toMatch(new RegExp(`^quantize\\.imatrix\\.file +${JSON.stringify(IMATRIX_GGUF).replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}$`, "m"));
     expect(text).toMatch(/^quantize\.imatrix\.entries_count +\d+$/m);
     expect(text).toMatch(/^hquant\.schedule\.name +"Q4_K_M"$/m);
-    const json = JSON.parse(hquant("inspect", out, "--json").stdout) as { fileType: unknown; quantize: Record<string, unknown> };
+    const json = JSON.parse((await hquantAsync("inspect", out, "--json")).stdout) as { fileType: unknown; quantize: Record<string, unknown> };
     expect(json.fileType).toEqual({ id: 15, name: "Q4_K_M" });
     expect(json.quantize["quantize.imatrix.file"]).toBe(IMATRIX_GGUF);
   });
@@ -131,7 +131,7 @@ function fakeStream(columns: number | undefined): NodeJS.WriteStream & { text: s
 }
 
 describe("the progress bar", () => {
-  it("fits any width and always keeps the ETA", () => {
+  it("fits any width and always keeps the ETA", async () => {
     for (const width of [20, 40, 60, 80, 200]) {
       const line = renderProgress({ label: "[3/17] build Q4_K_M", detail: "blk.12.ffn_down.weight", done: 12e6, total: 48e6, seconds: 4, unit: "bytes", width });
       expect(line.length).toBeLessThanOrEqual(width);
@@ -142,7 +142,7 @@ describe("the progress bar", () => {
     expect(formatDuration(3725)).toBe("1:02:05");
   });
 
-  it("draws nothing when the stream is not a terminal, and only log lines when quiet is off", () => {
+  it("draws nothing when the stream is not a terminal, and only log lines when quiet is off", async () => {
     const pipe = fakeStream(undefined);
     const bar = progressBar({ stream: pipe, label: "x" });
     bar.update(1, 2);

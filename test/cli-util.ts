@@ -1,6 +1,6 @@
 // Running the CLI from tests: as a child process (exit code, stdout, stderr as a user sees them),
 // or one command in process (its UserError message or commander's error code).
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import path from "node:path";
 import { Command, CommanderError } from "commander";
 import { UserError } from "../src/errors.js";
@@ -26,4 +26,19 @@ export async function runCommand(register: (program: Command) => void, name: str
     throw err;
   }
   return "ok";
+}
+
+/**
+ * `hquant ARGS…` in a child process without blocking the test worker's event loop (a long
+ * spawnSync on a loaded machine starves vitest's own messages).
+ */
+export function hquantAsync(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.on("close", (code) => resolve({ code, stdout, stderr }));
+  });
 }

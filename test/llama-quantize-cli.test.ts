@@ -10,14 +10,14 @@ import { openModel, TensorReader } from "../src/gguf/reader.js";
 import { createGGUFOutput } from "../src/gguf/split.js";
 import { kvValue, findKV, GGUFValueType } from "../src/gguf/model.js";
 import { IMATRIX_GGUF, MODEL, firstDifference } from "./build-util.js";
-import { hquant } from "./cli-util.js";
+import { hquantAsync } from "./cli-util.js";
 import { llamaQuantize, oracleLoadImatrix } from "./oracle/llama.js";
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "hquant-lq-cli-"));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 const PKG_VERSION = (JSON.parse(fs.readFileSync(path.resolve(__dirname, "../package.json"), "utf8")) as { version: string }).version;
 
-function ok(r: ReturnType<typeof hquant>): ReturnType<typeof hquant> {
+function ok(r: Awaited<ReturnType<typeof hquantAsync>>): Awaited<ReturnType<typeof hquantAsync>> {
   expect(r.stderr).toBe("");
   expect(r.code).toBe(0);
   return r;
@@ -29,35 +29,35 @@ function expectSameFile(ref: string, ours: string): void {
 }
 
 describe("file types as llama-quantize takes them", () => {
-  it("positional TYPE and NTHREADS, the Q4_K alias and the numeric id all give the --ftype build", () => {
+  it("positional TYPE and NTHREADS, the Q4_K alias and the numeric id all give the --ftype build", async () => {
     const named = path.join(tmp, "named.gguf");
-    ok(hquant("build", MODEL, named, "--ftype", "Q4_K_M", "-t", "2", "--quiet"));
+    ok(await hquantAsync("build", MODEL, named, "--ftype", "Q4_K_M", "-t", "2", "--quiet"));
     for (const [i, type] of ["Q4_K", "q4_k_m", "15"].entries()) {
       const out = path.join(tmp, `positional-${i}.gguf`);
-      ok(hquant("build", MODEL, out, type, "2", "--quiet"));
+      ok(await hquantAsync("build", MODEL, out, type, "2", "--quiet"));
       expect(fs.readFileSync(out).equals(fs.readFileSync(named))).toBe(true);
     }
   });
 
-  it("a preset name is a TYPE too; giving the type twice is an error", () => {
-    const plan = ok(hquant("plan", MODEL, "Q4_K_H", "--json"));
+  it("a preset name is a TYPE too; giving the type twice is an error", async () => {
+    const plan = ok(await hquantAsync("plan", MODEL, "Q4_K_H", "--json"));
     expect((JSON.parse(plan.stdout) as { schedule: { name: string } }).schedule.name).toBe("Q4_K_H");
-    const r = hquant("build", MODEL, path.join(tmp, "twice.gguf"), "Q4_K_M", "--ftype", "Q6_K");
+    const r = await hquantAsync("build", MODEL, path.join(tmp, "twice.gguf"), "Q4_K_M", "--ftype", "Q6_K");
     expect(r.stderr).toBe("hquant: the file type is given twice (Q4_K_M and --ftype)\n");
     expect(r.code).toBe(1);
-    const bad = hquant("build", MODEL, path.join(tmp, "bad.gguf"), "Q9_K");
+    const bad = await hquantAsync("build", MODEL, path.join(tmp, "bad.gguf"), "Q9_K");
     expect(bad.stderr).toBe(`hquant: "Q9_K" is neither a file type nor a preset (see hquant build --help)\n`);
   });
 
-  it("--version prints the package's version", () => {
-    expect(ok(hquant("--version")).stdout).toBe(`${PKG_VERSION}\n`);
+  it("--version prints the package's version", async () => {
+    expect(ok(await hquantAsync("--version")).stdout).toBe(`${PKG_VERSION}\n`);
   });
 
   it("COPY: the same bytes as llama_model_quantize's only_copy", async () => {
     const ref = path.join(tmp, "copy.llama.gguf");
     const ours = path.join(tmp, "copy.hquant.gguf");
     llamaQuantize(MODEL, ref, { ftype: "F32", onlyCopy: true, threads: 2 });
-    ok(hquant("build", MODEL, ours, "COPY", "--quiet", "--override-kv", "hquant.version=str:x"));
+    ok(await hquantAsync("build", MODEL, ours, "COPY", "--quiet", "--override-kv", "hquant.version=str:x"));
     // without hquant.* keys: a library build with hquant: false
     const { build } = await import("../src/index.js");
     const plain = path.join(tmp, "copy.plain.gguf");
@@ -95,19 +95,19 @@ describe("--override-kv, --include-weights, --exclude-weights: llama_model_quant
     const kv = (await openModel(ours)).kv;
     expect(findKV(kv, "llama.context_length")).toEqual({ key: "llama.context_length", type: GGUFValueType.UINT32, value: 4096 });
     // the CLI sizes it exactly
-    const plan = ok(hquant("plan", MODEL, "Q4_K_M", "--imatrix", IMATRIX_GGUF, "--override-kv", "general.name=str:renamed", "--override-kv", "test.flag=bool:true", "--json"));
+    const plan = ok(await hquantAsync("plan", MODEL, "Q4_K_M", "--imatrix", IMATRIX_GGUF, "--override-kv", "general.name=str:renamed", "--override-kv", "test.flag=bool:true", "--json"));
     const built = path.join(tmp, "kv.cli.gguf");
-    ok(hquant("build", MODEL, built, "Q4_K_M", "--imatrix", IMATRIX_GGUF, "--override-kv", "general.name=str:renamed", "--override-kv", "test.flag=bool:true", "--quiet"));
+    ok(await hquantAsync("build", MODEL, built, "Q4_K_M", "--imatrix", IMATRIX_GGUF, "--override-kv", "general.name=str:renamed", "--override-kv", "test.flag=bool:true", "--quiet"));
     expect(fs.statSync(built).size).toBe((JSON.parse(plan.stdout) as { fileBytes: number }).fileBytes);
   });
 
-  it("bad overrides are one-line errors naming the option", () => {
+  it("bad overrides are one-line errors naming the option", async () => {
     const out = path.join(tmp, "kv-bad.gguf");
-    expect(hquant("build", MODEL, out, "Q8_0", "--override-kv", "general.name").stderr).toBe(
+    expect((await hquantAsync("build", MODEL, out, "Q8_0", "--override-kv", "general.name")).stderr).toBe(
       "hquant: --override-kv general.name: expected KEY=TYPE:VALUE (TYPE int, float, bool or str)\n",
     );
-    expect(hquant("build", MODEL, out, "Q8_0", "--override-kv", "a=bool:yes").stderr).toBe("hquant: --override-kv a=bool:yes: a bool is true or false\n");
-    expect(hquant("build", MODEL, out, "Q8_0", "--override-kv", "a=list:1").stderr).toBe(`hquant: --override-kv a=list:1: unknown type "list"; valid: int, float, bool, str\n`);
+    expect((await hquantAsync("build", MODEL, out, "Q8_0", "--override-kv", "a=bool:yes")).stderr).toBe("hquant: --override-kv a=bool:yes: a bool is true or false\n");
+    expect((await hquantAsync("build", MODEL, out, "Q8_0", "--override-kv", "a=list:1")).stderr).toBe(`hquant: --override-kv a=list:1: unknown type "list"; valid: int, float, bool, str\n`);
     expect(fs.existsSync(out)).toBe(false);
   });
 
@@ -146,12 +146,12 @@ describe("--override-kv, --include-weights, --exclude-weights: llama_model_quant
     expect(result.imatrix).toMatchObject({ entries: kept.size, used: kept.size, unused: 0 });
   });
 
-  it("--include-weights with --exclude-weights, or without an imatrix, is refused", () => {
+  it("--include-weights with --exclude-weights, or without an imatrix, is refused", async () => {
     const out = path.join(tmp, "iw.gguf");
-    expect(hquant("build", MODEL, out, "Q8_0", "--imatrix", IMATRIX_GGUF, "--include-weights", "a", "--exclude-weights", "b").stderr).toBe(
+    expect((await hquantAsync("build", MODEL, out, "Q8_0", "--imatrix", IMATRIX_GGUF, "--include-weights", "a", "--exclude-weights", "b")).stderr).toBe(
       "hquant: --include-weights and --exclude-weights cannot be used together\n",
     );
-    expect(hquant("plan", MODEL, "Q8_0", "--include-weights", "attn").stderr).toBe("hquant: --include-weights and --exclude-weights need an importance matrix (--imatrix)\n");
+    expect((await hquantAsync("plan", MODEL, "Q8_0", "--include-weights", "attn")).stderr).toBe("hquant: --include-weights and --exclude-weights need an importance matrix (--imatrix)\n");
   });
 });
 
@@ -177,40 +177,40 @@ describe("--keep-split and --prune-layers", () => {
     result.outputs.forEach((ours, i) => expectSameFile(`${refPrefix}-0000${i + 1}-of-00003.gguf`, ours));
   });
 
-  it("--prune-layers removes layers as a surgery delete (plan and build agree)", () => {
-    const plan = ok(hquant("plan", MODEL, "Q4_K_M", "--prune-layers", "3,4", "--json"));
+  it("--prune-layers removes layers as a surgery delete (plan and build agree)", async () => {
+    const plan = ok(await hquantAsync("plan", MODEL, "Q4_K_M", "--prune-layers", "3,4", "--json"));
     const planned = JSON.parse(plan.stdout) as { fileBytes: number; tensors: unknown[] };
     expect(planned.tensors.length).toBe(147 - 2 * 9);
     const out = path.join(tmp, "pruned.gguf");
-    ok(hquant("build", MODEL, out, "Q4_K_M", "--prune-layers", "3,4", "--quiet"));
+    ok(await hquantAsync("build", MODEL, out, "Q4_K_M", "--prune-layers", "3,4", "--quiet"));
     expect(fs.statSync(out).size).toBe(planned.fileBytes);
-    expect(hquant("plan", MODEL, "Q4_K_M", "--prune-layers", "3,x").stderr).toBe(`hquant: --prune-layers: "3,x" is not a comma-separated list of layer numbers\n`);
+    expect((await hquantAsync("plan", MODEL, "Q4_K_M", "--prune-layers", "3,x")).stderr).toBe(`hquant: --prune-layers: "3,x" is not a comma-separated list of layer numbers\n`);
   });
 });
 
 describe("plan takes every build option; one naming across commands", () => {
-  it("a build command line re-runs as a plan", () => {
+  it("a build command line re-runs as a plan", async () => {
     const out = path.join(tmp, "replan.gguf");
     const args = [MODEL, out, "Q4_K_M", "2", "--allow-requantize", "--split-max-size", "4M", "--quiet", "--imatrix", IMATRIX_GGUF, "--exclude-weights", "output"];
-    const r = ok(hquant("plan", ...args, "--json"));
+    const r = ok(await hquantAsync("plan", ...args, "--json"));
     expect(JSON.parse(r.stdout)).toMatchObject({ fileBytes: expect.any(Number) });
-    ok(hquant("plan", ...args));
+    ok(await hquantAsync("plan", ...args));
     expect(fs.existsSync(out)).toBe(false);
   });
 
-  it("--json FILE writes the summary into a file (build, plan, inspect)", () => {
+  it("--json FILE writes the summary into a file (build, plan, inspect)", async () => {
     const json = path.join(tmp, "plan.json");
-    ok(hquant("plan", MODEL, "Q8_0", "--quiet", "--json", json));
-    const stdoutJson = ok(hquant("plan", MODEL, "Q8_0", "--json")).stdout;
+    ok(await hquantAsync("plan", MODEL, "Q8_0", "--quiet", "--json", json));
+    const stdoutJson = ok(await hquantAsync("plan", MODEL, "Q8_0", "--json")).stdout;
     expect(fs.readFileSync(json, "utf8")).toBe(stdoutJson);
     const inspectJson = path.join(tmp, "inspect.json");
-    ok(hquant("inspect", MODEL, "--json", inspectJson));
+    ok(await hquantAsync("inspect", MODEL, "--json", inspectJson));
     expect(JSON.parse(fs.readFileSync(inspectJson, "utf8"))).toMatchObject({ tensorCount: 147 });
   });
 
-  it("errors name the option the user typed", () => {
-    expect(hquant("plan", MODEL, "Q4_K_M", "--token-embedding-type", "Q9").stderr).toMatch(/^hquant: --token-embedding-type: unknown tensor type "Q9"; valid: /);
-    expect(hquant("plan", MODEL, "Q4_K_M", "--output-tensor-type", "Q9").stderr).toMatch(/^hquant: --output-tensor-type: unknown tensor type "Q9"; valid: /);
-    expect(hquant("build", MODEL, path.join(tmp, "x.gguf"), "Q4_K_M", "--split-max-tensors", "0").stderr).toBe(`hquant: --split-max-tensors: "0" is not a positive integer\n`);
+  it("errors name the option the user typed", async () => {
+    expect((await hquantAsync("plan", MODEL, "Q4_K_M", "--token-embedding-type", "Q9")).stderr).toMatch(/^hquant: --token-embedding-type: unknown tensor type "Q9"; valid: /);
+    expect((await hquantAsync("plan", MODEL, "Q4_K_M", "--output-tensor-type", "Q9")).stderr).toMatch(/^hquant: --output-tensor-type: unknown tensor type "Q9"; valid: /);
+    expect((await hquantAsync("build", MODEL, path.join(tmp, "x.gguf"), "Q4_K_M", "--split-max-tensors", "0")).stderr).toBe(`hquant: --split-max-tensors: "0" is not a positive integer\n`);
   });
 });

@@ -13,7 +13,7 @@ import { openModel, TensorReader } from "../src/gguf/reader.js";
 import { createGGUFOutput } from "../src/gguf/split.js";
 import { uniformSchedule } from "../src/plan/schedule.js";
 import { IMATRIX_GGUF, MODEL } from "./build-util.js";
-import { hquant } from "./cli-util.js";
+import { hquantAsync } from "./cli-util.js";
 
 const ROOT = path.resolve(__dirname, "..");
 const BIN = path.join(ROOT, "bin/hquant.js");
@@ -28,46 +28,46 @@ function freshDir(name: string): string {
 
 const sha = (file: string) => crypto.createHash("sha256").update(fs.readFileSync(file)).digest("hex");
 
-function expectOneLine(r: ReturnType<typeof hquant>, message: string): void {
+function expectOneLine(r: Awaited<ReturnType<typeof hquantAsync>>, message: string): void {
   expect(r.stderr).toBe(`hquant: ${message}\n`);
   expect(r.code).toBe(1);
 }
 
 describe("only regular files are replaced", () => {
-  it("a FIFO is refused before any work, and stays a FIFO (build and plan)", () => {
+  it("a FIFO is refused before any work, and stays a FIFO (build and plan)", async () => {
     const dir = freshDir("fifo");
     const fifo = path.join(dir, "out.gguf");
     expect(spawnSync("mkfifo", [fifo]).status).toBe(0);
     const message = `${fifo}: output is a FIFO (named pipe); hquant writes only regular files`;
-    expectOneLine(hquant("build", MODEL, fifo, "Q4_K_M"), message);
-    expectOneLine(hquant("plan", MODEL, fifo, "Q4_K_M"), message);
+    expectOneLine(await hquantAsync("build", MODEL, fifo, "Q4_K_M"), message);
+    expectOneLine(await hquantAsync("plan", MODEL, fifo, "Q4_K_M"), message);
     expect(fs.lstatSync(fifo).isFIFO()).toBe(true);
     expect(fs.readdirSync(dir)).toEqual(["out.gguf"]);
   });
 
-  it("a directory is refused before any work", () => {
+  it("a directory is refused before any work", async () => {
     const dir = freshDir("dir");
-    const r = hquant("build", MODEL, dir, "--ftype", "Q4_K_M");
+    const r = await hquantAsync("build", MODEL, dir, "--ftype", "Q4_K_M");
     expectOneLine(r, `${dir}: output is a directory; hquant writes only regular files`);
     expect(fs.readdirSync(dir)).toEqual([]);
   });
 
-  it.runIf(process.getuid?.() === 0)("a copy of a device node (as root) is refused and stays a device", () => {
+  it.runIf(process.getuid?.() === 0)("a copy of a device node (as root) is refused and stays a device", async () => {
     const dir = freshDir("device");
     const dev = path.join(dir, "null");
     expect(spawnSync("mknod", [dev, "c", "1", "3"]).status).toBe(0);
-    expectOneLine(hquant("build", MODEL, dev, "Q8_0"), `${dev}: output is a character device; hquant writes only regular files`);
+    expectOneLine(await hquantAsync("build", MODEL, dev, "Q8_0"), `${dev}: output is a character device; hquant writes only regular files`);
     expect(fs.lstatSync(dev).isCharacterDevice()).toBe(true);
   });
 
-  it("a symlink is written through: the file it points to is replaced, keeping its mode; the link stays", () => {
+  it("a symlink is written through: the file it points to is replaced, keeping its mode; the link stays", async () => {
     const dir = freshDir("symlink");
     const real = path.join(dir, "real.gguf");
     fs.writeFileSync(real, "old");
     fs.chmodSync(real, 0o640);
     const link = path.join(dir, "link.gguf");
     fs.symlinkSync("real.gguf", link);
-    const r = hquant("build", MODEL, link, "Q8_0", "--quiet");
+    const r = await hquantAsync("build", MODEL, link, "Q8_0", "--quiet");
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
     expect(fs.lstatSync(link).isSymbolicLink()).toBe(true);
@@ -77,11 +77,11 @@ describe("only regular files are replaced", () => {
     expect(fs.readdirSync(dir).sort()).toEqual(["link.gguf", "real.gguf"]);
   });
 
-  it("a symlink to nothing is refused", () => {
+  it("a symlink to nothing is refused", async () => {
     const dir = freshDir("dangling");
     const link = path.join(dir, "link.gguf");
     fs.symlinkSync("missing.gguf", link);
-    expectOneLine(hquant("build", MODEL, link, "Q8_0"), `${link}: is a symbolic link to a missing file; give the real path`);
+    expectOneLine(await hquantAsync("build", MODEL, link, "Q8_0"), `${link}: is a symbolic link to a missing file; give the real path`);
   });
 });
 
@@ -102,28 +102,28 @@ describe("no output file may be an input file", () => {
     hashes = shards.map(sha);
   });
 
-  it("the output is a later input shard", () => {
-    const r = hquant("build", shards[0]!, shards[2]!, "Q4_K_M");
+  it("the output is a later input shard", async () => {
+    const r = await hquantAsync("build", shards[0]!, shards[2]!, "Q4_K_M");
     expectOneLine(r, `${shards[2]}: would overwrite input file ${shards[2]}; choose another output name`);
     expect(shards.map(sha)).toEqual(hashes);
   });
 
-  it("a split output whose shard names are the input's", () => {
+  it("a split output whose shard names are the input's", async () => {
     const prefix = shards[0]!.replace(/-00001-of-00004\.gguf$/, ".gguf");
-    const r = hquant("build", shards[0]!, prefix, "Q8_0", "--split-max-tensors", "40");
+    const r = await hquantAsync("build", shards[0]!, prefix, "Q8_0", "--split-max-tensors", "40");
     expectOneLine(r, `${shards[0]}: would overwrite input file ${shards[0]}; choose another output name`);
-    const keep = hquant("build", shards[0]!, prefix, "Q8_0", "--keep-split");
+    const keep = await hquantAsync("build", shards[0]!, prefix, "Q8_0", "--keep-split");
     expectOneLine(keep, `${shards[0]}: would overwrite input file ${shards[0]}; choose another output name`);
     expect(shards.map(sha)).toEqual(hashes);
     // plan refuses it the same way
-    expectOneLine(hquant("plan", shards[0]!, prefix, "Q8_0", "--keep-split"), `${shards[0]}: would overwrite input file ${shards[0]}; choose another output name`);
+    expectOneLine(await hquantAsync("plan", shards[0]!, prefix, "Q8_0", "--keep-split"), `${shards[0]}: would overwrite input file ${shards[0]}; choose another output name`);
   });
 
-  it("a hard link of the input is the input", () => {
+  it("a hard link of the input is the input", async () => {
     const dir = freshDir("hardlink");
     const link = path.join(dir, "same.gguf");
     fs.linkSync(MODEL, link);
-    expectOneLine(hquant("build", MODEL, link, "Q8_0"), `${link}: input and output are the same file`);
+    expectOneLine(await hquantAsync("build", MODEL, link, "Q8_0"), `${link}: input and output are the same file`);
   });
 });
 
@@ -158,18 +158,18 @@ describe("interrupted builds", () => {
     await run.exited;
     const [stale] = fs.readdirSync(dir);
     expect(stale).toMatch(new RegExp(`^\\.out\\.gguf\\.hquant-tmp-${pid}-[0-9a-f]+$`));
-    const r = hquant("build", MODEL, out, "Q8_0");
+    const r = await hquantAsync("build", MODEL, out, "Q8_0");
     expect(r.code).toBe(0);
     expect(r.stderr).toContain(`hquant: warning: removed ${path.join(dir, stale!)}, a temp file left by an interrupted run (pid ${pid})\n`);
     expect(fs.readdirSync(dir)).toEqual(["out.gguf"]);
   });
 
-  it("a temp file of a process that still runs is reported, not removed", () => {
+  it("a temp file of a process that still runs is reported, not removed", async () => {
     const dir = freshDir("live-temp");
     // this test process is alive: its "temp file" belongs to a running writer
     const live = path.join(dir, `.out.gguf.hquant-tmp-${process.pid}-abcd1234`);
     fs.writeFileSync(live, "");
-    const r = hquant("build", MODEL, path.join(dir, "out.gguf"), "Q8_0");
+    const r = await hquantAsync("build", MODEL, path.join(dir, "out.gguf"), "Q8_0");
     expect(r.code).toBe(0);
     expect(r.stderr).toContain(`hquant: warning: ${live}: another process (pid ${process.pid}) is writing ${path.join(dir, "out.gguf")}\n`);
     expect(fs.existsSync(live)).toBe(true);

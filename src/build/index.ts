@@ -3,7 +3,6 @@
 // converts to f32 and quantizes. Several chunks are in flight at once, results are written strictly
 // in order, so memory is bounded by (chunks in flight × chunk size) whatever the model size.
 import fs from "node:fs";
-import path from "node:path";
 import { UserError } from "../errors.js";
 import { GGMLType, rowSize, typeName } from "../gguf/ggml-types.js";
 import type { GGUFKV, GGUFModel, TensorInfo } from "../gguf/model.js";
@@ -19,7 +18,7 @@ import { isQuantizedType } from "../plan/tensors.js";
 import { BufferPool, defaultThreads, QuantizePool } from "../pool/index.js";
 import { copySlabs, quantizeChunks, TensorDataReader } from "./chunks.js";
 import { importanceFor } from "./importance.js";
-import { outputMetadata, outputTensors } from "../plan/metadata.js";
+import { outputMetadata } from "../plan/metadata.js";
 import { remapImatrix, type Recipe } from "../surgery/index.js";
 
 export interface BuildProgress {
