@@ -257,3 +257,50 @@ export function allLayouts(base: Partial<FactoryOptions> = {}): FactoryOptions[]
   }
   return out;
 }
+
+// ---- any architecture: a given tensor list and metadata ----------------------------------------
+
+export interface CustomTensor {
+  name: string;
+  shape: number[];
+  /** default: F32 for 1-D tensors and names ending in _norm.weight, else `dtype` */
+  type?: GGMLType;
+}
+
+export interface CustomModelOptions {
+  /** file name inside `dir` (must be unique per content) */
+  fileName: string;
+  dir: string;
+  kv: GGUFKV[];
+  tensors: CustomTensor[];
+  dtype?: "f32" | "f16" | "bf16";
+  seed: number;
+  /** general.alignment of the file (written as a key when not 32) */
+  alignment?: number;
+}
+
+/** Writes a model with exactly these tensors (weights ≈ ±1/√row, norms ≈ 1) and metadata. */
+export async function makeCustomModel(o: CustomModelOptions): Promise<string> {
+  mkdirSync(o.dir, { recursive: true });
+  const file = path.join(o.dir, o.fileName);
+  if (existsSync(file)) return file;
+  const wt = DTYPES[o.dtype ?? "f16"].type;
+  const tensors: FactoryTensor[] = o.tensors.map((t) => {
+    const isNorm = t.shape.length === 1 || t.name.endsWith("_norm.weight");
+    return { name: t.name, shape: t.shape, type: t.type ?? (isNorm ? GGMLType.F32 : wt), init: isNorm ? "norm" : "weight" };
+  });
+  const alignment = o.alignment ?? 32;
+  const kv = alignment === 32 ? o.kv : [...o.kv, u32kv("general.alignment", alignment)];
+  const writer = await GGUFFileWriter.create(file, kv, tensors, { alignment });
+  const next = xorshift32(o.seed * 2654435761 + 777);
+  try {
+    for (const t of tensors) await writer.writeTensor(tensorData(t, next, t.shape[0]));
+    await writer.finish();
+  } catch (err) {
+    await writer.abort();
+    throw err;
+  }
+  return file;
+}
+
+export { u32kv, f32kv, strkv, tokenizerKV };
