@@ -6,6 +6,8 @@ import { GGMLType } from "../src/gguf/ggml-types.js";
 import { GGUFValueType, type GGUFKV } from "../src/gguf/model.js";
 import { encodeHeader } from "../src/gguf/writer.js";
 import { LLAMA_CPP_ARCHITECTURES } from "../src/plan/arch-facts.js";
+import type { FileTypeName } from "../src/plan/ftypes.js";
+import { parseTargetType } from "../src/plan/schedule.js";
 import { f32kv, makeCustomModel, strkv, tokenizerKV, u32kv, type CustomTensor } from "./factory.js";
 
 export interface ArchModel {
@@ -235,7 +237,9 @@ export function archFamilies(): ArchModel[] {
       ...embd(),
       ...range(2).flatMap((l) => [
         N(`blk.${l}.attn_norm.weight`),
-        W(`blk.${l}.ssm_in.weight`, [E, 512]),
+        // trailing 1-sized dimensions: llama.cpp writes ggml_n_dims of them ([E, 512, 1] → 2-D, [E, 1, 1] → 1-D, kept)
+        W(`blk.${l}.ssm_in.weight`, [E, 512, 1]),
+        W(`blk.${l}.ssm_d.weight`, [E, 1, 1]),
         W(`blk.${l}.ssm_conv1d.weight`, [4, 256]),
         W(`blk.${l}.ssm_x.weight`, [256, 48]),
         W(`blk.${l}.ssm_dt.weight`, [16, 256]),
@@ -432,4 +436,29 @@ export function refusedInputs(): RefusedInput[] {
 export async function writeArchModel(m: ArchModel, dir: string, index: number): Promise<string> {
   const slug = m.label.replace(/[^a-z0-9]+/gi, "-").toLowerCase();
   return makeCustomModel({ fileName: `${index}-${slug}.gguf`, dir, kv: m.kv, tensors: m.tensors, seed: 100 + index, alignment: m.alignment });
+}
+
+/** llama-quantize's per-tensor options, given to both tools */
+export interface RunOptions {
+  pure?: boolean;
+  tokenEmbeddingType?: string;
+  outputTensorType?: string;
+  tensorTypes?: [pattern: string, type: string][];
+}
+
+/** The main options on top of a file type: --pure, the embedding/output types, --tensor-type (std::regex patterns). */
+export const OPTION_RUNS: { ftype: FileTypeName; options: RunOptions }[] = [
+  { ftype: "Q4_K_M", options: { pure: true } },
+  { ftype: "Q3_K_M", options: { tokenEmbeddingType: "q8_0", outputTensorType: "q5_K" } },
+  { ftype: "Q5_K_M", options: { tensorTypes: [["[[:digit:]]\\.ffn_(up|down)", "q8_0"], ["attn_(k|v|kv_b)", "q4_0"], ["(?!blk)[[:alpha:]_]+\\.weight$", "q5_0"]] } },
+];
+
+export function resolvedOptions(o: RunOptions) {
+  const where = "test option";
+  return {
+    ...(o.pure && { pure: true }),
+    ...(o.tokenEmbeddingType && { tokenEmbeddingType: parseTargetType(o.tokenEmbeddingType, where) }),
+    ...(o.outputTensorType && { outputTensorType: parseTargetType(o.outputTensorType, where) }),
+    ...(o.tensorTypes && { tensorTypes: o.tensorTypes.map(([pattern, type]) => ({ pattern, type: parseTargetType(type, where) })) }),
+  };
 }

@@ -13,8 +13,8 @@ import { mixtureHParams } from "../src/plan/hparams.js";
 import { scheduleFromOptions } from "../src/plan/options.js";
 import { uniformSchedule } from "../src/plan/schedule.js";
 import { QuantizePool } from "../src/pool/index.js";
-import { firstDifference, MODEL, syntheticImatrix } from "./build-util.js";
-import { makeModel, SMALL_LLAMA, type FactoryOptions } from "./factory.js";
+import { firstDifference, MODEL } from "./build-util.js";
+import { makeModel, SMALL_LLAMA, syntheticImatrix, type FactoryOptions } from "./factory.js";
 import { llamaQuantize } from "./oracle/llama.js";
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "hquant-synthetic-"));

@@ -8,9 +8,7 @@ import { mixtureHParams } from "../src/plan/hparams.js";
 import type { FileTypeName } from "../src/plan/ftypes.js";
 import { uniformSchedule } from "../src/plan/schedule.js";
 import type { QuantizePool } from "../src/pool/index.js";
-import { readHeaderAt } from "../src/gguf/reader.js";
 import { llamaQuantize, oracleReadHeader } from "./oracle/llama.js";
-import { xorshift32 } from "./factory.js";
 
 export const MODEL = path.resolve(__dirname, "../models/tinyllama-16l-f16.gguf");
 export const IMATRIX_GGUF = path.resolve(__dirname, "fixtures/imatrix/imatrix.gguf");
@@ -64,27 +62,4 @@ export async function expectSameAsLlama(tmp: string, ftype: FileTypeName, pool: 
     fs.rmSync(ref, { force: true });
     fs.rmSync(ours, { force: true });
   }
-}
-
-/** A legacy .dat imatrix with seeded positive values for every matrix but token_embd and the routers (one slice per expert). */
-export async function syntheticImatrix(model: string, seed: number, dir: string): Promise<string> {
-  const header = await readHeaderAt(model);
-  const next = xorshift32(seed);
-  const parts: Buffer[] = [];
-  const entries = header.tensors.filter((t) => t.shape.length >= 2 && t.name !== "token_embd.weight" && !t.name.includes("ffn_gate_inp"));
-  const i32 = (v: number) => {
-    const b = Buffer.alloc(4);
-    b.writeInt32LE(v);
-    return b;
-  };
-  parts.push(i32(entries.length));
-  for (const t of entries) {
-    const n = t.shape[0]! * (t.shape[2] ?? 1);
-    const values = new Float32Array(n).map(() => 0.01 + (next() / 2 ** 32) * 4);
-    const name = Buffer.from(t.name);
-    parts.push(i32(name.length), name, i32(3), i32(n), Buffer.from(values.buffer));
-  }
-  const file = path.join(dir, `imatrix-${path.basename(model, ".gguf")}-${seed}.dat`);
-  fs.writeFileSync(file, Buffer.concat(parts));
-  return file;
 }

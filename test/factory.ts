@@ -2,12 +2,13 @@
 // convert_hf_to_gguf writes them), chosen dims, F32/F16/BF16 weights from a seeded xorshift,
 // 1-D norms in F32, tied or untied output, optional MoE experts, and the metadata a converted
 // model carries (hyper-parameters, file type, a tiny gpt2 tokenizer). Written with hquant's writer.
-import { existsSync, mkdirSync } from "node:fs";
+import fs, { existsSync, mkdirSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { GGMLType } from "../src/gguf/ggml-types.js";
 import { GGUFValueType, type GGUFKV } from "../src/gguf/model.js";
 import { GGUFFileWriter, type TensorSpec } from "../src/gguf/writer.js";
+import { readHeaderAt } from "../src/gguf/reader.js";
 
 export interface FactoryOptions {
   arch: "llama" | "qwen3";
@@ -279,16 +280,24 @@ export interface CustomModelOptions {
   alignment?: number;
 }
 
+const isNormLike = (t: CustomTensor) => t.shape.length === 1 || t.name.endsWith("_norm.weight");
+
+/** The type makeCustomModel stores a tensor in. */
+export function customTensorType(t: CustomTensor, dtype: CustomModelOptions["dtype"] = "f16"): GGMLType {
+  return t.type ?? (isNormLike(t) ? GGMLType.F32 : DTYPES[dtype].type);
+}
+
 /** Writes a model with exactly these tensors (weights ≈ ±1/√row, norms ≈ 1) and metadata. */
 export async function makeCustomModel(o: CustomModelOptions): Promise<string> {
   mkdirSync(o.dir, { recursive: true });
   const file = path.join(o.dir, o.fileName);
   if (existsSync(file)) return file;
-  const wt = DTYPES[o.dtype ?? "f16"].type;
-  const tensors: FactoryTensor[] = o.tensors.map((t) => {
-    const isNorm = t.shape.length === 1 || t.name.endsWith("_norm.weight");
-    return { name: t.name, shape: t.shape, type: t.type ?? (isNorm ? GGMLType.F32 : wt), init: isNorm ? "norm" : "weight" };
-  });
+  const tensors: FactoryTensor[] = o.tensors.map((t) => ({
+    name: t.name,
+    shape: t.shape,
+    type: customTensorType(t, o.dtype),
+    init: isNormLike(t) ? "norm" : "weight",
+  }));
   const alignment = o.alignment ?? 32;
   const kv = alignment === 32 ? o.kv : [...o.kv, u32kv("general.alignment", alignment)];
   const writer = await GGUFFileWriter.create(file, kv, tensors, { alignment });
@@ -304,3 +313,27 @@ export async function makeCustomModel(o: CustomModelOptions): Promise<string> {
 }
 
 export { u32kv, f32kv, strkv, tokenizerKV };
+
+/** A legacy .dat imatrix with seeded positive values for every matrix but token_embd and the routers (one slice per expert). */
+export async function syntheticImatrix(model: string, seed: number, dir: string): Promise<string> {
+  const header = await readHeaderAt(model);
+  const next = xorshift32(seed);
+  const parts: Buffer[] = [];
+  const entries = header.tensors.filter((t) => t.shape.length >= 2 && t.name !== "token_embd.weight" && !t.name.includes("ffn_gate_inp"));
+  const i32 = (v: number) => {
+    const b = Buffer.alloc(4);
+    b.writeInt32LE(v);
+    return b;
+  };
+  parts.push(i32(entries.length));
+  for (const t of entries) {
+    const n = t.shape[0]! * (t.shape[2] ?? 1);
+    const values = new Float32Array(n).map(() => 0.01 + (next() / 2 ** 32) * 4);
+    const name = Buffer.from(t.name);
+    parts.push(i32(name.length), name, i32(3), i32(n), Buffer.from(values.buffer));
+  }
+  const file = path.join(dir, `imatrix-${path.basename(model, ".gguf")}-${seed}.dat`);
+  fs.writeFileSync(file, Buffer.concat(parts));
+  return file;
+}
+

@@ -295,7 +295,14 @@ export class GGUFFileWriter {
 
   static async create(target: string, kv: readonly GGUFKV[], tensors: readonly TensorSpec[], opts: WriterOptions = {}): Promise<GGUFFileWriter> {
     const alignment = opts.alignment ?? GGUF_DEFAULT_ALIGNMENT;
-    const { header, offsets, dataSize } = serializeHeader(kv, tensors, alignment, opts.version ?? 3);
+    let serialized: ReturnType<typeof serializeHeader>;
+    try {
+      serialized = serializeHeader(kv, tensors, alignment, opts.version ?? 3);
+    } catch (err) {
+      if (err instanceof UserError) throw new UserError(`${target}: ${err.message}`);
+      throw err;
+    }
+    const { header, offsets, dataSize } = serialized;
     const tempPath = tempPathFor(target);
     let handle: fsp.FileHandle;
     try {

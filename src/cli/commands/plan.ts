@@ -4,6 +4,7 @@ import type { Command } from "commander";
 import { openModel } from "../../gguf/reader.js";
 import { outputFileSize, outputHeaderSize } from "../../gguf/writer.js";
 import type { GGUFModel } from "../../gguf/model.js";
+import { UserError } from "../../errors.js";
 import { mixtureHParams } from "../../plan/hparams.js";
 import { readImatrixInfo } from "../../imatrix/index.js";
 import { outputMetadata, outputTensors, type ImatrixInfo } from "../../plan/metadata.js";
@@ -21,7 +22,13 @@ export function planWithOptions(model: GGUFModel, opts: ScheduleCliOptions, sour
   const hp = mixtureHParams(model.kv, source);
   const schedule = scheduleFromOptions(opts, hp.nLayer);
   const plan = planModel(model, schedule, source);
-  return { plan, sizes: planSizes(model, plan, imatrix) };
+  try {
+    return { plan, sizes: planSizes(model, plan, imatrix) };
+  } catch (err) {
+    // the header check (general.alignment) does not know the file
+    if (err instanceof UserError) throw new UserError(`${source}: ${err.message}`);
+    throw err;
+  }
 }
 
 /** The output's exact header and file size, as `hquant build` writes it (one file). */
