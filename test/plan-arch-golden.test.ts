@@ -23,12 +23,13 @@ interface GoldenRun {
   options: RunOptions;
   status: "ok" | "failed" | "aborted" | "unreadable";
   error?: string;
-  types?: [string, string][];
+  /** in the family's output order */
+  types?: string[];
   output_size?: number;
 }
 interface Golden {
   imatrix_file: string;
-  families: { label: string; arch: string; tensors: [string, number[]][]; runs: GoldenRun[] }[];
+  families: { label: string; arch: string; tensors: [string, number[]][]; order: string[]; runs: GoldenRun[] }[];
   refused: { label: string; status: string; error?: string }[];
 }
 
@@ -76,6 +77,7 @@ describe("planner == llama-quantize v0.4.0 on every architecture family (golden 
 
   for (const [i, f] of families.entries()) {
     const runs = golden.families[i]?.runs ?? [];
+    const order = golden.families[i]?.order ?? [];
     it(`${f.label}: ${runs.length} runs`, () => {
       const problems: string[] = [];
       let quantized = 0;
@@ -85,9 +87,9 @@ describe("planner == llama-quantize v0.4.0 on every architecture family (golden 
         if (run.status === "ok") {
           quantized++;
           if (!got.ok) problems.push(`${label}: llama.cpp quantizes, hquant refuses (${got.error})`);
-          else if (JSON.stringify(got.types) !== JSON.stringify(run.types)) {
-            const at = got.types.findIndex((t, k) => JSON.stringify(t) !== JSON.stringify(run.types![k]));
-            problems.push(`${label}: ${JSON.stringify(run.types![at])} vs hquant ${JSON.stringify(got.types[at])}`);
+          else if (JSON.stringify(got.types) !== JSON.stringify(run.types!.map((t, k) => [order[k], t]))) {
+            const at = got.types.findIndex((t, k) => JSON.stringify(t) !== JSON.stringify([order[k], run.types![k]]));
+            problems.push(`${label}: ${JSON.stringify([order[at], run.types![at]])} vs hquant ${JSON.stringify(got.types[at])}`);
           } else if (got.size !== run.output_size) problems.push(`${label}: size ${run.output_size} vs hquant ${got.size}`);
         } else if (got.ok) {
           problems.push(`${label}: llama.cpp ${run.status} (${run.error}), hquant plans it`);
@@ -106,7 +108,7 @@ describe("planner == llama-quantize v0.4.0 on every architecture family (golden 
   });
 
   it("the types the golden holds are the ones the planner can produce", () => {
-    const names = new Set(golden.families.flatMap((g) => g.runs.flatMap((r) => (r.types ?? []).map(([, t]) => t))));
+    const names = new Set(golden.families.flatMap((g) => g.runs.flatMap((r) => r.types ?? [])));
     for (const t of names) expect(Object.values(GGMLType).map((v) => (typeof v === "number" ? typeName(v) : "")).includes(t)).toBe(true);
   });
 });
