@@ -8,14 +8,13 @@ import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { buildModel } from "../src/build/index.js";
 import { GGMLType } from "../src/gguf/ggml-types.js";
-import { readHeaderAt } from "../src/gguf/reader.js";
 import type { FileTypeName } from "../src/plan/ftypes.js";
 import { mixtureHParams } from "../src/plan/hparams.js";
 import { scheduleFromOptions } from "../src/plan/options.js";
 import { uniformSchedule } from "../src/plan/schedule.js";
 import { QuantizePool } from "../src/pool/index.js";
 import { firstDifference, MODEL } from "./build-util.js";
-import { makeModel, SMALL_LLAMA, xorshift32, type FactoryOptions } from "./factory.js";
+import { makeModel, SMALL_LLAMA, syntheticImatrix, type FactoryOptions } from "./factory.js";
 import { llamaQuantize } from "./oracle/llama.js";
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "hquant-synthetic-"));
@@ -24,29 +23,6 @@ afterAll(async () => {
   await pool.destroy();
   fs.rmSync(tmp, { recursive: true, force: true });
 });
-
-/** A legacy .dat imatrix with seeded positive values for every matrix but token_embd. */
-async function syntheticImatrix(model: string, seed: number): Promise<string> {
-  const header = await readHeaderAt(model);
-  const next = xorshift32(seed);
-  const parts: Buffer[] = [];
-  const entries = header.tensors.filter((t) => t.shape.length >= 2 && t.name !== "token_embd.weight" && !t.name.includes("ffn_gate_inp"));
-  const i32 = (v: number) => {
-    const b = Buffer.alloc(4);
-    b.writeInt32LE(v);
-    return b;
-  };
-  parts.push(i32(entries.length));
-  for (const t of entries) {
-    const n = t.shape[0]! * (t.shape[2] ?? 1);
-    const values = new Float32Array(n).map(() => 0.01 + (next() / 2 ** 32) * 4);
-    const name = Buffer.from(t.name);
-    parts.push(i32(name.length), name, i32(3), i32(n), Buffer.from(values.buffer));
-  }
-  const file = path.join(tmp, `imatrix-${seed}.dat`);
-  fs.writeFileSync(file, Buffer.concat(parts));
-  return file;
-}
 
 async function expectSame(model: string, tag: string, ftype: FileTypeName, opts: { imatrix?: string; tensorTypes?: [string, string][]; schedule?: Parameters<typeof buildModel>[0]["schedule"] } = {}) {
   const ref = path.join(tmp, `${tag}.llama.gguf`);
@@ -73,20 +49,20 @@ describe("synthetic models", () => {
     it(`llama GQA BF16 ${ftype}, with and without imatrix`, async () => {
       const model = await makeModel(GQA_BF16);
       await expectSame(model, `gqa-${ftype}`, ftype);
-      await expectSame(model, `gqa-${ftype}-imat`, ftype, { imatrix: await syntheticImatrix(model, 21) });
+      await expectSame(model, `gqa-${ftype}-imat`, ftype, { imatrix: await syntheticImatrix(model, 21, tmp) });
     });
   }
 
   it("F32 rows that fit no k-quant (shape fallbacks), Q4_K_M and Q6_K with imatrix", async () => {
     const model = await makeModel(ODD_ROWS_F32);
-    const imatrix = await syntheticImatrix(model, 22);
+    const imatrix = await syntheticImatrix(model, 22, tmp);
     await expectSame(model, "odd-q4km", "Q4_K_M", { imatrix });
     await expectSame(model, "odd-q6k", "Q6_K", { imatrix });
   });
 
   it("qwen3 MoE: 3-D expert tensors with one importance slice per expert", async () => {
     const model = await makeModel(QWEN3_MOE);
-    const imatrix = await syntheticImatrix(model, 23);
+    const imatrix = await syntheticImatrix(model, 23, tmp);
     await expectSame(model, "moe-q4km-imat", "Q4_K_M", { imatrix });
     await expectSame(model, "moe-q2k-imat", "Q2_K", { imatrix });
     await expectSame(model, "moe-q5km", "Q5_K_M");

@@ -2,12 +2,13 @@
 // convert_hf_to_gguf writes them), chosen dims, F32/F16/BF16 weights from a seeded xorshift,
 // 1-D norms in F32, tied or untied output, optional MoE experts, and the metadata a converted
 // model carries (hyper-parameters, file type, a tiny gpt2 tokenizer). Written with hquant's writer.
-import { existsSync, mkdirSync } from "node:fs";
+import fs, { existsSync, mkdirSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { GGMLType } from "../src/gguf/ggml-types.js";
 import { GGUFValueType, type GGUFKV } from "../src/gguf/model.js";
 import { GGUFFileWriter, type TensorSpec } from "../src/gguf/writer.js";
+import { readHeaderAt } from "../src/gguf/reader.js";
 
 export interface FactoryOptions {
   arch: "llama" | "qwen3";
@@ -257,3 +258,82 @@ export function allLayouts(base: Partial<FactoryOptions> = {}): FactoryOptions[]
   }
   return out;
 }
+
+// ---- any architecture: a given tensor list and metadata ----------------------------------------
+
+export interface CustomTensor {
+  name: string;
+  shape: number[];
+  /** default: F32 for 1-D tensors and names ending in _norm.weight, else `dtype` */
+  type?: GGMLType;
+}
+
+export interface CustomModelOptions {
+  /** file name inside `dir` (must be unique per content) */
+  fileName: string;
+  dir: string;
+  kv: GGUFKV[];
+  tensors: CustomTensor[];
+  dtype?: "f32" | "f16" | "bf16";
+  seed: number;
+  /** general.alignment of the file (written as a key when not 32) */
+  alignment?: number;
+}
+
+const isNormLike = (t: CustomTensor) => t.shape.length === 1 || t.name.endsWith("_norm.weight");
+
+/** The type makeCustomModel stores a tensor in. */
+export function customTensorType(t: CustomTensor, dtype: CustomModelOptions["dtype"] = "f16"): GGMLType {
+  return t.type ?? (isNormLike(t) ? GGMLType.F32 : DTYPES[dtype].type);
+}
+
+/** Writes a model with exactly these tensors (weights ≈ ±1/√row, norms ≈ 1) and metadata. */
+export async function makeCustomModel(o: CustomModelOptions): Promise<string> {
+  mkdirSync(o.dir, { recursive: true });
+  const file = path.join(o.dir, o.fileName);
+  if (existsSync(file)) return file;
+  const tensors: FactoryTensor[] = o.tensors.map((t) => ({
+    name: t.name,
+    shape: t.shape,
+    type: customTensorType(t, o.dtype),
+    init: isNormLike(t) ? "norm" : "weight",
+  }));
+  const alignment = o.alignment ?? 32;
+  const kv = alignment === 32 ? o.kv : [...o.kv, u32kv("general.alignment", alignment)];
+  const writer = await GGUFFileWriter.create(file, kv, tensors, { alignment });
+  const next = xorshift32(o.seed * 2654435761 + 777);
+  try {
+    for (const t of tensors) await writer.writeTensor(tensorData(t, next, t.shape[0]));
+    await writer.finish();
+  } catch (err) {
+    await writer.abort();
+    throw err;
+  }
+  return file;
+}
+
+export { u32kv, f32kv, strkv, tokenizerKV };
+
+/** A legacy .dat imatrix with seeded positive values for every matrix but token_embd and the routers (one slice per expert). */
+export async function syntheticImatrix(model: string, seed: number, dir: string): Promise<string> {
+  const header = await readHeaderAt(model);
+  const next = xorshift32(seed);
+  const parts: Buffer[] = [];
+  const entries = header.tensors.filter((t) => t.shape.length >= 2 && t.name !== "token_embd.weight" && !t.name.includes("ffn_gate_inp"));
+  const i32 = (v: number) => {
+    const b = Buffer.alloc(4);
+    b.writeInt32LE(v);
+    return b;
+  };
+  parts.push(i32(entries.length));
+  for (const t of entries) {
+    const n = t.shape[0]! * (t.shape[2] ?? 1);
+    const values = new Float32Array(n).map(() => 0.01 + (next() / 2 ** 32) * 4);
+    const name = Buffer.from(t.name);
+    parts.push(i32(name.length), name, i32(3), i32(n), Buffer.from(values.buffer));
+  }
+  const file = path.join(dir, `imatrix-${path.basename(model, ".gguf")}-${seed}.dat`);
+  fs.writeFileSync(file, Buffer.concat(parts));
+  return file;
+}
+

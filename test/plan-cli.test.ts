@@ -71,7 +71,7 @@ describe("hquant plan", () => {
       'hquant: --tensor-type attn_q=q9_k: unknown tensor type "q9_k"; valid: f32, f16, bf16, q4_0, q4_1, q5_0, q5_1, q8_0, q2_K, q3_K, q4_K, q5_K, q6_K, iq4_nl, iq4_xs\n',
     );
     const badRe = await run(["plan", MODEL, "--ftype", "Q4_K_M", "--tensor-type", "attn_(q=f16"]);
-    expect(badRe.err).toBe('hquant: --tensor-type attn_(q=f16: bad regular expression "attn_(q" (/attn_(q/: Unterminated group)\n');
+    expect(badRe.err).toBe('hquant: --tensor-type attn_(q=f16: bad regular expression "attn_(q" (missing \')\' at position 7)\n');
   });
 
   it("reads a schedule file holding only a LAYER_TYPES array", async () => {

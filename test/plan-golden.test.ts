@@ -27,8 +27,8 @@ const golden = JSON.parse(
 
 /** Hyper-parameters of make_synth.py's models (test/fixtures/mixtures/make_synth.py). */
 const SYNTH = {
-  "synth-qwen3-f16.gguf": { arch: "qwen3", nLayer: 28, nHead: 4, nHeadKv: 2 },
-  "synth-llama-f16.gguf": { arch: "llama", nLayer: 32, nHead: 5, nHeadKv: 1 },
+  "synth-qwen3-f16.gguf": { arch: "qwen3", nLayer: 28, nEmbd: 256, nHead: 4, nHeadKv: 2 },
+  "synth-llama-f16.gguf": { arch: "llama", nLayer: 32, nEmbd: 320, nHead: 5, nHeadKv: 1 },
 } as const;
 
 const u32 = (key: string, value: number): GGUFKV => ({ key, type: GGUFValueType.UINT32, value });
@@ -44,6 +44,9 @@ function synthModel(run: GoldenRun): PlannerModel {
       u32(`${hp.arch}.block_count`, hp.nLayer),
       u32(`${hp.arch}.attention.head_count`, hp.nHead),
       u32(`${hp.arch}.attention.head_count_kv`, hp.nHeadKv),
+      u32(`${hp.arch}.context_length`, 2048),
+      u32(`${hp.arch}.embedding_length`, hp.nEmbd),
+      { key: `${hp.arch}.attention.layer_norm_rms_epsilon`, type: GGUFValueType.FLOAT32, value: Math.fround(1e-6) },
     ],
     // file order of make_synth.py is irrelevant: the planner sorts; reverse to prove it
     tensors: ref.tensors!

@@ -65,6 +65,10 @@ function makeModel(l: Layout): PlannerModel {
     u32(`${l.arch}.block_count`, l.nLayer),
     u32(`${l.arch}.attention.head_count`, l.nHead),
     u32(`${l.arch}.attention.head_count_kv`, l.nHeadKv),
+    // what llama.cpp's loader requires before it quantizes
+    u32(`${l.arch}.context_length`, 256),
+    u32(`${l.arch}.embedding_length`, E),
+    { key: `${l.arch}.attention.layer_norm_rms_epsilon`, type: GGUFValueType.FLOAT32, value: Math.fround(1e-6) },
   ];
   if (l.nExpert) kv.push(u32(`${l.arch}.expert_count`, l.nExpert), u32(`${l.arch}.expert_used_count`, 2));
   return { kv, tensors };
@@ -270,7 +274,7 @@ describe("schedule errors name the field and what is allowed", () => {
 
   it("bad regex", () => {
     expect(err({ ftype: "Q4_K_M", tensor_types: [{ pattern: "attn_(q", type: "f16" }] })).toBe(
-      "s.json: tensor_types[0]: bad regular expression \"attn_(q\" (/attn_(q/: Unterminated group)",
+      "s.json: tensor_types[0]: bad regular expression \"attn_(q\" (missing ')' at position 7)",
     );
   });
 
@@ -309,6 +313,9 @@ describe("output metadata", () => {
       "llama.block_count",
       "llama.attention.head_count",
       "llama.attention.head_count_kv",
+      "llama.context_length",
+      "llama.embedding_length",
+      "llama.attention.layer_norm_rms_epsilon",
       "general.quantization_version",
       "general.file_type",
     ]);
@@ -318,7 +325,7 @@ describe("output metadata", () => {
       imatrix: { file: "x".repeat(200), datasets: ["eval.txt"], entries: 7, chunks: 0 },
       hquant: { version: "9.9.9" },
     });
-    expect(full.slice(6).map((e) => [e.key, e.value])).toEqual([
+    expect(full.slice(9).map((e) => [e.key, e.value])).toEqual([
       ["quantize.imatrix.file", "x".repeat(127)],
       ["quantize.imatrix.dataset", "eval.txt"],
       ["quantize.imatrix.entries_count", 7],

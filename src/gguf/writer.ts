@@ -116,13 +116,40 @@ function writeKV(b: ByteBuilder, kv: GGUFKV): void {
   }
 }
 
-function checkAlignment(kv: readonly GGUFKV[], alignment: number): void {
+function checkAlignment(alignment: number): void {
   if (!Number.isInteger(alignment) || alignment <= 0 || (alignment & (alignment - 1)) !== 0) {
     throw new Error(`GGUF writer: alignment ${alignment} is not a power of two`);
   }
+}
+
+/** general.alignment as the metadata declares it (32 when absent). */
+function declaredAlignment(kv: readonly GGUFKV[]): number {
   const declared = kv.find((e) => e.key === "general.alignment");
-  const expected = declared ? declared.value : GGUF_DEFAULT_ALIGNMENT;
-  if (expected !== alignment) throw new Error(`GGUF writer: alignment ${alignment} but general.alignment says ${String(expected)}`);
+  if (!declared) return GGUF_DEFAULT_ALIGNMENT;
+  const a = typeof declared.value === "bigint" ? Number(declared.value) : declared.value;
+  if (declared.type !== GGUFValueType.UINT32 || typeof a !== "number" || a <= 0 || (a & (a - 1)) !== 0) {
+    throw new UserError(`general.alignment ${String(declared.value)} is not a u32 power of two`);
+  }
+  return a;
+}
+
+/**
+ * llama-quantize copies general.alignment from its input but lays its output out with 32 bytes. The
+ * file is what it says only when a reader that follows the key finds the same data start and
+ * tensor offsets; otherwise its bytes are unreadable, and hquant refuses to write them.
+ */
+function checkDeclaredLayout(kv: readonly GGUFKV[], tensors: readonly TensorSpec[], alignment: number, version: number, offsets: number[]): void {
+  const declared = declaredAlignment(kv);
+  if (declared === alignment) return;
+  const rawHeader = encodeHeader(kv, tensors.map((t, i) => ({ ...t, offset: offsets[i]! })), 1, version).length;
+  const theirs = tensorOffsets(tensors, declared).offsets;
+  const bad = tensors.findIndex((_, i) => theirs[i] !== offsets[i]);
+  if (alignUp(rawHeader, declared) !== alignUp(rawHeader, alignment) || bad >= 0) {
+    const where = bad >= 0 ? `tensor ${tensors[bad]!.name} would be at offset ${offsets[bad]}, not ${theirs[bad]}` : "the tensor data would start off its alignment";
+    throw new UserError(
+      `the input's general.alignment ${declared}: llama-quantize keeps this key but pads the output to ${alignment} bytes, so ${where}; refusing to write an unreadable file`,
+    );
+  }
 }
 
 /** The header bytes (padded to the alignment) for tensors at the given offsets. */
@@ -166,8 +193,9 @@ export function serializeHeader(
   alignment: number = GGUF_DEFAULT_ALIGNMENT,
   version = 3,
 ): { header: Uint8Array; offsets: number[]; dataSize: number } {
-  checkAlignment(kv, alignment);
+  checkAlignment(alignment);
   const { offsets, dataSize } = tensorOffsets(tensors, alignment);
+  checkDeclaredLayout(kv, tensors, alignment, version, offsets);
   const header = encodeHeader(kv, tensors.map((t, i) => ({ ...t, offset: offsets[i] })), alignment, version);
   return { header, offsets, dataSize };
 }
@@ -244,7 +272,14 @@ export class GGUFFileWriter {
 
   static async create(target: string, kv: readonly GGUFKV[], tensors: readonly TensorSpec[], opts: WriterOptions = {}): Promise<GGUFFileWriter> {
     const alignment = opts.alignment ?? GGUF_DEFAULT_ALIGNMENT;
-    const { header, offsets, dataSize } = serializeHeader(kv, tensors, alignment, opts.version ?? 3);
+    let serialized: ReturnType<typeof serializeHeader>;
+    try {
+      serialized = serializeHeader(kv, tensors, alignment, opts.version ?? 3);
+    } catch (err) {
+      if (err instanceof UserError) throw new UserError(`${target}: ${err.message}`);
+      throw err;
+    }
+    const { header, offsets, dataSize } = serialized;
     // a symlink is written through: the temp file goes next to the file it points to
     const resolved = resolveOutputTarget(target);
     const tempPath = tempPathFor(resolved.file);

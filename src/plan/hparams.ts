@@ -1,17 +1,18 @@
-// The few hyper-parameters llama.cpp's mixture rules look at, read from the GGUF metadata the way
-// llama_model::load_hparams reads them.
+// The few hyper-parameters llama.cpp's mixture rules look at, as llama.cpp has them once the model
+// is loaded (arch.ts: the loader's checks, and the layer count it really uses).
 import type { GGUFKV } from "../gguf/model.js";
-import { architecture, archNumber } from "../gguf/model.js";
-import { UserError } from "../errors.js";
+import { loadedHParams } from "./arch.js";
 
 export interface MixtureHParams {
   arch: string;
-  /** block_count (hparams.n_layer_all): n_ffn_down/gate/up, and the depth schedules are resolved against */
+  /** block_count: the file's blk.N layers, which schedules are resolved against (0 for clip) */
   nLayer: number;
+  /** hparams.n_layer_all once loaded: n_ffn_down/gate/up, and the bound of expert tensors' layers */
+  nLayerAll: number;
   /** hparams.n_expert (0 for dense models) */
   nExpert: number;
-  /** n_head(0) / n_head_kv(0), 0 when n_head_kv is 0 */
-  nGqa: number;
+  /** n_head(0) / n_head_kv(0), 0 when n_head_kv is 0; undefined when llama.cpp has no heads (clip) */
+  nGqa: number | undefined;
   /** model.type == LLM_TYPE_70B (attn_v gets Q5_K instead of Q3_K/Q4_K) */
   is70B: boolean;
 }
@@ -20,20 +21,11 @@ export interface MixtureHParams {
 const SEVENTY_B_LAYERS: Readonly<Record<string, number>> = { llama: 80, deci: 80, olmo: 80, qwen2: 80, jais2: 68 };
 
 export function mixtureHParams(kv: readonly GGUFKV[], source = "model"): MixtureHParams {
-  const arch = architecture(kv);
-  if (!arch) throw new UserError(`${source}: no general.architecture in the metadata`);
-  const nLayer = archNumber(kv, "block_count");
-  if (nLayer === undefined || !Number.isInteger(nLayer) || nLayer <= 0) {
-    throw new UserError(`${source}: ${arch}.block_count is missing or not a positive integer`);
-  }
-  let nExpert = archNumber(kv, "expert_count") ?? 0;
-  if ((arch === "hunyuan-vl" || arch === "hunyuan-dense") && nExpert <= 1) nExpert = 0;
-  const nHead = archNumber(kv, "attention.head_count") ?? 0;
-  const nHeadKv = archNumber(kv, "attention.head_count_kv") ?? nHead;
-  const nGqa = nHeadKv === 0 ? 0 : Math.floor(nHead / nHeadKv);
-  const nLayerMain = nLayer - (archNumber(kv, "nextn_predict_layers") ?? 0);
+  const hp = loadedHParams(kv, source);
+  const { arch, nHead, nHeadKv, nExpert } = hp;
+  const nGqa = nHead === undefined || nHeadKv === undefined ? undefined : nHeadKv === 0 ? 0 : Math.floor(nHead / nHeadKv);
   const seventyB = SEVENTY_B_LAYERS[arch];
   const is70B =
-    seventyB !== undefined && nLayerMain === seventyB && (arch !== "llama" || (nExpert !== 8 && nHead !== nHeadKv));
-  return { arch, nLayer, nExpert, nGqa, is70B };
+    seventyB !== undefined && hp.nLayerMain === seventyB && (arch !== "llama" || (nExpert !== 8 && nHead !== nHeadKv));
+  return { arch, nLayer: hp.blockCount, nLayerAll: hp.nLayerAll, nExpert, nGqa, is70B };
 }

@@ -3,6 +3,7 @@
 // returns the chosen type with the name of the rule that chose it; the counters (i_attention_wv …)
 // are kept by the caller (planner.ts), which increments them exactly where llama.cpp does.
 import { GGMLType, mustTypeInfo } from "../gguf/ggml-types.js";
+import { UserError } from "../errors.js";
 import type { FileTypeName } from "./ftypes.js";
 import type { MixtureHParams } from "./hparams.js";
 import type { TensorCategory } from "./tensors.js";
@@ -59,16 +60,24 @@ export function tokenEmbdType(ctx: RuleContext): RuleResult {
   return kept(ctx);
 }
 
+/** hparams.n_gqa(): llama.cpp aborts reading it from a model without heads (clip). */
+function nGqa(ctx: RuleContext): number {
+  if (ctx.hp.nGqa === undefined) {
+    throw new UserError(`${ctx.name}: file type ${ctx.ftype} reads the attention head counts, which a ${ctx.hp.arch} model does not have (llama.cpp aborts)`);
+  }
+  return ctx.hp.nGqa;
+}
+
 /** attn_v, attn_qkv, attn_kv_b. */
 export function attnVType(ctx: RuleContext): RuleResult {
   const { ftype, hp } = ctx;
   let r = kept(ctx);
-  if (ftype === "Q2_K") r = chose(hp.nGqa >= 4 ? GGMLType.Q4_K : GGMLType.Q3_K, "attn_v: Q2_K (GQA ≥ 4 → q4_K)");
-  else if (ftype === "Q2_K_S" && hp.nGqa >= 4) r = chose(GGMLType.Q4_K, "attn_v: Q2_K_S GQA ≥ 4");
+  if (ftype === "Q2_K") r = chose(nGqa(ctx) >= 4 ? GGMLType.Q4_K : GGMLType.Q3_K, "attn_v: Q2_K (GQA ≥ 4 → q4_K)");
+  else if (ftype === "Q2_K_S" && nGqa(ctx) >= 4) r = chose(GGMLType.Q4_K, "attn_v: Q2_K_S GQA ≥ 4");
   else if (ftype === "Q3_K_M") {
     r = chose(ctx.iAttentionWv < 2 ? GGMLType.Q5_K : GGMLType.Q4_K, "attn_v: Q3_K_M (first 2 → q5_K)");
   } else if (ftype === "Q3_K_L") r = chose(GGMLType.Q5_K, "attn_v: Q3_K_L");
-  else if ((ftype === "IQ4_NL" || ftype === "IQ4_XS") && hp.nGqa >= 4) r = chose(GGMLType.Q5_K, "attn_v: IQ4 GQA ≥ 4");
+  else if ((ftype === "IQ4_NL" || ftype === "IQ4_XS") && nGqa(ctx) >= 4) r = chose(GGMLType.Q5_K, "attn_v: IQ4 GQA ≥ 4");
   else if ((ftype === "Q4_K_M" || ftype === "Q5_K_M") && useMoreBits(ctx.iAttentionWv, ctx.nAttentionWv)) {
     r = chose(GGMLType.Q6_K, "attn_v: use_more_bits");
   } else if (ftype === "Q4_K_S" && ctx.iAttentionWv < 4) r = chose(GGMLType.Q5_K, "attn_v: Q4_K_S first 4");

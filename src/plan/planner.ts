@@ -12,11 +12,13 @@ import { surgeryMetadata, surgeryTensors, type LayerRecipe, type SurgeryOp, type
 import { mustFileType, type FileType, type FileTypeName } from "./ftypes.js";
 import { mixtureHParams, type MixtureHParams } from "./hparams.js";
 import { mixtureRule, type RuleContext } from "./mixture-rules.js";
+import { compileStdRegex } from "./std-regex.js";
 import {
   compareWeightNames,
   isAttnVLike,
   isQuantizedType,
   layerOfName,
+  nDims,
   notQuantizedReason,
   shapeFallback,
   tensorCategory,
@@ -129,21 +131,18 @@ interface Counters {
 const pad = (n: number, align: number) => Math.ceil(n / align) * align;
 
 function compileOverrides(overrides: readonly TensorOverride[]): { re: RegExp; type: GGMLType; pattern: string }[] {
-  return overrides.map((o) => {
-    try {
-      return { re: new RegExp(o.pattern), type: o.type, pattern: o.pattern };
-    } catch (err) {
-      throw new UserError(`tensor type override "${o.pattern}": bad regular expression (${(err as Error).message})`);
-    }
-  });
+  return overrides.map((o) => ({ re: compileStdRegex(o.pattern, `tensor type override "${o.pattern}"`), type: o.type, pattern: o.pattern }));
 }
 
-/** The layer of a tensor for the mixture: ffn_down uses its counter unless the model has experts. */
-function ffnDownLayer(name: string, counter: number, hp: MixtureHParams): number {
+/**
+ * llama.cpp's layer_info for ffn_down/gate/up: the counter, unless the model has experts — then the
+ * layer in the tensor's name, which must lie in [0, n_layer_all).
+ */
+function ffnLayer(name: string, counter: number, hp: MixtureHParams): number {
   if (hp.nExpert <= 1) return counter;
   const layer = layerOfName(name);
   if (layer < 0) throw new UserError(`${name}: failed to determine the layer of an expert tensor`);
-  if (layer >= hp.nLayer) throw new UserError(`${name}: bad layer ${layer}, must be in [0, ${hp.nLayer})`);
+  if (layer >= hp.nLayerAll) throw new UserError(`${name}: bad layer ${layer}, must be in [0, ${hp.nLayerAll})`);
   return layer;
 }
 
@@ -207,7 +206,8 @@ export function planModel(input: PlannerModel, schedule: ResolvedSchedule, sourc
     const bytes = tensorBytes(choice.type, t.shape);
     tensors.push({
       name: t.name,
-      shape: [...t.shape],
+      // ggml_n_dims: llama.cpp writes the shape without trailing 1-sized dimensions
+      shape: t.shape.slice(0, nDims(t.shape)),
       srcType: t.type,
       dstType: choice.type,
       reason: choice.reason,
@@ -264,9 +264,11 @@ export function planModel(input: PlannerModel, schedule: ResolvedSchedule, sourc
         iAttentionWv: counters.iAttentionWv,
         nAttentionWv: counters.nAttentionWv,
         iFfnDown: counters.iFfnDown,
-        nFfnDown: hp.nLayer,
+        nFfnDown: hp.nLayerAll,
       };
-      const downLayer = category === "ffn_down" ? ffnDownLayer(t.name, counters.iFfnDown, hp) : -1;
+      const downLayer = category === "ffn_down" ? ffnLayer(t.name, counters.iFfnDown, hp) : -1;
+      if (category === "ffn_gate") ffnLayer(t.name, counters.iFfnGate, hp);
+      if (category === "ffn_up") ffnLayer(t.name, counters.iFfnUp, hp);
       const rule = mixtureRule(ctx, category, downLayer);
       type = rule.type;
       reason = rule.rule;

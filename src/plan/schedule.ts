@@ -7,6 +7,7 @@ import { UserError } from "../errors.js";
 import { FILE_TYPE_NAMES, TARGET_TYPES, fileTypeByName, type FileTypeName } from "./ftypes.js";
 import type { ResolvedSchedule, TensorOverride } from "./planner.js";
 import { applySurgery, validateSurgery, type SurgeryOp } from "../surgery/index.js";
+import { compileStdRegex } from "./std-regex.js";
 import { lazyValidator } from "./validators.js";
 
 /** `[index, "FTYPE"]`, as in the LAYER_TYPES lists hybrid-quant publishers post. */
@@ -139,12 +140,9 @@ export function hasTypes(s: ScheduleFile): boolean {
   return s.ftype !== undefined || (s.layers !== undefined && s.layers.length > 0);
 }
 
+/** A --tensor-type pattern, read as llama.cpp's std::regex reads it (std-regex.ts). */
 export function checkRegex(pattern: string, where: string): RegExp {
-  try {
-    return new RegExp(pattern);
-  } catch (err) {
-    throw new UserError(`${where}: bad regular expression ${JSON.stringify(pattern)} (${(err as Error).message.replace(/^Invalid regular expression: /, "")})`);
-  }
+  return compileStdRegex(pattern, where);
 }
 
 /** `PATTERN=TYPE` as llama-quantize parses --tensor-type (split at the first '='). */

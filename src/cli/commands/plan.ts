@@ -9,6 +9,7 @@ import { addBuildOptions, applyPositionals, buildOptionsFromCli, isTypeWord, typ
 import { commandSignal } from "../signals.js";
 import { outputFileSize, outputHeaderSize } from "../../gguf/writer.js";
 import type { GGUFModel } from "../../gguf/model.js";
+import { UserError } from "../../errors.js";
 import { mixtureHParams } from "../../plan/hparams.js";
 import { outputMetadata, outputTensors, type ImatrixInfo } from "../../plan/metadata.js";
 import { scheduleFromOptions, type ScheduleCliOptions } from "../../plan/options.js";
@@ -25,7 +26,13 @@ export function planWithOptions(model: GGUFModel, opts: ScheduleCliOptions, sour
   const hp = mixtureHParams(model.kv, source);
   const schedule = scheduleFromOptions(opts, hp.nLayer);
   const plan = planModel(model, schedule, source);
-  return { plan, sizes: planSizes(model, plan, imatrix) };
+  try {
+    return { plan, sizes: planSizes(model, plan, imatrix) };
+  } catch (err) {
+    // the header check (general.alignment) does not know the file
+    if (err instanceof UserError) throw new UserError(`${source}: ${err.message}`);
+    throw err;
+  }
 }
 
 /** The output's exact header and file size, as `hquant build` writes it (one file). */
