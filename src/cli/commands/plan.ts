@@ -9,7 +9,6 @@ import { addBuildOptions, applyPositionals, buildOptionsFromCli, isTypeWord, typ
 import { commandSignal } from "../signals.js";
 import { outputFileSize, outputHeaderSize } from "../../gguf/writer.js";
 import type { GGUFModel } from "../../gguf/model.js";
-import { UserError } from "../../errors.js";
 import { mixtureHParams } from "../../plan/hparams.js";
 import { outputMetadata, outputTensors, type ImatrixInfo } from "../../plan/metadata.js";
 import { scheduleFromOptions, type ScheduleCliOptions } from "../../plan/options.js";
