@@ -188,9 +188,12 @@ export function kldRow(logits: usize, n: i32, base: usize, tok: i32, res: usize)
     const q = f32x4.convert_i32x4_u(i32x4.extend_low_i16x8_u(v128.load64_zero(row + (<usize>i << 1))));
     const pLogBase = f32x4.add(f32x4.mul(vscale, q), vminlp);
     vbest = f32x4.max(vbest, pLogBase);
+    const keep = f32x4.gt(pLogBase, cutoff);
+    // tokens at or below −16 add nothing (llama.cpp skips their expf too); adding +0 leaves the sum as it is
+    if (!v128.any_true(keep)) continue;
     const l = v128.load(logits + (<usize>i << 2));
     const term = f32x4.mul(expf4(pLogBase), f32x4.add(f32x4.sub(pLogBase, l), vtop));
-    const kept = v128.and(term, f32x4.gt(pLogBase, cutoff));
+    const kept = v128.and(term, keep);
     sum += <f64>f32x4.extract_lane(kept, 0);
     sum += <f64>f32x4.extract_lane(kept, 1);
     sum += <f64>f32x4.extract_lane(kept, 2);
