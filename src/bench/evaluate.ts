@@ -142,17 +142,22 @@ export async function evaluateAgainstBase(base: BaseEvaluation, file: string, op
   const reader = BaseCacheReader.open(`${base.cacheFile}.kld`, base.tokens, base.plan.ctx, base.plan.nChunk);
   if (!reader) throw new Error(`base distributions missing: ${base.cacheFile}.kld`);
   let evaluator: ModelEvaluator | undefined;
+  let tokenCheck: Promise<void> = Promise.resolve();
   const bufs = jobBuffers(base.plan, reader.nVocab);
   try {
     evaluator = await ModelEvaluator.open(file, opts);
     const ev = evaluator;
-    const tokens = ev.tokenize(base.text);
-    if (tokens.length !== base.tokens.length || tokens.some((t, i) => t !== base.tokens[i])) {
-      throw new UserError(`${file}: tokenizes the text differently from the base model ${path.basename(base.file)} (another vocabulary?)`);
-    }
     if (ev.nVocab !== reader.nVocab) {
       throw new UserError(`${file}: vocabulary of ${ev.nVocab} tokens, but the base model ${path.basename(base.file)} has ${reader.nVocab}`);
     }
+    // The chunks are the base's tokens; that this file's tokenizer agrees is checked on another
+    // thread while the chunks decode, so it adds no time per file.
+    tokenCheck = ev.tokenizeAsync(base.text).then((tokens) => {
+      if (tokens.length !== base.tokens.length || tokens.some((t, i) => t !== base.tokens[i])) {
+        throw new UserError(`${file}: tokenizes the text differently from the base model ${path.basename(base.file)} (another vocabulary?)`);
+      }
+    });
+    tokenCheck.catch(() => {});
     const { plan } = base;
     const pool = VocabPool.get(opts.threads);
     const nVocab = reader.nVocab;
@@ -186,9 +191,10 @@ export async function evaluateAgainstBase(base: BaseEvaluation, file: string, op
         opts.onProgress?.(file, job.first + job.blocks.length, plan.nChunk);
       }
     });
+    await tokenCheck;
     return summarizeKld(acc);
   } finally {
-    await Promise.allSettled(bufs.map((b) => b.io));
+    await Promise.allSettled([...bufs.map((b) => b.io), tokenCheck]);
     reader.close();
     await evaluator?.dispose();
   }

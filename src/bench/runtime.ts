@@ -50,6 +50,11 @@ export class ModelEvaluator {
     return Array.from(this.model.tokenize(text));
   }
 
+  /** tokenize() without blocking this thread (the decode can run meanwhile). */
+  async tokenizeAsync(text: string): Promise<number[]> {
+    return Array.from(await this.model.tokenizeAsync(text));
+  }
+
   /**
    * Decodes chunks 0 … nChunk−1, ⌊2048/ctx⌋ per llama_decode, each from an empty cache, and after
    * each decode awaits `use(firstChunk, blocks)`: blocks[k] holds the logits at positions

@@ -50,6 +50,23 @@ export class LlamaModel {
     return out.slice(0, n);
   }
 
+  /** tokenize() on a libuv thread: it can run while this thread decodes with another context of the model. */
+  async tokenizeAsync(text: string): Promise<Int32Array> {
+    const bytes = Buffer.from(text, "utf8");
+    const call = (out: Int32Array) =>
+      new Promise<number>((resolve, reject) =>
+        (this.api.tokenize as unknown as { async: (...a: unknown[]) => void }).async(this.vocab, bytes, bytes.length, out, out.length, true, false, (err: unknown, n: number) => (err ? reject(err) : resolve(n))),
+      );
+    let out = new Int32Array(bytes.length + 2);
+    let n = await call(out);
+    if (n < 0 && n !== -2147483648) {
+      out = new Int32Array(-n);
+      n = await call(out);
+    }
+    if (n < 0) throw new UserError(`${this.path}: llama.cpp cannot tokenize the text (${n})`);
+    return out.slice(0, n);
+  }
+
   /** A context of `nSeq` sequences of `ctx` tokens, decoded together. */
   createContext(opts: { ctx: number; nSeq: number; threads: number }): LlamaContext {
     return LlamaContext.create(this.api, this, opts);
