@@ -162,6 +162,20 @@ export class LlamaContext {
     return p;
   }
 
+  /** The sizes llama.cpp made this context with (what it read from the params blob). */
+  settings(): { nCtx: number; nBatch: number; nUbatch: number; nSeqMax: number; nThreads: number; nThreadsBatch: number } {
+    const a = this.api;
+    const h = this.handle;
+    return {
+      nCtx: a.nCtx(h) as number,
+      nBatch: a.nBatch(h) as number,
+      nUbatch: a.nUbatch(h) as number,
+      nSeqMax: a.nSeqMax(h) as number,
+      nThreads: a.nThreads(h) as number,
+      nThreadsBatch: a.nThreadsBatch(h) as number,
+    };
+  }
+
   /** A copy of one output's logits. */
   logits(seq: number, k: number): Float32Array {
     return new Float32Array(this.api.koffi.view(this.logitsAddress(seq, k), 4 * this.model.nVocab).slice(0));

@@ -85,6 +85,11 @@ export interface LlamaApi {
   getMemory: Fn;
   memoryClear: Fn;
   nCtx: Fn;
+  nBatch: Fn;
+  nUbatch: Fn;
+  nSeqMax: Fn;
+  nThreads: Fn;
+  nThreadsBatch: Fn;
 }
 
 let api: LlamaApi | undefined;
@@ -142,6 +147,11 @@ export function llamaApi(): LlamaApi {
     getMemory: f("void *llama_get_memory(void *ctx)"),
     memoryClear: f("void llama_memory_clear(void *mem, bool data)"),
     nCtx: f("uint32_t llama_n_ctx(void *ctx)"),
+    nBatch: f("uint32_t llama_n_batch(void *ctx)"),
+    nUbatch: f("uint32_t llama_n_ubatch(void *ctx)"),
+    nSeqMax: f("uint32_t llama_n_seq_max(void *ctx)"),
+    nThreads: f("int32_t llama_n_threads(void *ctx)"),
+    nThreadsBatch: f("int32_t llama_n_threads_batch(void *ctx)"),
   };
   const onLog = koffi.register((level: number, text: string) => {
     if (level === GGML_LOG_LEVEL_ERROR && text.trim()) lastError = text.trim().split("\n")[0];
