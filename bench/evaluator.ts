@@ -13,10 +13,14 @@
 // model's never-predicted token, so the extra tokens carry next to no probability). Their Q4_K_M
 // files are built by hquant. Files are kept in --dir and reused.
 //
+// hquant runs twice: on the library it ships (the @node-llama-cpp prebuilt CPU build) and, through
+// HQUANT_LLAMA_DIR, on the libllama of the same cmake build as llama-perplexity — the second column
+// isolates the evaluator's own cost from the difference between the two llama.cpp builds.
+//
 // Times are wall-clock, best of --reps: llama-perplexity's include its process start and model
-// load, hquant's its model load (the backend is initialized once per process, as for every file
-// after the first one in `hquant bench`). Both use --threads for llama.cpp; llama-perplexity's
-// per-token math uses all cores, hquant's uses --threads.
+// load; hquant's (one child process per library, timed inside) its model load and context, not the
+// backend's one-time initialization. Both use --threads for llama.cpp; llama-perplexity's per-token
+// math uses all cores, hquant's uses --threads.
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
@@ -37,6 +41,7 @@ const TEXT = "test/fixtures/eval-test.txt";
 const TOKEN_CONTROL = 3;
 
 const { values } = parseArgs({
+  allowPositionals: true,
   options: {
     vocabs: { type: "string", default: "4096,32000,152000" },
     chunks: { type: "string", default: "16" },
@@ -44,6 +49,7 @@ const { values } = parseArgs({
     threads: { type: "string", default: "2" },
     reps: { type: "string", default: "2" },
     dir: { type: "string", default: path.join(os.tmpdir(), "hquant-bench-evaluator") },
+    measure: { type: "boolean" },
   },
 });
 const vocabs = values.vocabs!.split(",").map(Number);
@@ -148,12 +154,43 @@ interface Row {
   pass: string;
   llama: number;
   hquant: number;
+  hquantSameBuild: number;
   llamaFigure: number;
   hquantFigure: number;
 }
 
 const text = fs.readFileSync(TEXT, "utf8");
+
+interface HquantTimes {
+  base: number;
+  kld: number;
+  ppl: number;
+  kldMean: number;
+}
+
+// child mode: one hquant measurement (base pass, then the KLD pass) in a fresh process, whose
+// llama.cpp library is the one HQUANT_LLAMA_DIR names, or the shipped one
+if (process.argv[2] === "--measure") {
+  const [f16, q4, work] = process.argv.slice(3);
+  const opts = { ctx, chunks, threads, cacheDir: work };
+  const [tb, base] = await secondsAsync(() => evaluateBase(f16, text, path.basename(TEXT), opts));
+  const [tk, r] = await secondsAsync(() => evaluateAgainstBase(base, q4, opts));
+  process.stdout.write(JSON.stringify({ base: tb, kld: tk, ppl: base.ppl, kldMean: r.kld } satisfies HquantTimes));
+  process.exit(0);
+}
+
+function measureHquant(m: { f16: string; q4: string }, work: string, llamaDir?: string): HquantTimes {
+  const args = [...process.execArgv, process.argv[1], "--measure", m.f16, m.q4, work, "--chunks", String(chunks), "--ctx", String(ctx), "--threads", String(threads)];
+  const env = { ...process.env, HQUANT_LLAMA_DIR: llamaDir ?? "" };
+  if (!llamaDir) delete env.HQUANT_LLAMA_DIR;
+  const r = spawnSync(process.execPath, args, { encoding: "utf8", env });
+  if (r.status !== 0) throw new Error(`hquant measurement failed:\n${r.stderr.slice(-2000)}`);
+  return JSON.parse(r.stdout) as HquantTimes;
+}
+
 const perplexity = llamaTool("llama-perplexity");
+/** the libllama / libggml of llama-perplexity's own build */
+const sameBuildDir = path.dirname(perplexity);
 log(`llama-perplexity: ${perplexity}`);
 const rows: Row[] = [];
 const tokens = chunks * ctx;
@@ -161,39 +198,47 @@ let widest: { f16: string; q4: string } | undefined;
 for (const nVocab of vocabs) {
   const m = await models(nVocab);
   widest = m;
-  const times = { llamaBase: Infinity, hquantBase: Infinity, llamaKld: Infinity, hquantKld: Infinity };
-  let figures = { llamaPpl: NaN, hquantPpl: NaN, llamaKld: NaN, hquantKld: NaN };
+  const best = { llamaBase: Infinity, llamaKld: Infinity, hquantBase: Infinity, hquantKld: Infinity, sameBase: Infinity, sameKld: Infinity };
+  const figures = { llamaPpl: NaN, hquantPpl: NaN, llamaKld: NaN, hquantKld: NaN };
   for (let rep = 0; rep < reps; rep++) {
     const work = fs.mkdtempSync(path.join(os.tmpdir(), "hquant-bench-evaluator-"));
     try {
       const kldBase = path.join(work, "base.kld");
       let out = "";
       const common = ["-c", String(ctx), "-t", String(threads), "--chunks", String(chunks)];
-      times.llamaBase = Math.min(times.llamaBase, seconds(() => (out = perplexityTool(["-m", m.f16, "-f", TEXT, ...common, "--kl-divergence-base", kldBase]))));
+      const lb = seconds(() => (out = perplexityTool(["-m", m.f16, "-f", TEXT, ...common, "--kl-divergence-base", kldBase])));
       figures.llamaPpl = grab(out, /Final estimate: PPL = ([0-9.]+)/);
-      const opts = { ctx, chunks, threads, cacheDir: work };
-      const [tb, base] = await secondsAsync(() => evaluateBase(m.f16, text, path.basename(TEXT), opts));
-      times.hquantBase = Math.min(times.hquantBase, tb);
-      figures.hquantPpl = base.ppl;
-      times.llamaKld = Math.min(times.llamaKld, seconds(() => (out = perplexityTool(["-m", m.q4, ...common, "--kl-divergence-base", kldBase, "--kl-divergence"]))));
+      const lk = seconds(() => (out = perplexityTool(["-m", m.q4, ...common, "--kl-divergence-base", kldBase, "--kl-divergence"])));
       figures.llamaKld = grab(out, /Mean\s+KLD:\s+(-?[0-9.]+)/);
-      const [tk, r] = await secondsAsync(() => evaluateAgainstBase(base, m.q4, opts));
-      times.hquantKld = Math.min(times.hquantKld, tk);
-      figures = { ...figures, hquantKld: r.kld };
-      log(`vocab ${nVocab} rep ${rep + 1}: base ${times.llamaBase.toFixed(2)} s vs ${tb.toFixed(2)} s, KLD ${times.llamaKld.toFixed(2)} s vs ${tk.toFixed(2)} s`);
+      fs.rmSync(kldBase);
+      const h = measureHquant(m, path.join(work, "shipped"));
+      const same = measureHquant(m, path.join(work, "same-build"), sameBuildDir);
+      figures.hquantPpl = h.ppl;
+      figures.hquantKld = h.kldMean;
+      best.llamaBase = Math.min(best.llamaBase, lb);
+      best.llamaKld = Math.min(best.llamaKld, lk);
+      best.hquantBase = Math.min(best.hquantBase, h.base);
+      best.hquantKld = Math.min(best.hquantKld, h.kld);
+      best.sameBase = Math.min(best.sameBase, same.base);
+      best.sameKld = Math.min(best.sameKld, same.kld);
+      log(`vocab ${nVocab} rep ${rep + 1}: base ${lb.toFixed(2)} s | ${h.base.toFixed(2)} s | ${same.base.toFixed(2)} s; KLD ${lk.toFixed(2)} s | ${h.kld.toFixed(2)} s | ${same.kld.toFixed(2)} s (llama-perplexity | hquant | hquant on its build); PPL ${figures.llamaPpl} ${h.ppl.toFixed(4)} ${same.ppl.toFixed(4)}, KLD ${figures.llamaKld} ${h.kldMean.toFixed(6)} ${same.kldMean.toFixed(6)}`);
     } finally {
       fs.rmSync(work, { recursive: true, force: true });
     }
   }
-  rows.push({ vocab: nVocab, pass: "base (PPL + distributions)", llama: tokens / times.llamaBase, hquant: tokens / times.hquantBase, llamaFigure: figures.llamaPpl, hquantFigure: figures.hquantPpl });
-  rows.push({ vocab: nVocab, pass: "KL-divergence (Q4_K_M)", llama: tokens / times.llamaKld, hquant: tokens / times.hquantKld, llamaFigure: figures.llamaKld, hquantFigure: figures.hquantKld });
+  rows.push({ vocab: nVocab, pass: "base (PPL + distributions)", llama: tokens / best.llamaBase, hquant: tokens / best.hquantBase, hquantSameBuild: tokens / best.sameBase, llamaFigure: figures.llamaPpl, hquantFigure: figures.hquantPpl });
+  rows.push({ vocab: nVocab, pass: "KL-divergence (Q4_K_M)", llama: tokens / best.llamaKld, hquant: tokens / best.hquantKld, hquantSameBuild: tokens / best.sameKld, llamaFigure: figures.llamaKld, hquantFigure: figures.hquantKld });
 }
 
 process.stdout.write(`\nevaluator throughput, ${chunks} chunks × ctx ${ctx} = ${tokens} tokens, ${threads} threads, ${os.availableParallelism()} cores, best of ${reps}\n\n`);
-process.stdout.write("| vocab | pass | llama-perplexity tok/s | hquant tok/s | hquant / llama | llama-perplexity PPL or KLD | hquant |\n|---:|---|---:|---:|---:|---:|---:|\n");
+process.stdout.write(
+  "| vocab | pass | llama-perplexity tok/s | hquant tok/s | ratio | hquant on llama-perplexity's build, tok/s | ratio | llama-perplexity PPL or KLD | hquant |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|\n",
+);
 for (const r of rows) {
   const fig = (v: number) => (r.pass.startsWith("base") ? v.toFixed(4) : v.toFixed(6));
-  process.stdout.write(`| ${r.vocab} | ${r.pass} | ${r.llama.toFixed(0)} | ${r.hquant.toFixed(0)} | ${(r.hquant / r.llama).toFixed(2)}× | ${fig(r.llamaFigure)} | ${fig(r.hquantFigure)} |\n`);
+  process.stdout.write(
+    `| ${r.vocab} | ${r.pass} | ${r.llama.toFixed(0)} | ${r.hquant.toFixed(0)} | ${(r.hquant / r.llama).toFixed(2)}× | ${r.hquantSameBuild.toFixed(0)} | ${(r.hquantSameBuild / r.llama).toFixed(2)}× | ${fig(r.llamaFigure)} | ${fig(r.hquantFigure)} |\n`,
+  );
 }
 
 // peak RSS of the CLI on the widest model: the process's own maxRSS (worker threads included), reported at exit

@@ -40,6 +40,13 @@ function findLibrary(dir: string, stem: string): string | undefined {
 
 /** Where this platform's llama.cpp libraries are; a one-line UserError when they are not installed. */
 export function locateLlamaLibrary(platform = `${process.platform}-${process.arch}`): LlamaLibraryLocation {
+  const own = process.env.HQUANT_LLAMA_DIR;
+  if (own) {
+    const llama = fs.existsSync(own) ? findLibrary(own, "llama") : undefined;
+    const ggml = fs.existsSync(own) ? findLibrary(own, "ggml") : undefined;
+    if (!llama || !ggml) throw new UserError(`HQUANT_LLAMA_DIR=${own}: no libllama / libggml there`);
+    return { packageName: own, binsDir: own, llama: path.join(own, llama), ggml: path.join(own, ggml) };
+  }
   const packageName = PLATFORM_PACKAGES[platform];
   if (!packageName) {
     throw new UserError(`no prebuilt llama.cpp for ${platform}: hquant's evaluator supports ${Object.keys(PLATFORM_PACKAGES).join(", ")}`);
