@@ -22,6 +22,18 @@ describe("llama.cpp runtime", () => {
     );
   });
 
+  it("takes a llama.cpp build of one's own from HQUANT_LLAMA_DIR, and names the variable when it holds none", () => {
+    const shipped = locateLlamaLibrary();
+    try {
+      process.env.HQUANT_LLAMA_DIR = shipped.binsDir;
+      expect(locateLlamaLibrary()).toEqual({ packageName: shipped.binsDir, binsDir: shipped.binsDir, llama: shipped.llama, ggml: shipped.ggml });
+      process.env.HQUANT_LLAMA_DIR = "test/fixtures";
+      expect(() => locateLlamaLibrary()).toThrow("HQUANT_LLAMA_DIR=test/fixtures: no libllama / libggml there");
+    } finally {
+      delete process.env.HQUANT_LLAMA_DIR;
+    }
+  });
+
   it("creates llama-perplexity's context: llama.cpp reads back every size hquant wrote into the params blob", () => {
     const model = LlamaModel.load(MODEL);
     try {

@@ -38,7 +38,11 @@ function findLibrary(dir: string, stem: string): string | undefined {
   return fs.readdirSync(dir).find((f) => pattern.test(f));
 }
 
-/** Where this platform's llama.cpp libraries are; a one-line UserError when they are not installed. */
+/**
+ * Where this platform's llama.cpp libraries are; a one-line UserError when they are not installed.
+ * HQUANT_LLAMA_DIR names a folder with a libllama / libggml of one's own instead (a build of the
+ * same llama.cpp: the params blobs follow its include/llama.h).
+ */
 export function locateLlamaLibrary(platform = `${process.platform}-${process.arch}`): LlamaLibraryLocation {
   const own = process.env.HQUANT_LLAMA_DIR;
   if (own) {
