@@ -147,7 +147,11 @@ function perplexityTool(args: string[]): string {
   return `${r.stdout}\n${r.stderr}`;
 }
 
-const grab = (out: string, re: RegExp) => Number(out.match(re)?.[1] ?? NaN);
+const grab = (out: string, re: RegExp) => {
+  const m = out.match(re);
+  if (!m) log(`no ${re} in llama-perplexity's output, which ends:\n${out.slice(-600)}`);
+  return Number(m?.[1] ?? NaN);
+};
 
 interface Row {
   vocab: number;
