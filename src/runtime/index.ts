@@ -97,6 +97,8 @@ interface Batch {
 export class LlamaContext {
   private readonly tokens: Int32Array;
   private readonly outputs: Int8Array;
+  /** position of the first output of each sequence in the last decode */
+  private firstOutput = 0;
   private disposed = false;
 
   private constructor(
@@ -153,8 +155,6 @@ export class LlamaContext {
     this.firstOutput = firstOutput;
   }
 
-  private firstOutput = 0;
-
   /** Address of the n_vocab float logits of sequence `seq` at output `k` (position firstOutput + k). */
   logitsAddress(seq: number, k: number): bigint {
     const p = this.api.getLogitsIth(this.handle, seq * this.ctx + this.firstOutput + k) as bigint | null;
@@ -174,11 +174,6 @@ export class LlamaContext {
       nThreads: a.nThreads(h) as number,
       nThreadsBatch: a.nThreadsBatch(h) as number,
     };
-  }
-
-  /** A copy of one output's logits. */
-  logits(seq: number, k: number): Float32Array {
-    return new Float32Array(this.api.koffi.view(this.logitsAddress(seq, k), 4 * this.model.nVocab).slice(0));
   }
 
   dispose(): void {
