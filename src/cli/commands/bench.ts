@@ -1,4 +1,4 @@
-// hquant bench BASE.gguf --text FILE: PPL / KL-divergence vs size with llama.cpp (node-llama-cpp),
+// hquant bench BASE.gguf --text FILE: PPL / KL-divergence vs size with llama.cpp (src/runtime),
 // for ready files (--files) and for files built here (--presets, --schedule), then a markdown
 // table on stdout, and the chart, table and JSON in --out. Everything the run needs (files,
 // presets, schedules, output paths) is checked before the first evaluation or build.
