@@ -36,7 +36,8 @@ export async function main(argv: string[]): Promise<number> {
     await (await makeProgram(argv)).parseAsync(argv);
     return 0;
   } catch (err) {
-    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 1;
+    // 130: a command stopped by a signal (it has said so on stderr)
+    if (err instanceof CommanderError) return err.exitCode === 0 || err.exitCode === 130 ? err.exitCode : 1;
     if (err instanceof UserError) {
       process.stderr.write(`hquant: ${err.message}\n`);
       return 1;

@@ -146,23 +146,46 @@ export function layerStatistics(ts: readonly TensorStatistics[]): LayerStatistic
 
 export function statisticsTable(ts: readonly TensorStatistics[]): string {
   const head = ["layer", "tensor", "Σ(act²)", "min", "max", "μ", "σ", "% active", "N", "entropy", "E (norm)", "ZD", "CosSim"];
+  const p = printfFixed;
   const rows = ts.map((t) => [
     t.layer < 0 ? "-" : String(t.layer),
     t.kind,
-    t.sumSquares.toFixed(2),
-    t.min.toFixed(4),
-    t.max.toFixed(4),
-    t.mean.toFixed(2),
-    t.stddev.toFixed(2),
-    `${(t.active * 100).toFixed(2)}%`,
+    p(t.sumSquares, 2),
+    p(t.min, 4),
+    p(t.max, 4),
+    p(t.mean, 2),
+    p(t.stddev, 2),
+    `${p(f(t.active * 100), 2)}%`,
     String(t.elements),
-    t.entropy.toFixed(4),
-    `${t.entropyNorm.toFixed(2)}%`,
-    `${(100 * t.zd).toFixed(2)}%`,
-    t.cossim.toFixed(4),
+    p(t.entropy, 4),
+    `${p(t.entropyNorm, 2)}%`,
+    `${p(f(100 * t.zd), 2)}%`,
+    p(t.cossim, 4),
   ]);
-  const layers = layerStatistics(ts).map((l) => [String(l.layer), l.sumSquares.toFixed(2), `${(100 * l.zd).toFixed(4)}%`, l.cossim.toFixed(4)]);
+  const layers = layerStatistics(ts).map((l) => [String(l.layer), p(l.sumSquares, 2), `${p(100 * l.zd, 4)}%`, p(l.cossim, 4)]);
   return `${align([head, ...rows])}\nper layer (weighted by elements)\n${align([["layer", "μΣ(act²)", "μZD", "μCosSim"], ...layers])}`;
+}
+
+/**
+ * printf("%.Nf"): the exact binary value rounded half to even (JS toFixed rounds exact ties up:
+ * 15.625 → "15.63" where printf prints "15.62").
+ */
+export function printfFixed(x: number, digits: number): string {
+  if (!Number.isFinite(x)) return String(x);
+  const exact = Math.abs(x).toFixed(Math.min(100, digits + 30)); // exact digits of the double
+  const [int, frac] = exact.split(".");
+  const kept = frac.slice(0, digits);
+  const rest = frac.slice(digits);
+  const tie = /^50*$/.test(rest);
+  const up = rest[0] > "5" || (rest[0] === "5" && !tie) || (tie && Number((digits > 0 ? kept : int).slice(-1)) % 2 === 1);
+  let out = Math.abs(x).toFixed(digits);
+  if (!/[1-9]/.test(rest)) out = digits > 0 ? `${int}.${kept}` : int;
+  else {
+    const scaled = BigInt(int + kept) + (up ? 1n : 0n);
+    const str = scaled.toString().padStart(digits + 1, "0");
+    out = digits > 0 ? `${str.slice(0, -digits)}.${str.slice(-digits)}` : str;
+  }
+  return x < 0 || Object.is(x, -0) ? `-${out}` : out;
 }
 
 function align(rows: string[][]): string {

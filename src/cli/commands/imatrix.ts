@@ -1,12 +1,18 @@
 // hquant imatrix MODEL --text FILE -o OUT: llama-imatrix on the bundled llama.cpp (the importance
 // matrix of a calibration text), or --show-statistics FILE for an existing one.
 import os from "node:os";
-import type { Command } from "commander";
+import { CommanderError, type Command } from "commander";
 import { UserError } from "../../errors.js";
 import { positiveInt, readText } from "../args.js";
 import { loadRawImatrix } from "../../imatrix/index.js";
 import { makeImatrix, type ImatrixFormat } from "../../imatrix/run.js";
 import { statisticsTable, tensorStatistics } from "../../imatrix/stats.js";
+
+class Interrupted extends Error {
+  constructor(output: string) {
+    super(`interrupted: ${output} not written`);
+  }
+}
 
 interface ImatrixCliOptions {
   text?: string;
@@ -62,7 +68,7 @@ export function registerImatrix(program: Command): void {
       const tty = !opts.quiet && process.stderr.isTTY;
       const started = Date.now();
       const abort = new AbortController();
-      const onSignal = () => abort.abort(new UserError("interrupted: no imatrix written"));
+      const onSignal = () => abort.abort(new Interrupted(opts.output));
       process.on("SIGINT", onSignal);
       process.on("SIGTERM", onSignal);
       process.on("SIGHUP", onSignal);
@@ -91,6 +97,11 @@ export function registerImatrix(program: Command): void {
         const c = r.compute;
         if (c && !Number.isNaN(c.ppl)) process.stdout.write(`Final estimate: PPL = ${c.ppl.toFixed(4)} +/- ${c.pplErr.toFixed(5)}\n`);
         process.stdout.write(`${r.output}: ${r.entries} entries, ${r.chunks} chunks of ${ctx} tokens (${r.format})\n`);
+      } catch (err) {
+        if (!(err instanceof Interrupted)) throw err;
+        // the signal's conventional exit status (128 + SIGINT), like hquant build
+        process.stderr.write(`hquant: ${err.message}\n`);
+        throw new CommanderError(130, "hquant.interrupted", err.message);
       } finally {
         process.off("SIGINT", onSignal);
         process.off("SIGTERM", onSignal);
