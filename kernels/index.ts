@@ -99,3 +99,5 @@ export function dequantize(type: i32, src: usize, dst: usize, k: i32): i32 {
   }
   return 0;
 }
+
+export { packLogitsRow, kldRow, expfRow } from "./logits";

@@ -2,9 +2,8 @@
 // files are byte-identical to llama-quantize's, test/build-identity.test.ts) against llama.cpp.
 //
 // Why two tests: llama-perplexity's own figures (anchors.json) are for the whole eval text, 198
-// chunks per model. Through node-llama-cpp that is about a minute per model on 2 shared cores
-// (F16: 56 s; the full-vocabulary distribution per scored token is the cost, src/bench/runtime.ts),
-// so six models take 6+ minutes, and more on a loaded machine — too slow for every run. And a few chunks can't be compared with
+// chunks per model: six models take minutes on 2 shared cores, and more on a loaded machine — too
+// slow for every run. And a few chunks can't be compared with
 // a full-text figure: two chunks' PPL is 114.7 where the text's is 86.9. So:
 // - every run: the first CHUNKS chunks of every type, against test/oracle/perplexity.ts —
 //   llama-perplexity's perplexity() loop written independently on raw llama.cpp logits, which is

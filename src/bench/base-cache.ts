@@ -80,6 +80,19 @@ export class BaseCacheWriter {
     this.chunksWritten++;
   }
 
+  /**
+   * Appends `nChunks` chunks' packed rows without blocking this thread (the next chunks are computed
+   * meanwhile); `packed` must stay untouched until the promise settles. Calls must not overlap.
+   */
+  async appendChunksAsync(packed: Uint16Array, nChunks: number): Promise<void> {
+    const bytes = new Uint8Array(packed.buffer, packed.byteOffset, packed.byteLength);
+    for (let done = 0; done < bytes.length; ) {
+      const n = await new Promise<number>((resolve, reject) => fs.write(this.fd, bytes, done, bytes.length - done, null, (err, written) => (err ? reject(err) : resolve(written))));
+      done += n;
+    }
+    this.chunksWritten += nChunks;
+  }
+
   finish(summary: BaseSummary): void {
     fs.closeSync(this.fd);
     if (this.chunksWritten !== this.nChunk) throw new Error(`base cache: wrote ${this.chunksWritten} of ${this.nChunk} chunks`);
@@ -148,6 +161,17 @@ export class BaseCacheReader {
     const out = new Uint16Array(this.scoredPerChunk * this.rowLength);
     fs.readSync(this.fd, new Uint8Array(out.buffer), 0, out.byteLength, this.chunkOffset(index));
     return out;
+  }
+
+  /** Reads chunks first … first+count−1 into `into` without blocking this thread. */
+  async readChunksAsync(first: number, count: number, into: Uint16Array): Promise<void> {
+    const bytes = new Uint8Array(into.buffer, into.byteOffset, count * this.scoredPerChunk * this.rowLength * 2);
+    const start = this.chunkOffset(first);
+    for (let done = 0; done < bytes.length; ) {
+      const n = await new Promise<number>((resolve, reject) => fs.read(this.fd, bytes, done, bytes.length - done, start + done, (err, got) => (err ? reject(err) : resolve(got))));
+      if (n === 0) throw new Error(`${this.file}: ends inside chunk ${first + Math.floor(done / (this.scoredPerChunk * this.rowLength * 2))}`);
+      done += n;
+    }
   }
 
   close(): void {

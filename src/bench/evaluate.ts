@@ -4,8 +4,9 @@ import path from "node:path";
 import { UserError } from "../errors.js";
 import { BaseCacheReader, BaseCacheWriter, cachePath, readBaseSummary, sha256File, sha256Text, type BaseSummary } from "./base-cache.js";
 import { chunkInput, planChunks, scoredTarget, type ChunkPlan } from "./chunks.js";
-import { meanAndUncertainty, newKldAccumulator, packedRowLength, packLogProbs, scorePosition, summarizeKld, type KldSummary } from "./kld-math.js";
-import { ModelEvaluator } from "./runtime.js";
+import { addPosition, meanAndUncertainty, newKldAccumulator, packedRowLength, summarizeKld, type KldSummary } from "./kld-math.js";
+import { chunksPerDecode, ModelEvaluator } from "./runtime.js";
+import { VocabPool, type LogitsBlock } from "./vocab-math.js";
 
 export interface EvalOptions {
   /** context length (llama-perplexity -c) */
@@ -52,33 +53,86 @@ export async function evaluateBase(file: string, text: string, textName: string,
   }
 }
 
+/** Packed base rows per vocabulary job at most (a job is a slice of one decode's chunks): two such buffers are in use. */
+const JOB_BYTES = 32 << 20;
+
+/** Shared buffers for one vocabulary job of up to `chunks` chunks. */
+interface JobBuffers {
+  chunks: number;
+  base: Uint16Array;
+  targets: Int32Array;
+  results: Float64Array;
+  next: Int32Array;
+  /** I/O using `base` (a cache write or read), awaited before the buffer is reused */
+  io: Promise<void>;
+}
+
+function jobBuffers(plan: ChunkPlan, nVocab: number): [JobBuffers, JobBuffers] {
+  const chunkRows = plan.scoredPerChunk;
+  const chunkBytes = chunkRows * packedRowLength(nVocab) * 2;
+  const chunks = Math.max(1, Math.min(chunksPerDecode(plan.ctx), Math.floor(JOB_BYTES / chunkBytes)));
+  const make = (): JobBuffers => ({
+    chunks,
+    base: new Uint16Array(new SharedArrayBuffer(chunks * chunkBytes)),
+    targets: new Int32Array(new SharedArrayBuffer(4 * chunks * chunkRows)),
+    results: new Float64Array(new SharedArrayBuffer(24 * chunks * chunkRows)),
+    next: new Int32Array(new SharedArrayBuffer(4)),
+    io: Promise.resolve(),
+  });
+  return [make(), make()];
+}
+
+function fillTargets(buf: JobBuffers, tokens: ArrayLike<number>, plan: ChunkPlan, firstChunk: number, count: number): void {
+  for (let k = 0; k < count; k++) {
+    for (let j = 0; j < plan.scoredPerChunk; j++) buf.targets[k * plan.scoredPerChunk + j] = scoredTarget(tokens, plan, firstChunk + k, j);
+  }
+}
+
+/** Jobs of one decoded group: slices of at most `perJob` chunks. */
+function* jobSlices(groupFirst: number, blocks: LogitsBlock[], perJob: number): Generator<{ first: number; blocks: LogitsBlock[] }> {
+  for (let k = 0; k < blocks.length; k += perJob) yield { first: groupFirst + k, blocks: blocks.slice(k, k + perJob) };
+}
+
 async function computeBase(evaluator: ModelEvaluator, tokens: number[], plan: ChunkPlan, cacheFile: string, opts: EvalOptions): Promise<BaseSummary> {
-  let writer: BaseCacheWriter | undefined;
+  const nVocab = evaluator.nVocab;
+  const writer = new BaseCacheWriter(cacheFile, plan.ctx, nVocab, plan.nChunk, tokens);
+  const pool = VocabPool.get(opts.threads);
+  const bufs = jobBuffers(plan, nVocab);
+  const rowLength = packedRowLength(nVocab);
   let nll = 0;
   let nll2 = 0;
   let count = 0;
+  let jobIndex = 0;
+  let writes = Promise.resolve();
   try {
-    await evaluator.forEachChunk(plan.nChunk, (c) => chunkInput(tokens, plan, c, evaluator.bos), plan.first, (c, dists) => {
-      const nVocab = dists[0].length;
-      writer ??= new BaseCacheWriter(`${cacheFile}`, plan.ctx, nVocab, plan.nChunk, tokens);
-      const rowLength = packedRowLength(nVocab);
-      const packed = new Uint16Array(plan.scoredPerChunk * rowLength);
-      dists.forEach((probs, j) => {
-        packLogProbs(probs, packed, j * rowLength);
-        const v = -Math.log(probs[scoredTarget(tokens, plan, c, j)]);
-        nll += v;
-        nll2 += v * v;
-        count++;
-      });
-      writer.appendChunk(packed);
-      opts.onProgress?.(evaluator.path, c + 1, plan.nChunk);
+    await evaluator.forEachGroup(plan.nChunk, (c) => chunkInput(tokens, plan, c, evaluator.bos), plan.first, async (groupFirst, blocks) => {
+      for (const job of jobSlices(groupFirst, blocks, bufs[0].chunks)) {
+        const buf = bufs[jobIndex++ % 2];
+        await buf.io;
+        const rows = job.blocks.length * plan.scoredPerChunk;
+        fillTargets(buf, tokens, plan, job.first, job.blocks.length);
+        await pool.run({ kind: "pack", nVocab, blocks: job.blocks, targets: buf.targets, base: buf.base, results: buf.results, next: buf.next }, opts.threads);
+        for (let r = 0; r < rows; r++) {
+          const v = buf.results[3 * r];
+          nll += v;
+          nll2 += v * v;
+          count++;
+        }
+        // written while the next job computes; writes stay in chunk order
+        writes = writes.then(() => writer.appendChunksAsync(buf.base.subarray(0, rows * rowLength), job.blocks.length));
+        buf.io = writes;
+        writes.catch(() => {});
+        opts.onProgress?.(evaluator.path, job.first + job.blocks.length, plan.nChunk);
+      }
     });
+    await writes;
     const [lnPpl, lnErr] = meanAndUncertainty(nll, nll2, count);
     const summary = { ppl: Math.exp(lnPpl), pplErr: Math.exp(lnPpl) * lnErr, positions: count };
-    writer!.finish(summary);
+    writer.finish(summary);
     return summary;
   } catch (err) {
-    writer?.abort();
+    await writes.catch(() => {});
+    writer.abort();
     throw err;
   }
 }
@@ -87,25 +141,61 @@ async function computeBase(evaluator: ModelEvaluator, tokens: number[], plan: Ch
 export async function evaluateAgainstBase(base: BaseEvaluation, file: string, opts: EvalOptions): Promise<KldSummary> {
   const reader = BaseCacheReader.open(`${base.cacheFile}.kld`, base.tokens, base.plan.ctx, base.plan.nChunk);
   if (!reader) throw new Error(`base distributions missing: ${base.cacheFile}.kld`);
-  const evaluator = await ModelEvaluator.open(file, opts);
+  let evaluator: ModelEvaluator | undefined;
+  let tokenCheck: Promise<void> = Promise.resolve();
+  const bufs = jobBuffers(base.plan, reader.nVocab);
   try {
-    const tokens = evaluator.tokenize(base.text);
-    if (tokens.length !== base.tokens.length || tokens.some((t, i) => t !== base.tokens[i])) {
-      throw new UserError(`${file}: tokenizes the text differently from the base model ${path.basename(base.file)} (another vocabulary?)`);
+    evaluator = await ModelEvaluator.open(file, opts);
+    const ev = evaluator;
+    if (ev.nVocab !== reader.nVocab) {
+      throw new UserError(`${file}: vocabulary of ${ev.nVocab} tokens, but the base model ${path.basename(base.file)} has ${reader.nVocab}`);
     }
-    const acc = newKldAccumulator();
-    const { plan } = base;
-    await evaluator.forEachChunk(plan.nChunk, (c) => chunkInput(base.tokens, plan, c, evaluator.bos), plan.first, (c, dists) => {
-      if (dists[0].length !== reader.nVocab) {
-        throw new UserError(`${file}: vocabulary of ${dists[0].length} tokens, but the base model ${path.basename(base.file)} has ${reader.nVocab}`);
+    // The chunks are the base's tokens; that this file's tokenizer agrees is checked on another
+    // thread while the chunks decode, so it adds no time per file.
+    tokenCheck = ev.tokenizeAsync(base.text).then((tokens) => {
+      if (tokens.length !== base.tokens.length || tokens.some((t, i) => t !== base.tokens[i])) {
+        throw new UserError(`${file}: tokenizes the text differently from the base model ${path.basename(base.file)} (another vocabulary?)`);
       }
-      const packed = reader.readChunk(c);
-      dists.forEach((probs, j) => scorePosition(probs, packed, j * reader.rowLength, scoredTarget(base.tokens, plan, c, j), acc));
-      opts.onProgress?.(file, c + 1, plan.nChunk);
     });
+    tokenCheck.catch(() => {});
+    const { plan } = base;
+    const pool = VocabPool.get(opts.threads);
+    const nVocab = reader.nVocab;
+    const acc = newKldAccumulator();
+    // the base rows of job i+1 are read while job i computes
+    let jobIndex = 0;
+    const perJob = bufs[0].chunks;
+    const perDecode = chunksPerDecode(plan.ctx);
+    const slices: { first: number; count: number }[] = [];
+    for (let g = 0; g < plan.nChunk; g += perDecode) {
+      const end = Math.min(plan.nChunk, g + perDecode);
+      for (let k = g; k < end; k += perJob) slices.push({ first: k, count: Math.min(perJob, end - k) });
+    }
+    const prefetch = (i: number) => {
+      if (i >= slices.length) return;
+      const buf = bufs[i % 2];
+      buf.io = reader.readChunksAsync(slices[i].first, slices[i].count, buf.base);
+      buf.io.catch(() => {});
+    };
+    prefetch(0);
+    await ev.forEachGroup(plan.nChunk, (c) => chunkInput(base.tokens, plan, c, ev.bos), plan.first, async (groupFirst, blocks) => {
+      for (const job of jobSlices(groupFirst, blocks, perJob)) {
+        const buf = bufs[jobIndex % 2];
+        await buf.io;
+        prefetch(jobIndex + 1);
+        jobIndex++;
+        const rows = job.blocks.length * plan.scoredPerChunk;
+        fillTargets(buf, base.tokens, plan, job.first, job.blocks.length);
+        await pool.run({ kind: "kld", nVocab, blocks: job.blocks, targets: buf.targets, base: buf.base, results: buf.results, next: buf.next }, opts.threads);
+        for (let r = 0; r < rows; r++) addPosition(acc, buf.results[3 * r], buf.results[3 * r + 1], buf.results[3 * r + 2] === 1);
+        opts.onProgress?.(file, job.first + job.blocks.length, plan.nChunk);
+      }
+    });
+    await tokenCheck;
     return summarizeKld(acc);
   } finally {
+    await Promise.allSettled([...bufs.map((b) => b.io), tokenCheck]);
     reader.close();
-    await evaluator.dispose();
+    await evaluator?.dispose();
   }
 }

@@ -1,64 +1,18 @@
-// The per-position arithmetic of llama-perplexity (tools/perplexity/perplexity.cpp), re-implemented:
-// the uint16 log-probability packing of --kl-divergence-base files, the KL-divergence of base‖quant
-// over the full vocabulary, same-top-token counting, and llama.cpp's percentile. Pure functions.
-//
-// Input distributions come from node-llama-cpp as probabilities p_i (float32, = softmax of the
-// logits). log(p_i) differs from the logits by a constant per position, so every formula below that
-// llama.cpp writes with logits is written here with log(p_i).
+// The scalar side of llama-perplexity's arithmetic (tools/perplexity/perplexity.cpp), re-implemented:
+// the layout of the uint16 packed rows of --kl-divergence-base files, the running sums of the
+// --kl-divergence pass, llama.cpp's percentile and mean ± uncertainty. Pure functions. The
+// per-token work over the vocabulary is kernels/logits.ts (WASM-SIMD), run by vocab-math.ts.
 
 const f32 = Math.fround;
-
-/** Smallest positive float32 (denormal): a probability that underflowed to 0 is clamped to it. */
-const MIN_PROB = 1.401298464324817e-45;
-const LOG_MIN_PROB = Math.log(MIN_PROB);
 
 /** uint16 entries per position in a packed row: two float32 (scale, min log-prob) then one per token, padded to even. */
 export function packedRowLength(nVocab: number): number {
   return 2 * Math.floor((nVocab + 1) / 2) + 4;
 }
 
-/** log(p) as float32, with p = 0 (underflow) clamped to the smallest float32. */
-export function logProb(p: number): number {
-  return p > 0 ? f32(Math.log(p)) : f32(LOG_MIN_PROB);
-}
-
 /** llama.cpp's nearest_int: round to nearest, ties to even, through the float32 1.5·2^23 trick. */
 export function nearestInt(x: number): number {
   return f32(f32(x) + 12582912) - 12582912;
-}
-
-/**
- * Packs one position's distribution as llama-perplexity writes it to a --kl-divergence-base file:
- * float32 scale and min log-prob, then per token round((l_i − l_min)/scale) with l_min clamped to
- * l_max − 16 (tokens below it are stored as 0 and later ignored by the KLD sum).
- */
-export function packLogProbs(probs: Float32Array, out: Uint16Array, offset: number): void {
-  const n = probs.length;
-  const logits = new Float32Array(n);
-  let max = -Infinity;
-  let min = Infinity;
-  for (let i = 0; i < n; i++) {
-    const l = logProb(probs[i]);
-    logits[i] = l;
-    if (l > max) max = l;
-    if (l < min) min = l;
-  }
-  min = Math.max(min, f32(max - 16));
-  let sumExp = 0;
-  for (let i = 0; i < n; i++) sumExp += f32(Math.exp(f32(logits[i] - max)));
-  const logSumExp = f32(Math.log(sumExp));
-  const minLogProb = f32(f32(min - max) - logSumExp);
-  const scale = f32(f32(max - min) / 65535);
-  const header = new Float32Array(out.buffer, out.byteOffset + offset * 2, 2);
-  header[0] = scale;
-  header[1] = minLogProb;
-  const row = out.subarray(offset + 4, offset + 4 + n);
-  if (scale === 0) {
-    row.fill(0);
-    return;
-  }
-  const invScale = f32(1 / scale);
-  for (let i = 0; i < n; i++) row[i] = logits[i] > min ? nearestInt(f32(invScale * f32(logits[i] - min))) : 0;
 }
 
 /** A packed position's log-probability of token `tok` (as llama.cpp dequantizes it). */
@@ -83,39 +37,18 @@ export function newKldAccumulator(): KldAccumulator {
   return { sumNll: 0, sumNll2: 0, sumKld: 0, sumKld2: 0, sameTop: 0, count: 0, klds: [] };
 }
 
-/** First index of the largest value (llama.cpp scans with a strict `>`). */
-function argmax(values: ArrayLike<number>): number {
-  let best = 0;
-  for (let i = 1; i < values.length; i++) if (values[i] > values[best]) best = i;
-  return best;
-}
-
 /**
- * Scores one position of the quantized model against the packed base distribution: adds its NLL of
- * the actual next token, KL(base‖quant) over tokens whose base log-prob is above −16, and whether
- * the top tokens agree. Returns the position's KLD.
+ * Adds one scored position (from the kernels' kldRow): its NLL (a float in llama.cpp, squared as a
+ * float), its KL-divergence, whether the top tokens agree.
  */
-export function scorePosition(quantProbs: Float32Array, base: Uint16Array, baseOffset: number, tok: number, acc: KldAccumulator): number {
-  const n = quantProbs.length;
-  const nll = -Math.log(Math.max(quantProbs[tok], MIN_PROB));
+export function addPosition(acc: KldAccumulator, nll: number, kld: number, sameTop: boolean): void {
   acc.sumNll += nll;
-  acc.sumNll2 += nll * nll;
-
-  const header = new Float32Array(base.buffer, base.byteOffset + baseOffset * 2, 2);
-  const scale = header[0];
-  const minLogProb = header[1];
-  const row = base.subarray(baseOffset + 4, baseOffset + 4 + n);
-  let kld = 0;
-  for (let i = 0; i < n; i++) {
-    const pLogBase = f32(f32(scale * row[i]) + minLogProb);
-    if (pLogBase > -16) kld += f32(Math.exp(pLogBase)) * (pLogBase - logProb(quantProbs[i]));
-  }
+  acc.sumNll2 += f32(nll * nll);
   acc.sumKld += kld;
   acc.sumKld2 += kld * kld;
   acc.count++;
-  if (argmax(quantProbs) === argmax(row)) acc.sameTop++;
-  acc.klds.push(kld);
-  return kld;
+  if (sameTop) acc.sameTop++;
+  acc.klds.push(f32(kld));
 }
 
 /** llama.cpp's percentile of sorted values: linear interpolation at fraction·(n−1), in float32. */

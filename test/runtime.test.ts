@@ -1,0 +1,81 @@
+// src/runtime: finding the platform's llama.cpp, the context parameters as llama.cpp reads them back
+// (the blob offsets against the library itself), and one-line errors. The raw logits against the
+// independent oracle, per token, are in test/eval-perplexity.test.ts.
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { LlamaModel, locateLlamaLibrary } from "../src/runtime/index.js";
+
+const MODEL = "models/tinyllama-16l-f16.gguf";
+
+describe("llama.cpp runtime", () => {
+  it("finds the platform package's libraries through module resolution", () => {
+    const loc = locateLlamaLibrary();
+    expect(loc.packageName).toBe(`@node-llama-cpp/${process.platform}-${process.arch}`);
+    expect(path.basename(loc.llama)).toBe("libllama.v0.4.0.so");
+    expect(path.basename(loc.ggml)).toBe("libggml.v0.4.0.so");
+    expect(loc.binsDir.endsWith(path.join("bins", "linux-x64"))).toBe(true);
+  });
+
+  it("names the supported platforms when there is no prebuilt library", () => {
+    expect(() => locateLlamaLibrary("freebsd-x64")).toThrow(
+      "no prebuilt llama.cpp for freebsd-x64: hquant's evaluator supports linux-x64, linux-arm64, darwin-arm64, darwin-x64, win32-x64, win32-arm64",
+    );
+  });
+
+  it("takes a llama.cpp build of one's own from HQUANT_LLAMA_DIR, and names the variable when it holds none", () => {
+    const shipped = locateLlamaLibrary();
+    try {
+      process.env.HQUANT_LLAMA_DIR = shipped.binsDir;
+      expect(locateLlamaLibrary()).toEqual({ packageName: shipped.binsDir, binsDir: shipped.binsDir, llama: shipped.llama, ggml: shipped.ggml });
+      process.env.HQUANT_LLAMA_DIR = "test/fixtures";
+      expect(() => locateLlamaLibrary()).toThrow("HQUANT_LLAMA_DIR=test/fixtures: no libllama / libggml there");
+    } finally {
+      delete process.env.HQUANT_LLAMA_DIR;
+    }
+  });
+
+  it("creates llama-perplexity's context: llama.cpp reads back every size hquant wrote into the params blob", () => {
+    const model = LlamaModel.load(MODEL);
+    try {
+      expect(model.nVocab).toBe(4096);
+      expect(model.bos).toBe(1);
+      for (const [ctx, nSeq, threads] of [[256, 8, 2], [512, 4, 1], [4096, 1, 3]]) {
+        const c = model.createContext({ ctx, nSeq, threads });
+        try {
+          expect(c.settings()).toEqual({ nCtx: ctx * nSeq, nBatch: ctx * nSeq, nUbatch: 512, nSeqMax: nSeq, nThreads: threads, nThreadsBatch: threads });
+        } finally {
+          c.dispose();
+        }
+      }
+    } finally {
+      model.dispose();
+    }
+  });
+
+  it("tokenizes as common_tokenize(add_special): BOS first, the same on a libuv thread", async () => {
+    const model = LlamaModel.load(MODEL);
+    try {
+      const text = "The quick brown fox jumps over the lazy dog. ".repeat(40);
+      const tokens = model.tokenize(text);
+      expect(tokens[0]).toBe(1);
+      expect(tokens.length).toBeGreaterThan(100);
+      expect(Array.from(await model.tokenizeAsync(text))).toEqual(Array.from(tokens));
+      expect(Array.from(model.tokenize(""))).toEqual([1]);
+    } finally {
+      model.dispose();
+    }
+  });
+
+  it("rejects a file llama.cpp cannot load with one line naming it", () => {
+    const file = "test/fixtures/eval-test.txt";
+    let message = "";
+    try {
+      LlamaModel.load(file);
+    } catch (err) {
+      message = (err as Error).message;
+      expect((err as Error).name).toBe("UserError");
+    }
+    expect(message.startsWith(`${file}: llama.cpp cannot load this model (`)).toBe(true);
+    expect(message.split("\n")).toHaveLength(1);
+  });
+});
