@@ -39,7 +39,7 @@ describe("hquant imatrix reproduces llama-imatrix", () => {
     expect(r.compute!.ppl.toFixed(4)).toBe("116.3919");
     expect(r.compute!.pplErr.toFixed(5)).toBe("5.44200");
     expect(bytes(out).equals(bytes(path.join(IMATRIX, "llama-imatrix-24chunks.gguf")))).toBe(true);
-  });
+  }, 600_000);
 
   it.runIf(process.env.HQUANT_IMATRIX_FULL === "1")("on the whole calibration text (the bundled imatrix.gguf)", async () => {
     const out = path.join(tmp, "full.gguf");
@@ -57,7 +57,7 @@ describe("hquant imatrix reproduces llama-imatrix", () => {
     expect(experts.length).toBe(6);
     for (const e of experts) expect(e.counts.length).toBe(4);
     expect(bytes(out).equals(bytes(path.join(IMATRIX, "moe", "llama-imatrix-moe.gguf")))).toBe(true);
-  });
+  }, 600_000);
 
   it("--in-file merging (a GGUF and a legacy .dat), without a text", async () => {
     const out = path.join(tmp, "combined.gguf");
@@ -98,7 +98,7 @@ describe("hquant imatrix reproduces llama-imatrix", () => {
       expect(ha.tensors.map((t) => [t.name, t.type, t.offset])).toEqual(hb.tensors.map((t) => [t.name, t.type, t.offset]));
       expect(bytes(a).subarray(ha.dataOffset).equals(bytes(b).subarray(hb.dataOffset))).toBe(true);
     }
-  });
+  }, 600_000);
 });
 
 describe("hquant imatrix refuses bad input in one line", () => {
@@ -122,7 +122,7 @@ describe("hquant imatrix refuses bad input in one line", () => {
     const notModel = path.join(IMATRIX, "imatrix.gguf");
     const r = hquant("imatrix", notModel, "--text", path.join(FIXTURES, "calib.txt"), "-o", path.join(tmp, "y.gguf"));
     expect(r.code).toBe(1);
-    expect(r.stderr).toBe(`hquant: ${notModel}: llama.cpp cannot load this model\n`);
+    expect(r.stderr).toBe(`hquant: ${notModel}: llama.cpp cannot load this model (llama_model_load_from_file_impl: failed to load model)\n`);
     expect(fs.existsSync(path.join(tmp, "y.gguf"))).toBe(false);
   });
 

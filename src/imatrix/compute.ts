@@ -7,7 +7,7 @@
 // logits give the running perplexity llama-imatrix prints.
 import os from "node:os";
 import { UserError } from "../errors.js";
-import { llamaRuntime, type EvalCallback, type LlamaRuntime } from "./llama-graph.js";
+import { GGML_F32, LlamaModel, readTensor, tensorBytesView, tensorF32, type EvalCallback } from "../runtime/index.js";
 import { ImatrixCollector } from "./collect.js";
 
 export interface ImatrixComputeOptions {
@@ -24,8 +24,6 @@ export interface ImatrixComputeOptions {
   /** compute the perplexity too (default true, as llama-imatrix) */
   computePpl?: boolean;
   threads?: number;
-  /** logical batch (llama-imatrix -b; default 2048) */
-  batch?: number;
   /** start from these statistics (--in-file) */
   collector?: ImatrixCollector;
   /** after each decode: chunks done, total, running PPL (NaN without it) */
@@ -44,23 +42,19 @@ export interface ImatrixComputeResult {
   pplErr: number;
 }
 
-/** llama-imatrix's n_seq and context: ⌊n_batch/ctx⌋ sequences of ctx tokens in one KV cache. */
-export function imatrixLayout(ctx: number, batch = 2048): { nSeq: number; nKv: number; nBatch: number; chunkSize: number } {
-  const nSeq = Math.max(1, Math.floor(batch / ctx));
-  const nKv = nSeq * ctx;
-  return { nSeq, nKv, nBatch: Math.min(batch, nKv), chunkSize: ctx };
+/** llama-imatrix's layout with its default n_batch 2048: ⌊2048/ctx⌋ sequences of ctx tokens per decode. */
+export function imatrixLayout(ctx: number): { nSeq: number; chunkSize: number } {
+  return { nSeq: Math.max(1, Math.floor(2048 / ctx)), chunkSize: ctx };
 }
 
 export async function computeImatrix(opts: ImatrixComputeOptions): Promise<ImatrixComputeResult> {
   const ctx = opts.ctx ?? 512;
-  const { nSeq, nKv, nBatch, chunkSize } = imatrixLayout(ctx, opts.batch);
-  if (!(nBatch < ctx || nBatch % ctx === 0)) throw new UserError(`--batch ${nBatch} must be below --ctx ${ctx} or a multiple of it`);
+  const { nSeq, chunkSize } = imatrixLayout(ctx);
   const collector = opts.collector ?? new ImatrixCollector(chunkSize);
   if (collector.chunkSize !== chunkSize) throw new Error("collector chunk size differs from --ctx");
-  const rt: LlamaRuntime = llamaRuntime();
-  const model = rt.loadModel(opts.model);
+  const model = LlamaModel.load(opts.model);
   try {
-    const tokens = rt.tokenize(model, opts.text);
+    const tokens = model.tokenize(opts.text);
     if (tokens.length < 2 * ctx) {
       throw new UserError(`${opts.textName}: ${tokens.length} tokens; an imatrix at --ctx ${ctx} needs at least ${2 * ctx}`);
     }
@@ -70,66 +64,52 @@ export async function computeImatrix(opts: ImatrixComputeOptions): Promise<Imatr
     let failure: unknown;
     const onEval: EvalCallback = (t, ask) => {
       try {
-        return collectNode(rt, collector, t, ask, processOutput);
+        return collectNode(collector, t, ask, processOutput);
       } catch (err) {
         failure ??= err;
         return false; // stops the graph computation; the error is thrown after llama_decode
       }
     };
-    const context = rt.createContext(model, { nCtx: nKv, nBatch, nSeq, threads: opts.threads ?? os.availableParallelism(), onEval });
+    // one llama_decode per group of nSeq chunks (for ctx > n_batch llama-imatrix splits a chunk
+    // over several decodes; the ubatches, and so the activations, are the same)
+    const context = model.createContext({ ctx, nSeq, threads: opts.threads ?? os.availableParallelism(), onEval });
     try {
       const computePpl = opts.computePpl ?? true;
-      const bos = rt.addBos(model) ? rt.bos(model) : null;
-      const nVocab = rt.nVocab(model);
-      const numBatches = Math.ceil(ctx / nBatch);
+      const nVocab = model.nVocab;
       const first = Math.floor(ctx / 2);
-      const batch = rt.newBatch(Math.min(nBatch, ctx * nSeq));
       let nll = 0;
       let nll2 = 0;
       let count = 0;
-      try {
-        for (let i = 0; i < nChunk; i += nSeq) {
-          if (opts.signal?.aborted) throw opts.signal.reason ?? new Error("aborted");
-          const start = i * ctx;
-          const nSeqBatch = Math.min(nSeq, nChunk - i);
-          rt.clearMemory(context);
-          // with ctx > n_batch a chunk takes several decodes; their logits are concatenated
-          const chunkLogits: Float32Array[] = [];
-          for (let j = 0; j < numBatches; j++) {
-            const batchStart = start + j * nBatch;
-            const batchSize = Math.min(start + ctx - batchStart, nBatch);
-            batch.clear();
-            for (let seq = 0; seq < nSeqBatch; seq++) {
-              const seqStart = batchStart + seq * ctx;
-              for (let k = 0; k < batchSize; k++) {
-                const tok = k === 0 && j === 0 && bos !== null ? bos : tokens[seqStart + k];
-                // every position is an output: the last layer's FFN and output.weight see all tokens
-                batch.add(tok, j * nBatch + k, seq, true);
-              }
-            }
-            const rc = rt.decode(context, batch);
-            if (failure) throw failure;
-            if (rc !== 0) throw new Error(`${opts.model}: llama_decode failed (${rc})`);
-            if (computePpl && numBatches > 1) chunkLogits.push(rt.logits(context, 0, batchSize * nVocab).slice());
-          }
-          if (computePpl) {
-            for (let seq = 0; seq < nSeqBatch; seq++) {
-              const all = numBatches > 1 ? concat(chunkLogits) : rt.logits(context, seq * ctx, ctx * nVocab);
-              for (let p = first; p < ctx - 1; p++) {
-                const v = -logSoftmaxAt(all, p * nVocab, nVocab, tokens[start + seq * ctx + p + 1]);
-                nll += v;
-                nll2 += v * v;
-              }
-              count += ctx - 1 - first;
-            }
-          }
-          opts.onProgress?.(i + nSeqBatch, nChunk, computePpl ? Math.exp(nll / count) : NaN);
-          await opts.onChunks?.(collector);
-          // llama_decode blocks the event loop: let signals (Ctrl-C → opts.signal) through between decodes
-          await new Promise((resolve) => setImmediate(resolve));
+      for (let i = 0; i < nChunk; i += nSeq) {
+        if (opts.signal?.aborted) throw opts.signal.reason ?? new Error("aborted");
+        const start = i * ctx;
+        const nSeqBatch = Math.min(nSeq, nChunk - i);
+        const inputs = Array.from({ length: nSeqBatch }, (_, seq) => {
+          const input = tokens.slice(start + seq * ctx, start + (seq + 1) * ctx);
+          if (model.bos !== null) input[0] = model.bos;
+          return input;
+        });
+        try {
+          // every position is an output: the last layer's FFN and output.weight see all tokens
+          context.decode(inputs, 0);
+        } catch (err) {
+          throw failure ?? err;
         }
-      } finally {
-        batch.free();
+        if (failure) throw failure;
+        if (computePpl) {
+          for (let seq = 0; seq < nSeqBatch; seq++) {
+            for (let p = first; p < ctx - 1; p++) {
+              const v = -logSoftmaxAt(context.logitsView(seq, p), nVocab, tokens[start + seq * ctx + p + 1]);
+              nll += v;
+              nll2 += v * v;
+            }
+            count += ctx - 1 - first;
+          }
+        }
+        opts.onProgress?.(i + nSeqBatch, nChunk, computePpl ? Math.exp(nll / count) : NaN);
+        await opts.onChunks?.(collector);
+        // llama_decode blocks the event loop: let signals (Ctrl-C → opts.signal) through between decodes
+        await new Promise((resolve) => setImmediate(resolve));
       }
       let ppl = NaN;
       let pplErr = NaN;
@@ -141,32 +121,32 @@ export async function computeImatrix(opts: ImatrixComputeOptions): Promise<Imatr
       }
       return { collector, chunks: nChunk, tokens: tokens.length, ppl, pplErr };
     } finally {
-      rt.freeContext(context);
+      context.dispose();
     }
   } finally {
-    rt.freeModel(model);
+    model.dispose();
   }
 }
 
 /** The graph callback's work for one node (llama-imatrix's collect_imatrix). */
-function collectNode(rt: LlamaRuntime, c: ImatrixCollector, t: bigint, ask: boolean, processOutput: boolean): boolean {
-  const node = rt.tensor(t);
+function collectNode(c: ImatrixCollector, t: bigint, ask: boolean, processOutput: boolean): boolean {
+  const node = readTensor(t);
   if (node.op !== "MUL_MAT" && node.op !== "MUL_MAT_ID") return !ask;
-  const src0 = rt.tensor(node.src[0]);
-  const src1 = rt.tensor(node.src[1]);
+  const src0 = readTensor(node.src[0]);
+  const src1 = readTensor(node.src[1]);
   const name = weightName(src0.name);
   if (ask) {
     if (node.op === "MUL_MAT_ID") return true;
     // llama-imatrix ignores small batches and non-f32 activations
-    if (src1.ne[1] < 16 || src1.type !== 0) return false;
+    if (src1.ne[1] < 16 || src1.type !== GGML_F32) return false;
     return name.startsWith("blk.") || (processOutput && name === "output.weight");
   }
   if (src1.nb[0] !== 4) throw new Error(`${name}: activations are not contiguous f32 rows`);
-  const activations = { data: rt.f32View(src1), ne: src1.ne, nb: src1.nb };
+  const activations = { data: tensorF32(src1), ne: src1.ne, nb: src1.nb };
   if (node.op === "MUL_MAT_ID") {
-    const ids = rt.tensor(node.src[2]);
+    const ids = readTensor(node.src[2]);
     if (src1.ne[3] !== 1) throw new UserError(`${name}: activations of more than 3 dimensions`);
-    c.addMatMulId(name, src0.ne[2], activations, { data: rt.byteView(ids), ne: [ids.ne[0], ids.ne[1]], nb: [ids.nb[0], ids.nb[1]] });
+    c.addMatMulId(name, src0.ne[2], activations, { data: tensorBytesView(ids), ne: [ids.ne[0], ids.ne[1]], nb: [ids.nb[0], ids.nb[1]] });
   } else {
     c.addMatMul(name, src0.ne, activations);
   }
@@ -182,20 +162,10 @@ export function weightName(name: string): string {
 }
 
 /** llama-imatrix's log_softmax: f32 max, double sum of expf, the token's log-probability. */
-function logSoftmaxAt(logits: Float32Array, at: number, n: number, tok: number): number {
-  let max = logits[at];
-  for (let i = 1; i < n; i++) if (logits[at + i] > max) max = logits[at + i];
+function logSoftmaxAt(logits: Float32Array, n: number, tok: number): number {
+  let max = logits[0];
+  for (let i = 1; i < n; i++) if (logits[i] > max) max = logits[i];
   let sum = 0;
-  for (let i = 0; i < n; i++) sum += Math.fround(Math.exp(Math.fround(logits[at + i] - max)));
-  return Math.fround(logits[at + tok] - max) - Math.log(sum);
-}
-
-function concat(parts: Float32Array[]): Float32Array {
-  const out = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  for (let i = 0; i < n; i++) sum += Math.fround(Math.exp(Math.fround(logits[i] - max)));
+  return Math.fround(logits[tok] - max) - Math.log(sum);
 }
