@@ -16,6 +16,7 @@ const COMMANDS: Readonly<Record<string, () => Promise<Register>>> = {
   build: async () => (await import("./commands/build.js")).registerBuild,
   bench: async () => (await import("./commands/bench.js")).registerBench,
   scan: async () => (await import("./commands/scan.js")).registerScan,
+  imatrix: async () => (await import("./commands/imatrix.js")).registerImatrix,
 };
 
 /** The program with the commands `argv` may run: the one it names, or all of them. */

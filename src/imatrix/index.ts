@@ -9,7 +9,7 @@ import { GGUFValueType, findKV, type GGUFKV, type GGUFModel, type TensorInfo } f
 import { GGUF_MAGIC, readHeader, TensorReader } from "../gguf/reader.js";
 import { openFileSource, type ByteSource } from "../gguf/source.js";
 import { parseLegacyImatrix, type RawImatrix } from "./legacy.js";
-import { normalizeGGUFEntry, normalizeLegacyEntry } from "./normalize.js";
+import { normalizeGGUFEntry, normalizeLegacyEntry, type RawImatrixEntry } from "./normalize.js";
 
 export interface Imatrix {
   /** the path as the user gave it (llama-quantize records it as given) */
@@ -32,34 +32,41 @@ async function startsWithGGUFMagic(source: ByteSource): Promise<boolean> {
   return new DataView(head.buffer, head.byteOffset, 4).getUint32(0, true) === GGUF_MAGIC;
 }
 
-/** Loads and validates an imatrix file of either format. */
-export async function loadImatrix(file: string): Promise<Imatrix> {
+/** An imatrix file as stored: raw sums and counts per entry (what `--in-file` merges). */
+export interface RawImatrixFile extends RawImatrix {
+  format: "gguf" | "legacy";
+}
+
+/** Loads and validates an imatrix file of either format, without normalizing it. */
+export async function loadRawImatrix(file: string): Promise<RawImatrixFile> {
   const source = await openFileSource(file);
   try {
     const isGGUF = await startsWithGGUFMagic(source);
-    if (isGGUF) return await loadGGUFImatrix(file, await readHeader(source, file));
+    if (isGGUF) return await loadGGUFRaw(file, await readHeader(source, file));
     const raw = parseLegacyImatrix(file, await source.read(0, source.size));
-    return legacyToImatrix(file, raw);
+    for (const e of raw.entries) checkFinite(file, e.name, "value", e.sums);
+    return { format: "legacy", ...raw };
   } finally {
     await source.close();
   }
 }
 
-function checkFinite(file: string, name: string, what: string, values: Float32Array): void {
+/** Loads and validates an imatrix file of either format. */
+export async function loadImatrix(file: string): Promise<Imatrix> {
+  const raw = await loadRawImatrix(file);
+  const vectors = new Map<string, Float32Array>();
+  for (const e of raw.entries) {
+    vectors.set(e.name, raw.format === "legacy" ? normalizeLegacyEntry(e.sums, e.counts[0]) : normalizeGGUFEntry(e.sums, Float32Array.from(e.counts)));
+  }
+  return { file, format: raw.format, vectors, datasets: raw.datasets, chunkCount: raw.chunkCount };
+}
+
+function checkFinite(file: string, name: string, what: string, values: Float32Array | readonly number[]): void {
   for (let i = 0; i < values.length; i++) {
     if (!Number.isFinite(values[i])) {
       throw new UserError(`${file}: entry ${name}: non-finite ${what} ${values[i]} at index ${i}`);
     }
   }
-}
-
-function legacyToImatrix(file: string, raw: RawImatrix): Imatrix {
-  const vectors = new Map<string, Float32Array>();
-  for (const e of raw.entries) {
-    checkFinite(file, e.name, "value", e.sums);
-    vectors.set(e.name, normalizeLegacyEntry(e.sums, e.counts[0]));
-  }
-  return { file, format: "legacy", vectors, datasets: raw.datasets, chunkCount: raw.chunkCount };
 }
 
 function u32Key(file: string, kv: readonly GGUFKV[], key: string): number {
@@ -77,7 +84,7 @@ function datasetsKey(file: string, kv: readonly GGUFKV[]): string[] {
   return e.value as string[];
 }
 
-async function loadGGUFImatrix(file: string, header: Awaited<ReturnType<typeof readHeader>>): Promise<Imatrix> {
+async function loadGGUFRaw(file: string, header: Awaited<ReturnType<typeof readHeader>>): Promise<RawImatrixFile> {
   const datasets = datasetsKey(file, header.kv);
   const chunkCount = u32Key(file, header.kv, "imatrix.chunk_count");
   u32Key(file, header.kv, "imatrix.chunk_size");
@@ -97,7 +104,7 @@ async function loadGGUFImatrix(file: string, header: Awaited<ReturnType<typeof r
 
   const model: GGUFModel = { files: [header], kv: header.kv, tensors: header.tensors };
   const reader = new TensorReader(model);
-  const vectors = new Map<string, Float32Array>();
+  const entries: RawImatrixEntry[] = [];
   try {
     // llama.cpp walks the entries in name order (std::map); so do we, so that errors agree
     for (const name of [...pairs.keys()].sort()) {
@@ -115,13 +122,13 @@ async function loadGGUFImatrix(file: string, header: Awaited<ReturnType<typeof r
       const countValues = await readF32(reader, counts);
       checkFinite(file, name, "value", sumValues);
       checkFinite(file, name, "count", countValues);
-      vectors.set(name, normalizeGGUFEntry(sumValues, countValues));
+      entries.push({ name, sums: sumValues, counts: [...countValues] });
     }
   } finally {
     await reader.close();
   }
-  if (vectors.size === 0) throw new UserError(`${file}: imatrix has no entries`);
-  return { file, format: "gguf", vectors, datasets, chunkCount };
+  if (entries.length === 0) throw new UserError(`${file}: imatrix has no entries`);
+  return { format: "gguf", entries, datasets, chunkCount };
 }
 
 function elementCount(t: TensorInfo): number {

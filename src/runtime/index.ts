@@ -4,9 +4,21 @@
 // buffer; callers get their address (koffi.view reads them without a copy, in any thread).
 import { UserError } from "../errors.js";
 import { llamaApi, type LlamaApi } from "./library.js";
+import { registerEvalCallback, type EvalCallback } from "./graph.js";
 import { contextParams, modelParams } from "./params.js";
 
+export interface ContextCreateOptions {
+  /** tokens per sequence */
+  ctx: number;
+  /** sequences decoded together */
+  nSeq: number;
+  threads: number;
+  /** graph-evaluation callback for every node of every decode (hquant imatrix) */
+  onEval?: EvalCallback;
+}
+
 export { locateLlamaLibrary, LLAMA_PACKAGE_VERSION, type LlamaLibraryLocation } from "./library.js";
+export { readTensor, tensorF32, tensorBytesView, GGML_F32, type EvalCallback, type GraphTensor } from "./graph.js";
 
 function llamaError(api: LlamaApi): string {
   return api.lastError() ?? "no reason given";
@@ -68,7 +80,7 @@ export class LlamaModel {
   }
 
   /** A context of `nSeq` sequences of `ctx` tokens, decoded together. */
-  createContext(opts: { ctx: number; nSeq: number; threads: number }): LlamaContext {
+  createContext(opts: ContextCreateOptions): LlamaContext {
     return LlamaContext.create(this.api, this, opts);
   }
 
@@ -123,17 +135,23 @@ export class LlamaContext {
     }
   }
 
-  static create(api: LlamaApi, model: LlamaModel, opts: { ctx: number; nSeq: number; threads: number }): LlamaContext {
+  static create(api: LlamaApi, model: LlamaModel, opts: ContextCreateOptions): LlamaContext {
     const { ctx, nSeq, threads } = opts;
     // one llama_decode per group of sequences (llama-perplexity's n_batch = n_seq·ctx ≤ 2048; a
     // longer context is one sequence per decode rather than llama-perplexity's split decodes, which
     // give the same logits)
     const nBatch = ctx * nSeq;
     api.clearError();
-    const handle = api.initFromModel(model.handle, contextParams(api, { ctx, nSeq, nBatch, threads })) as bigint | null;
-    if (!handle) throw new UserError(`${model.path}: llama.cpp cannot create a context of ${ctx} tokens × ${nSeq} sequences (${llamaError(api)})`);
+    const callback = opts.onEval ? registerEvalCallback(opts.onEval) : undefined;
+    const handle = api.initFromModel(model.handle, contextParams(api, { ctx, nSeq, nBatch, threads, evalCallback: callback?.pointer })) as bigint | null;
+    if (!handle) {
+      callback?.unregister();
+      throw new UserError(`${model.path}: llama.cpp cannot create a context of ${ctx} tokens × ${nSeq} sequences (${llamaError(api)})`);
+    }
     const batch = api.batchInit(nBatch, 0, 1) as Batch;
-    return new LlamaContext(api, model, handle, batch, ctx, nSeq);
+    const context = new LlamaContext(api, model, handle, batch, ctx, nSeq);
+    context.unregisterCallback = callback?.unregister;
+    return context;
   }
 
   /**
@@ -176,10 +194,18 @@ export class LlamaContext {
     };
   }
 
+  /** One output's logits in llama.cpp's buffer (no copy; valid until the next decode). */
+  logitsView(seq: number, k: number): Float32Array {
+    return new Float32Array(this.api.koffi.view(this.logitsAddress(seq, k), 4 * this.model.nVocab));
+  }
+
+  private unregisterCallback?: () => void;
+
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
     this.api.batchFree(this.batch);
     this.api.free(this.handle);
+    this.unregisterCallback?.();
   }
 }

@@ -28,6 +28,8 @@ export interface LlamaLibraryLocation {
   binsDir: string;
   llama: string;
   ggml: string;
+  /** libggml-base (ggml_op_name and the other core functions) */
+  ggmlBase: string;
 }
 
 const require = createRequire(import.meta.url);
@@ -48,8 +50,9 @@ export function locateLlamaLibrary(platform = `${process.platform}-${process.arc
   if (own) {
     const llama = fs.existsSync(own) ? findLibrary(own, "llama") : undefined;
     const ggml = fs.existsSync(own) ? findLibrary(own, "ggml") : undefined;
-    if (!llama || !ggml) throw new UserError(`HQUANT_LLAMA_DIR=${own}: no libllama / libggml there`);
-    return { packageName: own, binsDir: own, llama: path.join(own, llama), ggml: path.join(own, ggml) };
+    const ggmlBase = fs.existsSync(own) ? findLibrary(own, "ggml-base") : undefined;
+    if (!llama || !ggml || !ggmlBase) throw new UserError(`HQUANT_LLAMA_DIR=${own}: no libllama / libggml / libggml-base there`);
+    return { packageName: own, binsDir: own, llama: path.join(own, llama), ggml: path.join(own, ggml), ggmlBase: path.join(own, ggmlBase) };
   }
   const packageName = PLATFORM_PACKAGES[platform];
   if (!packageName) {
@@ -68,8 +71,9 @@ export function locateLlamaLibrary(platform = `${process.platform}-${process.arc
   const binsDir = sub ? path.join(bins, sub) : bins;
   const llama = fs.existsSync(binsDir) ? findLibrary(binsDir, "llama") : undefined;
   const ggml = fs.existsSync(binsDir) ? findLibrary(binsDir, "ggml") : undefined;
-  if (!llama || !ggml) throw new UserError(`${packageName}: no llama/ggml library under ${binsDir} (reinstall ${packageName}@${LLAMA_PACKAGE_VERSION})`);
-  return { packageName, binsDir, llama: path.join(binsDir, llama), ggml: path.join(binsDir, ggml) };
+  const ggmlBase = fs.existsSync(binsDir) ? findLibrary(binsDir, "ggml-base") : undefined;
+  if (!llama || !ggml || !ggmlBase) throw new UserError(`${packageName}: no llama/ggml library under ${binsDir} (reinstall ${packageName}@${LLAMA_PACKAGE_VERSION})`);
+  return { packageName, binsDir, llama: path.join(binsDir, llama), ggml: path.join(binsDir, ggml), ggmlBase: path.join(binsDir, ggmlBase) };
 }
 
 export interface LlamaApi {

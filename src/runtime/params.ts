@@ -57,6 +57,8 @@ export interface ContextOptions {
   /** logical batch (tokens per llama_decode) */
   nBatch: number;
   threads: number;
+  /** a registered ggml_backend_sched_eval_callback (graph.ts), called for every graph node */
+  evalCallback?: bigint;
 }
 
 /**
@@ -74,8 +76,7 @@ export function contextParams(api: LlamaApi, opts: ContextOptions): Blob {
   buf.writeInt32LE(LLAMA_FLASH_ATTN_TYPE_AUTO, CONTEXT.flash_attn_type);
   buf.writeUInt8(0, CONTEXT.swa_full);
   buf.writeUInt8(0, CONTEXT.kv_unified);
-  // The graph callback (imatrix, #11) goes here: a koffi-registered
-  // ggml_backend_sched_eval_callback pointer at CONTEXT.cb_eval and its user data at
-  // CONTEXT.cb_eval_user_data; the defaults leave both null.
+  // the graph callback (hquant imatrix); no user data: the JS closure carries its state
+  if (opts.evalCallback !== undefined) buf.writeBigUInt64LE(opts.evalCallback, CONTEXT.cb_eval);
   return toBlob(buf);
 }

@@ -97,7 +97,7 @@ export function registerBench(program: Command): void {
     .description("perplexity and KL-divergence vs size, measured with llama.cpp (as llama-perplexity)")
     .argument("<base>", "the unquantized base model (F32/F16/BF16 GGUF)")
     .requiredOption("--text <file>", "evaluation text (UTF-8)")
-    .option("--ctx <n>", "context length per chunk (llama-perplexity -c)", "512")
+    .option("-c, --ctx <n>", "context length per chunk (llama-perplexity -c)", "512")
     .option("--chunks <n>", "evaluate at most N chunks")
     .option("-t, --threads <n>", "llama.cpp and build threads (fixed for repeatable results)")
     .option("--files <files...>", "ready GGUF files to evaluate")

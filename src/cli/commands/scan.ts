@@ -40,7 +40,7 @@ export function registerScan(program: Command): void {
     .argument("<base>", "the unquantized base model (F32/F16/BF16 GGUF)")
     .requiredOption("--text <file>", "evaluation text (UTF-8)")
     .requiredOption("--op <op>", `the single-layer edit: ${SCAN_OPS.join(" or ")}`)
-    .option("--ctx <n>", "context length per chunk (llama-perplexity -c)", "256")
+    .option("-c, --ctx <n>", "context length per chunk (llama-perplexity -c)", "256")
     .option("--chunks <n>", "evaluate at most N chunks")
     .option("--top <k>", "keep the K least harmful edits")
     .option("--ftype <name>", "build the edits in this file type (default F16)")

@@ -1,0 +1,108 @@
+// `hquant imatrix` without the CLI: merge previous imatrix files, collect statistics on a text with
+// llama.cpp, save in either format. Everything the user gave is checked before the model runs.
+import fs from "node:fs";
+import path from "node:path";
+import { UserError } from "../errors.js";
+import { ImatrixCollector } from "./collect.js";
+import { computeImatrix, imatrixLayout, type ImatrixComputeResult } from "./compute.js";
+import { loadRawImatrix } from "./index.js";
+import { saveImatrixGGUF, saveImatrixLegacy } from "./save.js";
+
+export type ImatrixFormat = "gguf" | "dat";
+
+export interface MakeImatrixOptions {
+  model?: string;
+  /** the calibration text and its name as the user typed it (recorded as the dataset) */
+  text?: { content: string; name: string };
+  output: string;
+  format?: ImatrixFormat;
+  ctx?: number;
+  chunks?: number;
+  processOutput?: boolean;
+  computePpl?: boolean;
+  threads?: number;
+  /** previous imatrix files to start from (--in-file) */
+  inFiles?: string[];
+  /** also save `<output>.at_<chunks>` every this many chunks */
+  saveFrequency?: number;
+  onProgress?: (done: number, total: number, ppl: number) => void;
+  signal?: AbortSignal;
+}
+
+export interface MakeImatrixResult {
+  output: string;
+  format: ImatrixFormat;
+  entries: number;
+  chunks: number;
+  compute?: ImatrixComputeResult;
+  /** intermediate saves written (--save-frequency) */
+  saves: string[];
+}
+
+function checkOutput(output: string): void {
+  const dir = path.dirname(path.resolve(output));
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(dir);
+  } catch {
+    throw new UserError(`${output}: the output folder ${dir} does not exist`);
+  }
+  if (!st.isDirectory()) throw new UserError(`${output}: ${dir} is not a folder`);
+  try {
+    fs.accessSync(dir, fs.constants.W_OK);
+  } catch {
+    throw new UserError(`${output}: the output folder ${dir} is not writable`);
+  }
+  if (fs.existsSync(output) && fs.statSync(output).isDirectory()) throw new UserError(`${output}: is a folder`);
+}
+
+export async function makeImatrix(opts: MakeImatrixOptions): Promise<MakeImatrixResult> {
+  const format = opts.format ?? "gguf";
+  const ctx = opts.ctx ?? 512;
+  if (!opts.text && !(opts.inFiles && opts.inFiles.length > 0)) {
+    throw new UserError("no --text and no --in-file: nothing to compute or combine");
+  }
+  if (opts.text && !opts.model) throw new UserError("--text needs a model");
+  if (opts.model && !fs.existsSync(opts.model)) throw new UserError(`${opts.model}: no such file`);
+  checkOutput(opts.output);
+  const collector = new ImatrixCollector(imatrixLayout(ctx).chunkSize);
+  for (const f of opts.inFiles ?? []) collector.merge(f, await loadRawImatrix(f));
+
+  const save = async (file: string) => {
+    if (format === "gguf") await saveImatrixGGUF(file, collector, opts.text?.name);
+    else saveImatrixLegacy(file, collector, opts.text?.name);
+  };
+  const saves: string[] = [];
+  let compute: ImatrixComputeResult | undefined;
+  if (opts.text) {
+    let lastSaved = collector.lastChunk;
+    const every = opts.saveFrequency;
+    compute = await computeImatrix({
+      model: opts.model!,
+      text: opts.text.content,
+      textName: opts.text.name,
+      ctx,
+      chunks: opts.chunks,
+      processOutput: opts.processOutput,
+      computePpl: opts.computePpl,
+      threads: opts.threads,
+      collector,
+      onProgress: opts.onProgress,
+      signal: opts.signal,
+      onChunks: every
+        ? async (c) => {
+            // a save each time the chunk count passes a multiple of --save-frequency
+            if (Math.floor(c.lastChunk / every) > Math.floor(lastSaved / every)) {
+              const file = `${opts.output}.at_${c.lastChunk}`;
+              await save(file);
+              saves.push(file);
+            }
+            lastSaved = c.lastChunk;
+          }
+        : undefined,
+    });
+  }
+  if (collector.stats.size === 0) throw new UserError(`${opts.model}: no matrix multiplication of a blk.* weight was seen (a model without blocks?)`);
+  await save(opts.output);
+  return { output: opts.output, format, entries: collector.stats.size, chunks: collector.lastChunk, compute, saves };
+}
