@@ -14,6 +14,7 @@ const COMMANDS: Readonly<Record<string, () => Promise<Register>>> = {
   build: async () => (await import("./commands/build.js")).registerBuild,
   bench: async () => (await import("./commands/bench.js")).registerBench,
   scan: async () => (await import("./commands/scan.js")).registerScan,
+  tune: async () => (await import("./commands/tune.js")).registerTune,
 };
 
 /** The program with the commands `argv` may run: the one it names, or all of them. */

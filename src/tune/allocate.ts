@@ -4,7 +4,7 @@
 // divisor (tensor sizes share large factors, so this is small: ~10⁴ units for the bundled model);
 // when the table would be too large the sizes are rounded *up* to a coarser unit, which keeps every
 // answer within the capacity (never over budget) at a small loss of optimality.
-// Deterministic: ties keep the earlier option (the caller lists options smallest first).
+// Deterministic: the same input gives the same choice (strict comparisons, fixed order).
 
 export interface KnapsackOption {
   /** exact size (a non-negative integer, e.g. bytes) */
@@ -31,14 +31,39 @@ function gcd(a: number, b: number): number {
 
 /** The cheapest choice of one option per item whose sizes sum to at most `capacity`; undefined if none fits. */
 export function solveKnapsack(items: readonly (readonly KnapsackOption[])[], capacity: number, maxCells = MAX_DP_CELLS): KnapsackResult | undefined {
+  return knapsackTable(items, capacity, maxCells).best(capacity);
+}
+
+/** Options no other option beats: a larger option must be strictly cheaper than every smaller one. */
+function undominated(opts: readonly KnapsackOption[]): number[] {
+  const order = opts.map((_, k) => k).sort((a, b) => opts[a]!.size - opts[b]!.size || a - b);
+  const kept: number[] = [];
+  let cheapest = Infinity;
+  for (const k of order) {
+    if (opts[k]!.cost < cheapest) {
+      kept.push(k);
+      cheapest = opts[k]!.cost;
+    }
+  }
+  return kept;
+}
+
+/**
+ * The DP table for every capacity up to `maxCapacity`: `best(c)` backtracks the optimum within c
+ * without recomputing (the tuner shrinks the capacity by the header's growth this way).
+ */
+export function knapsackTable(items: readonly (readonly KnapsackOption[])[], maxCapacity: number, maxCells = MAX_DP_CELLS): { best(capacity: number): KnapsackResult | undefined } {
   if (items.some((opts) => opts.length === 0)) throw new Error("knapsack: an item without options");
   for (const opts of items) for (const o of opts) if (!Number.isInteger(o.size) || o.size < 0) throw new Error(`knapsack: size ${o.size} is not a non-negative integer`);
+  // dominated options never win (a no-larger option is no costlier): dropped, which changes no optimum
+  const kept = items.map(undominated);
   // every item takes at least its smallest option: only the extra over that competes for capacity
   const minSize = items.map((opts) => Math.min(...opts.map((o) => o.size)));
-  const spare = capacity - minSize.reduce((a, b) => a + b, 0);
-  if (spare < 0) return undefined;
+  const minTotal = minSize.reduce((a, b) => a + b, 0);
+  const spare = maxCapacity - minTotal;
+  if (spare < 0) return { best: () => undefined };
   let unit = 0;
-  for (const [i, opts] of items.entries()) for (const o of opts) unit = gcd(unit, o.size - minSize[i]!);
+  for (const [i, ks] of kept.entries()) for (const k of ks) unit = gcd(unit, items[i]![k]!.size - minSize[i]!);
   if (unit === 0) unit = 1; // every option of every item has the same size
   let approximate = false;
   if (items.length * (Math.floor(spare / unit) + 1) > maxCells) {
@@ -46,39 +71,45 @@ export function solveKnapsack(items: readonly (readonly KnapsackOption[])[], cap
     unit = Math.ceil(coarse / unit) * unit;
     approximate = true;
   }
-  const nUnits = Math.floor(spare / unit);
-  const width = nUnits + 1;
+  const width = Math.floor(spare / unit) + 1;
   const units = items.map((opts, i) => opts.map((o) => Math.ceil((o.size - minSize[i]!) / unit)));
-  // best[c]: least cost of the items so far within c units (non-decreasing in c)
-  let best = new Float64Array(width);
+  // table[c]: least cost of the items so far within c units (non-decreasing in c)
+  let table = new Float64Array(width);
   let next = new Float64Array(width);
   const choice = items.map(() => new Uint16Array(width));
   for (const [i, opts] of items.entries()) {
     const ch = choice[i]!;
     const u = units[i]!;
     next.fill(Infinity);
-    for (let k = 0; k < opts.length; k++) {
+    for (const k of kept[i]!) {
       const s = u[k]!;
       const cost = opts[k]!.cost;
       for (let c = s; c < width; c++) {
-        const v = best[c - s]! + cost;
+        const v = table[c - s]! + cost;
         if (v < next[c]!) {
           next[c] = v;
           ch[c] = k;
         }
       }
     }
-    [best, next] = [next, best];
+    [table, next] = [next, table];
   }
-  if (!Number.isFinite(best[nUnits]!)) return undefined;
-  const picked = new Array<number>(items.length);
-  let c = nUnits;
-  for (let i = items.length - 1; i >= 0; i--) {
-    const k = choice[i]![c]!;
-    picked[i] = k;
-    c -= units[i]![k]!;
-  }
-  const size = picked.reduce((a, k, i) => a + items[i]![k]!.size, 0);
-  const cost = picked.reduce((a, k, i) => a + items[i]![k]!.cost, 0);
-  return { choice: picked, cost, size, approximate };
+  const final = table;
+  return {
+    best(capacity: number): KnapsackResult | undefined {
+      if (capacity > maxCapacity) throw new Error(`knapsack: capacity ${capacity} above the table's ${maxCapacity}`);
+      const top = Math.floor((capacity - minTotal) / unit);
+      if (top < 0 || !Number.isFinite(final[top]!)) return undefined;
+      const picked = new Array<number>(items.length);
+      let c = top;
+      for (let i = items.length - 1; i >= 0; i--) {
+        const k = choice[i]![c]!;
+        picked[i] = k;
+        c -= units[i]![k]!;
+      }
+      const size = picked.reduce((a, k, i) => a + items[i]![k]!.size, 0);
+      const cost = picked.reduce((a, k, i) => a + items[i]![k]!.cost, 0);
+      return { choice: picked, cost, size, approximate };
+    },
+  };
 }

@@ -36,7 +36,8 @@ export function parseBudget(text: string, where = "--budget"): BudgetSpec {
   if (unit === "bpw" || (unit === "" && (!Number.isInteger(value) || value <= MAX_BARE_BPW))) return { kind: "bpw", bpw: value, text: s };
   const scale = unit === "" ? 1 : UNITS[unit];
   if (scale === undefined) return bad();
-  return { kind: "bytes", bytes: Math.floor(value * scale), text: s };
+  // 4.1 × 1e9 is 4099999999.9999995 in binary floating point: a product that close to an integer is that integer
+  return { kind: "bytes", bytes: Math.floor(value * scale + 1e-6), text: s };
 }
 
 /** A comma-separated --budgets list. */
