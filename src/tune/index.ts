@@ -206,7 +206,10 @@ export async function tune(opts: TuneOptions): Promise<TuneResult> {
   const space = tuneSpace(model, opts.types ?? DEFAULT_CANDIDATE_TYPES);
   const imatrix: Imatrix | undefined = opts.imatrix !== undefined ? await loadImatrix(opts.imatrix) : undefined;
   const imatrixPaths = opts.imatrix !== undefined ? imatrixAsBuilt(opts.outDir, opts.imatrix) : undefined;
-  const imatrixInfo = opts.imatrix !== undefined ? { ...(await readImatrixInfo(opts.imatrix)), file: imatrixPaths!.inFile } : undefined;
+  const imatrixGiven = opts.imatrix !== undefined ? await readImatrixInfo(opts.imatrix) : undefined;
+  // the tuned file records the imatrix path its schedule leads the build to; a file type budget is
+  // the file llama-quantize writes with the path as given
+  const imatrixInfo = imatrixGiven && { ...imatrixGiven, file: imatrixPaths!.inFile };
 
   const schedulePath = (label: string) => path.join(opts.outDir, `${label}.schedule.json`);
   const describe = (b: BudgetSpec) =>
@@ -217,7 +220,7 @@ export async function tune(opts: TuneOptions): Promise<TuneResult> {
     return sizeSchedule(model, file, imatrixInfo, schedulePath(safeLabel(`tune-${b.text}`)));
   };
   // every budget is checked before any slow work
-  const limits = opts.budgets.map((b) => resolveBudget(b, model, space, nLayer, imatrixInfo, sizer(b)(smallestAssignment(space)), opts.budgets.length > 1 ? "--budgets" : "--budget"));
+  const limits = opts.budgets.map((b) => resolveBudget(b, model, space, nLayer, imatrixGiven, sizer(b)(smallestAssignment(space)), opts.budgets.length > 1 ? "--budgets" : "--budget"));
   fs.mkdirSync(opts.outDir, { recursive: true });
 
   // proxy errors (cached per model × imatrix × candidates)

@@ -7,6 +7,7 @@ import { escapeXml, renderChart } from "../bench/chart.js";
 import { markdownTable, markPareto, type BaseLine, type BenchRow } from "../bench/report.js";
 import { writeFileAtomic } from "../bench/run.js";
 import type { TuneResult, TunedBudget } from "./index.js";
+import { typeName } from "../gguf/ggml-types.js";
 
 /** One bench row per tuned budget (its evaluation on the evaluation text). */
 export function tunedRows(r: TuneResult): BenchRow[] {
@@ -119,6 +120,7 @@ export function sensitivityHeatmap(r: TuneResult): string {
   const kinds = ["attn", "ffn"];
   const value = (g: string) => r.measurements.find((m) => m.group === g && m.type === type)?.kld;
   const values = r.groups.map(value).filter((v): v is number => v !== undefined && v > 0);
+  if (values.length === 0) values.push(1);
   const lo = Math.log10(Math.min(...values));
   const hi = Math.log10(Math.max(...values));
   const colour = (v: number) => {
@@ -128,36 +130,30 @@ export function sensitivityHeatmap(r: TuneResult): string {
   };
   const body: string[] = [];
   kinds.forEach((k, j) => body.push(`<text x="${left + j * cellW + cellW / 2}" y="${top - 6}" text-anchor="middle">${k}</text>`));
-  const cellAt = (label: string, g: string, x: number, y: number) => {
+  const cellAt = (g: string, x: number, y: number) => {
     const v = value(g);
     body.push(`<rect x="${x}" y="${y}" width="${cellW - 2}" height="${cellH - 2}" fill="${v !== undefined ? colour(v) : "#eeeeee"}"/>`);
     body.push(`<text x="${x + cellW / 2}" y="${y + cellH / 2 + 4}" text-anchor="middle">${v !== undefined ? v.toExponential(1) : ""}</text>`);
-    void label;
   };
   for (let l = 0; l < r.base.nLayer; l++) {
     body.push(`<text x="${left - 8}" y="${top + l * cellH + cellH / 2 + 4}" text-anchor="end">blk.${l}</text>`);
-    kinds.forEach((k, j) => cellAt(k, `blk.${l}.${k}`, left + j * cellW, top + l * cellH));
+    kinds.forEach((k, j) => cellAt(`blk.${l}.${k}`, left + j * cellW, top + l * cellH));
   }
   const extra = r.groups.filter((g) => !g.startsWith("blk."));
   extra.forEach((g, k) => {
     const y = top + r.base.nLayer * cellH + 10 + k * cellH;
     body.push(`<text x="${left - 8}" y="${y + cellH / 2 + 4}" text-anchor="end">${escapeXml(g)}</text>`);
-    cellAt(g, g, left, y);
+    cellAt(g, left, y);
   });
-  return svgFrame(left + kinds.length * cellW + 30, top + (r.base.nLayer + extra.length) * cellH + 30, `measured ΔKLD, one group at ${type !== undefined ? typeNameOf(r, type) : "?"}, rest F16`, body);
+  return svgFrame(left + kinds.length * cellW + 30, top + (r.base.nLayer + extra.length) * cellH + 30, `measured ΔKLD, one group at ${type !== undefined ? typeName(type) : "?"}, rest at the base's precision`, body);
 }
-
-function typeNameOf(r: TuneResult, type: number): string {
-  const m = r.measurements.find((x) => x.type === type);
-  return m ? (TYPE_NAMES[type] ?? String(type)) : String(type);
-}
-const TYPE_NAMES: Record<number, string> = { 10: "q2_K", 11: "q3_K", 12: "q4_K", 13: "q5_K", 14: "q6_K" };
 
 /** Predicted (additive model) against measured KLD on the calibration chunks, every verified candidate. */
 export function predictedVsMeasured(r: TuneResult): string {
   const pts = r.budgets.flatMap((b) => b.candidates.filter((c) => c.calib).map((c) => ({ x: c.predictedKld, y: c.calib!.kld, label: `${b.budget.text} ${c.variant}`, chosen: c === b.chosen || (c.variant === b.chosen.variant && c.fileBytes === b.chosen.fileBytes) })));
   const W = 560;
   const H = 420;
+  if (pts.length === 0) return svgFrame(W, 80, "predicted vs measured KLD: nothing measured (--no-verify)", []);
   const m = { l: 70, r: 20, t: 36, b: 48 };
   const all = pts.flatMap((p) => [p.x, p.y]).filter((v) => v > 0);
   const lo = Math.log10(Math.min(...all)) - 0.1;
