@@ -32,7 +32,7 @@ import { allocate, limitBytes, limitMax, smallestAssignment, type Allocation } f
 import { measurePoints, type MeasurePoint, type Measurement, type MeasureProgress } from "./measure.js";
 import { cachedProxyErrors } from "./proxy.js";
 import { checkPlanMatches, scheduleFile, sizeSchedule, type Assignment, type SizedSchedule } from "./schedule.js";
-import { costTable, groupKind, spearman, type CostTable } from "./sensitivity.js";
+import { costTable, spearman, type CostTable } from "./sensitivity.js";
 import { shapeFallback } from "../plan/tensors.js";
 import { buildSchedule } from "./verify.js";
 import type { ScheduleFile } from "../plan/schedule.js";
@@ -80,6 +80,8 @@ export interface TuneOptions {
   onProgress?: (p: TuneProgress) => void;
   onWarning?: (message: string) => void;
   signal?: AbortSignal;
+  /** where temporary builds go, in folders removed on every exit path (default: the OS temp dir) */
+  workDir?: string;
 }
 
 export interface TunedCandidate {
@@ -249,6 +251,7 @@ export async function tune(opts: TuneOptions): Promise<TuneResult> {
     nLayer,
     restType,
     signal: opts.signal,
+    workDir: opts.workDir,
     onMeasure: (p: MeasureProgress) =>
       progress({ stage: "measure", done: p.done, total: p.total, etaSeconds: p.etaSeconds, detail: `${p.point.group} ${typeName(p.point.type)}` }),
   });
@@ -285,7 +288,7 @@ export async function tune(opts: TuneOptions): Promise<TuneResult> {
   const pool = verify ? new QuantizePool(opts.threads) : undefined;
   const budgets: TunedBudget[] = [];
   const toEvaluate: { index: number; gguf: string }[] = [];
-  const tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), "hquant-tune-verify-"));
+  const tmpDir = fs.mkdtempSync(path.join(opts.workDir ?? os.tmpdir(), "hquant-tune-verify-"));
   try {
     for (const [k, b] of opts.budgets.entries()) {
       const label = safeLabel(`tune-${b.text}`);
@@ -362,7 +365,7 @@ export async function tune(opts: TuneOptions): Promise<TuneResult> {
     const row: Record<string, number> = {};
     for (const type of opts.types ?? DEFAULT_CANDIDATE_TYPES) {
       let sum = 0;
-      for (const t of space.tensors) if (t.group === g) sum += table.get(t.name)!.get(t.options.find((o) => o.type === type)?.type ?? t.options[t.options.length - 1]!.type) ?? 0;
+      for (const t of space.tensors) if (t.group === g) sum += table.get(t.name)!.get(shapeFallback(t.shape[0]!, type).type) ?? 0;
       row[typeName(type)] = sum;
     }
     sensitivity[g] = row;

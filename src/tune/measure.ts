@@ -54,6 +54,8 @@ export interface MeasureOptions extends EvalOptions {
   restType: GGMLType;
   onMeasure?: (p: MeasureProgress) => void;
   signal?: AbortSignal;
+  /** where the temporary folder of measurement files is made (default: the OS temp dir) */
+  workDir?: string;
 }
 
 const entryFile = (dir: string, p: MeasurePoint) => path.join(dir, `${p.group}@${typeName(p.type)}.json`);
@@ -72,7 +74,7 @@ export async function measurePoints(space: TuneSpace, points: readonly MeasurePo
   const todo = points.filter((_, i) => results[i] === undefined);
   let cached = points.length - todo.length;
   if (todo.length === 0) return { measurements: results as Measurement[], measured: 0 };
-  const workDir = fs.mkdtempSync(path.join(os.tmpdir(), "hquant-tune-"));
+  const workDir = fs.mkdtempSync(path.join(opts.workDir ?? os.tmpdir(), "hquant-tune-"));
   const pool = new QuantizePool(opts.threads);
   const started = performance.now();
   let made = 0;

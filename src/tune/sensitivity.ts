@@ -16,12 +16,6 @@ export type CostTable = Map<string, Map<GGMLType, number>>;
 /** Smallest ΔKLD a measurement may give (one at the evaluator's noise floor is not zero sensitivity). */
 const MIN_KLD = 1e-7;
 
-/** The proxy-scaling kind of a group: per-layer attention / FFN, or the tensor itself. */
-export function groupKind(group: string): string {
-  const m = /^blk\.\d+\.(attn|ffn)$/.exec(group);
-  return m ? m[1]! : group;
-}
-
 /** The tensors a measurement unit lowers: a group's, or the one tensor it names (`blk.3.ffn_down`). */
 export function unitTensors(space: TuneSpace, unit: string): TuneTensor[] {
   const inGroup = space.tensors.filter((t) => t.group === unit);

@@ -68,8 +68,18 @@ export function registerTune(program: Command): void {
       const text = readText(opts.text);
       const evalText = opts.evalText !== undefined ? readText(opts.evalText) : undefined;
       const tty = opts.progress && process.stderr.isTTY;
+      // Ctrl-C: the cache holds only complete entries (each written to a temporary name, then
+      // renamed); the temporary builds go with this folder
+      const workDir = fs.mkdtempSync(path.join(os.tmpdir(), "hquant-tune-"));
+      const onInterrupt = () => {
+        fs.rmSync(workDir, { recursive: true, force: true });
+        process.stderr.write("\nhquant: interrupted; measurements so far are cached, a rerun resumes from them\n");
+        process.exit(130);
+      };
+      process.once("SIGINT", onInterrupt);
       let shown = false;
       const result = await tune({
+        workDir,
         base,
         text,
         textName: path.basename(opts.text),
@@ -99,6 +109,9 @@ export function registerTune(program: Command): void {
           if (shown) process.stderr.write("\r\x1b[K");
           process.stderr.write(`hquant: warning: ${m}\n`);
         },
+      }).finally(() => {
+        process.off("SIGINT", onInterrupt);
+        fs.rmSync(workDir, { recursive: true, force: true });
       });
       if (shown) process.stderr.write("\r\x1b[K");
       const md = writeTuneReport(opts.out, result);
