@@ -83,31 +83,32 @@ function svgFrame(width: number, height: number, title: string, body: string[]):
 /** Layer × tensor kind grid: the chosen types of one budget (colour = type), extra tensors below. */
 export function typesGrid(r: TuneResult, b: TunedBudget): string {
   const cell = 26;
+  const colW = 84; // wide enough for "attn_output" at 11 px
   const left = 90;
   const top = 40;
   const rows = r.base.nLayer;
   const body: string[] = [];
-  CATEGORIES.forEach((c, j) => body.push(`<text x="${left + j * cell * 2 + cell}" y="${top - 6}" text-anchor="middle">${c}</text>`));
+  CATEGORIES.forEach((c, j) => body.push(`<text x="${left + j * colW + colW / 2}" y="${top - 6}" text-anchor="middle">${c}</text>`));
   for (let l = 0; l < rows; l++) {
     body.push(`<text x="${left - 8}" y="${top + l * cell + cell / 2 + 4}" text-anchor="end">blk.${l}</text>`);
     CATEGORIES.forEach((c, j) => {
       const type = b.types[`blk.${l}.${c}.weight`];
       if (type === undefined) return;
-      const x = left + j * cell * 2;
+      const x = left + j * colW;
       const y = top + l * cell;
-      body.push(`<rect x="${x}" y="${y}" width="${cell * 2 - 2}" height="${cell - 2}" fill="${TYPE_COLOURS[type] ?? "#999999"}"/>`);
-      body.push(`<text x="${x + cell}" y="${y + cell / 2 + 4}" text-anchor="middle" fill="${/q[23]_K|q4_0|q6_K|q8_0|f16/.test(type) ? "#ffffff" : "#000000"}">${type}</text>`);
+      body.push(`<rect x="${x}" y="${y}" width="${colW - 2}" height="${cell - 2}" fill="${TYPE_COLOURS[type] ?? "#999999"}"/>`);
+      body.push(`<text x="${x + colW / 2}" y="${y + cell / 2 + 4}" text-anchor="middle" fill="${/q[23]_K|q4_0|q6_K|q8_0|f16/.test(type) ? "#ffffff" : "#000000"}">${type}</text>`);
     });
   }
   const extra = Object.entries(b.types).filter(([n]) => !n.startsWith("blk."));
   extra.forEach(([n, type], k) => {
     const y = top + rows * cell + 12 + k * cell;
     body.push(`<text x="${left - 8}" y="${y + cell / 2 + 4}" text-anchor="end">${escapeXml(n.replace(/\.weight$/, ""))}</text>`);
-    body.push(`<rect x="${left}" y="${y}" width="${cell * 2 - 2}" height="${cell - 2}" fill="${TYPE_COLOURS[type] ?? "#999999"}"/>`);
-    body.push(`<text x="${left + cell}" y="${y + cell / 2 + 4}" text-anchor="middle" fill="#ffffff">${type}</text>`);
+    body.push(`<rect x="${left}" y="${y}" width="${colW - 2}" height="${cell - 2}" fill="${TYPE_COLOURS[type] ?? "#999999"}"/>`);
+    body.push(`<text x="${left + colW / 2}" y="${y + cell / 2 + 4}" text-anchor="middle" fill="#ffffff">${type}</text>`);
   });
   const height = top + rows * cell + 24 + extra.length * cell;
-  return svgFrame(left + CATEGORIES.length * cell * 2 + 20, height, `tuned types at ${b.budget.text} (${(b.chosen.fileBytes / 1048576).toFixed(2)} MiB, ${b.chosen.bpw.toFixed(2)} bpw)`, body);
+  return svgFrame(left + CATEGORIES.length * colW + 20, height, `tuned types at ${b.budget.text} (${(b.chosen.fileBytes / 1048576).toFixed(2)} MiB, ${b.chosen.bpw.toFixed(2)} bpw)`, body);
 }
 
 /** Layer × group heatmap of the measured ΔKLD (log colour scale), at the first measured type. */
