@@ -17,6 +17,7 @@ const COMMANDS: Readonly<Record<string, () => Promise<Register>>> = {
   bench: async () => (await import("./commands/bench.js")).registerBench,
   scan: async () => (await import("./commands/scan.js")).registerScan,
   imatrix: async () => (await import("./commands/imatrix.js")).registerImatrix,
+  tune: async () => (await import("./commands/tune.js")).registerTune,
 };
 
 /** The program with the commands `argv` may run: the one it names, or all of them. */

@@ -1,0 +1,412 @@
+// `hquant tune` as a library: the schedule with the least predicted KLD at a size budget.
+// The flow, one file per step:
+//   candidates.ts  what each tensor may become (row-width fallbacks applied)
+//   proxy.ts       importance-weighted reconstruction error per tensor × type (hquant's kernels)
+//   measure.ts     ΔKLD per group × type on the calibration text (bench evaluator, disk cache)
+//   sensitivity.ts measured scales × proxy errors → predicted ΔKLD per tensor × type
+//   fit.ts         multiple-choice knapsack (allocate.ts) within the budget, header growth counted
+//   verify.ts      build the candidates, check the size to the byte, measure, keep the best
+//   report.ts      markdown and SVG charts
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { evaluateAgainstBase, evaluateBase, type BaseEvaluation, type EvalOptions } from "../bench/evaluate.js";
+import { sha256File, sha256Text } from "../bench/base-cache.js";
+import type { KldSummary } from "../bench/kld-math.js";
+import { UserError } from "../errors.js";
+import { GGMLType, typeName } from "../gguf/ggml-types.js";
+import type { GGUFModel } from "../gguf/model.js";
+import { openModel } from "../gguf/reader.js";
+import { outputFileSize } from "../gguf/writer.js";
+import { loadImatrix, readImatrixInfo, type Imatrix } from "../imatrix/index.js";
+import { mixtureHParams } from "../plan/hparams.js";
+import { outputMetadata, outputTensors, type ImatrixInfo } from "../plan/metadata.js";
+import { OUTPUT_ALIGNMENT, planModel } from "../plan/planner.js";
+import { uniformSchedule } from "../plan/schedule.js";
+import type { FileTypeName } from "../plan/ftypes.js";
+import { QuantizePool } from "../pool/index.js";
+import { DEFAULT_CANDIDATE_TYPES, tuneSpace, type TuneSpace } from "./candidates.js";
+import { BUDGET_FORMS, mib, type BudgetLimit, type BudgetSpec } from "./budget.js";
+import { measureDir, writeJsonAtomic } from "./cache.js";
+import { allocate, limitBytes, limitMax, smallestAssignment, type Allocation } from "./fit.js";
+import { measurePoints, type MeasurePoint, type Measurement, type MeasureProgress } from "./measure.js";
+import { cachedProxyErrors } from "./proxy.js";
+import { checkPlanMatches, scheduleFile, sizeSchedule, type Assignment, type SizedSchedule } from "./schedule.js";
+import { costTable, spearman, type CostTable } from "./sensitivity.js";
+import { shapeFallback } from "../plan/tensors.js";
+import { buildSchedule } from "./verify.js";
+import type { ScheduleFile } from "../plan/schedule.js";
+
+export type TuneMethod = "measure" | "proxy";
+
+/** Types each group is measured at (measure mode; proxy mode calibrates with the first). */
+export const DEFAULT_MEASURE_TYPES: readonly GGMLType[] = [GGMLType.Q3_K];
+
+export interface TuneProgress {
+  stage: "proxy" | "base" | "measure" | "verify" | "evaluate";
+  done: number;
+  total: number;
+  etaSeconds?: number;
+  detail: string;
+}
+
+export interface TuneOptions {
+  base: string;
+  /** calibration text: sensitivity is measured on it */
+  text: string;
+  textName: string;
+  /** held-out text the final files are evaluated on (default: the calibration text, with a warning) */
+  evalText?: string;
+  evalTextName?: string;
+  budgets: BudgetSpec[];
+  imatrix?: string;
+  /** candidate types (default: everything hquant quantizes) */
+  types?: readonly GGMLType[];
+  method?: TuneMethod;
+  measureTypes?: readonly GGMLType[];
+  /** schedules, report and the tuned files go here */
+  outDir: string;
+  ctx: number;
+  /** calibration chunks measured (default 12) */
+  chunks?: number;
+  /** evaluation chunks (default: the whole text) */
+  evalChunks?: number;
+  threads: number;
+  cacheDir: string;
+  /** build and measure the candidates (default true); false: plan only */
+  verify?: boolean;
+  /** keep the tuned GGUF files in outDir (default false: removed after evaluation) */
+  keepFiles?: boolean;
+  onProgress?: (p: TuneProgress) => void;
+  onWarning?: (message: string) => void;
+  signal?: AbortSignal;
+  /** where temporary builds go, in folders removed on every exit path (default: the OS temp dir) */
+  workDir?: string;
+}
+
+export interface TunedCandidate {
+  variant: string;
+  predictedKld: number;
+  fileBytes: number;
+  bpw: number;
+  /** measured on the calibration chunks (when verified) */
+  calib?: KldSummary;
+}
+
+export interface TunedBudget {
+  budget: BudgetSpec;
+  limit: BudgetLimit;
+  /** the chosen candidate */
+  chosen: TunedCandidate;
+  candidates: TunedCandidate[];
+  schedule: ScheduleFile;
+  scheduleFile: string;
+  /** tensor name → type name */
+  types: Record<string, string>;
+  /** the tuned file (when kept) */
+  gguf?: string;
+  /** evaluated on the evaluation text */
+  eval?: KldSummary;
+  heldOut: boolean;
+}
+
+export interface TuneResult {
+  base: { file: string; bytes: number; elements: number; nLayer: number };
+  method: TuneMethod;
+  text: string;
+  evalText: string;
+  ctx: number;
+  chunks: number;
+  imatrix?: string;
+  types: string[];
+  groups: string[];
+  measurements: Measurement[];
+  /** measurements made in this run (the rest came from the cache) */
+  measuredNow: number;
+  /** proxy (kind-scaled) vs measured ΔKLD over the measured points; NaN with fewer than 3 */
+  proxySpearman: number;
+  budgets: TunedBudget[];
+  /** group → type → predicted ΔKLD of the whole group at that type (the sensitivity heatmap) */
+  sensitivity: Record<string, Record<string, number>>;
+  baseEval?: { ppl: number };
+  seconds: { proxy: number; measure: number; allocate: number; verify: number; evaluate: number; total: number };
+}
+
+/** The size of llama-quantize's file of `ftype` for this model (its exact metadata, with the imatrix keys when one is used). */
+export function fileTypeBytes(model: GGUFModel, ftype: FileTypeName, nLayer: number, imatrix: ImatrixInfo | undefined): number {
+  const plan = planModel(model, uniformSchedule(ftype, nLayer, { imatrix: imatrix?.file }), "budget");
+  const kv = outputMetadata(model.kv, plan, { imatrix, hquant: false });
+  return outputFileSize(kv, outputTensors(plan), OUTPUT_ALIGNMENT);
+}
+
+/** A budget against the model, with the one-line errors for budgets that cannot be met or need no tuning. */
+export function resolveBudget(
+  spec: BudgetSpec,
+  model: GGUFModel,
+  space: TuneSpace,
+  nLayer: number,
+  imatrix: ImatrixInfo | undefined,
+  smallest: SizedSchedule,
+  where = "--budget",
+): BudgetLimit {
+  const f16Bytes = fileTypeBytes(model, "F16", nLayer, undefined);
+  const f16Plan = planModel(model, uniformSchedule("F16", nLayer), "budget");
+  let limit: BudgetLimit;
+  if (spec.kind === "bpw") {
+    limit = { kind: "bpw", bpw: spec.bpw, maxTensorBytes: Math.floor((spec.bpw * space.elements) / 8), label: `${spec.bpw} bpw` };
+  } else {
+    const bytes = spec.kind === "bytes" ? spec.bytes : fileTypeBytes(model, spec.ftype, nLayer, imatrix);
+    limit = { kind: "file", maxFileBytes: bytes, label: spec.kind === "ftype" ? `${spec.ftype} (${bytes} bytes, ${mib(bytes)})` : `${bytes} bytes (${mib(bytes)})` };
+  }
+  const bpwOf = (tensorBytes: number) => ((tensorBytes * 8) / space.elements).toFixed(4);
+  const min = limitBytes(limit, smallest);
+  if (limitMax(limit) < min) {
+    const what = limit.kind === "file" ? `${min} bytes (${mib(min)})` : `${bpwOf(min)} bpw`;
+    throw new UserError(`${where} ${spec.text}: below the smallest file these types can make of this model, ${what}`);
+  }
+  const f16 = limit.kind === "file" ? f16Bytes : f16Plan.tensorBytes;
+  if (limitMax(limit) > f16) {
+    const what = limit.kind === "file" ? `${f16} bytes (${mib(f16)})` : `${bpwOf(f16)} bpw`;
+    throw new UserError(`${where} ${spec.text}: above the F16 file of this model, ${what}; nothing to tune`);
+  }
+  return limit;
+}
+
+/** The imatrix path a schedule in `dir` records (relative to itself) and the build then records in the file. */
+function imatrixAsBuilt(dir: string, imatrix: string): { inSchedule: string; inFile: string } {
+  const inSchedule = path.relative(dir, path.resolve(imatrix)) || path.basename(imatrix);
+  return { inSchedule, inFile: path.join(dir, inSchedule) };
+}
+
+const safeLabel = (s: string) => s.replace(/[^A-Za-z0-9._-]+/g, "_");
+
+/**
+ * The measurement points. Per tensor kind, each of the kind's tensors alone in a few layers (first,
+ * middle, last): the kind factors. In measure mode also every group at every measured type.
+ */
+function measurementPlan(space: TuneSpace, method: TuneMethod, measureTypes: readonly GGMLType[], nLayer: number): MeasurePoint[] {
+  const sampled = [...new Set(method === "measure" ? [0, Math.floor(nLayer / 2), nLayer - 1] : [Math.floor(nLayer / 2)])];
+  const kindPoints = space.tensors
+    .filter((t) => t.layer >= 0 && sampled.includes(t.layer))
+    .map((t) => ({ group: t.name.replace(/\.weight$/, ""), type: measureTypes[0]! }));
+  const outside = space.groups.filter((g) => !/^blk\.\d+\./.test(g));
+  const groups = method === "measure" ? space.groups : outside;
+  return [...groups.flatMap((group) => measureTypes.map((type) => ({ group, type }))), ...kindPoints];
+}
+
+export async function tune(opts: TuneOptions): Promise<TuneResult> {
+  const t0 = performance.now();
+  const method = opts.method ?? "measure";
+  const measureTypes = opts.measureTypes ?? DEFAULT_MEASURE_TYPES;
+  const progress = opts.onProgress ?? (() => undefined);
+  const warn = opts.onWarning ?? (() => undefined);
+  const chunks = opts.chunks ?? (method === "measure" ? 12 : 4);
+  if (opts.budgets.length === 0) throw new UserError(`--budget: required; give ${BUDGET_FORMS}`);
+
+  const model = await openModel(opts.base);
+  const nLayer = mixtureHParams(model.kv, opts.base).nLayer;
+  const space = tuneSpace(model, opts.types ?? DEFAULT_CANDIDATE_TYPES);
+  const imatrix: Imatrix | undefined = opts.imatrix !== undefined ? await loadImatrix(opts.imatrix) : undefined;
+  const imatrixPaths = opts.imatrix !== undefined ? imatrixAsBuilt(opts.outDir, opts.imatrix) : undefined;
+  const imatrixGiven = opts.imatrix !== undefined ? await readImatrixInfo(opts.imatrix) : undefined;
+  // the tuned file records the imatrix path its schedule leads the build to; a file type budget is
+  // the file llama-quantize writes with the path as given
+  const imatrixInfo = imatrixGiven && { ...imatrixGiven, file: imatrixPaths!.inFile };
+
+  const schedulePath = (label: string) => path.join(opts.outDir, `${label}.schedule.json`);
+  const describe = (b: BudgetSpec) =>
+    `hquant tune: budget ${b.text}, method ${method}, calibration ${opts.textName} (${chunks} chunks of ${opts.ctx})` +
+    `, evaluation ${opts.evalTextName ?? opts.textName}${opts.imatrix !== undefined ? `, imatrix ${path.basename(opts.imatrix)}` : ""}`;
+  const sizer = (b: BudgetSpec) => (a: Assignment) => {
+    const file = scheduleFile(space, a, { name: `tune-${b.text}`, description: describe(b), imatrix: imatrixPaths?.inSchedule });
+    return sizeSchedule(model, file, imatrixInfo, schedulePath(safeLabel(`tune-${b.text}`)));
+  };
+  // every budget is checked before any slow work
+  const limits = opts.budgets.map((b) => resolveBudget(b, model, space, nLayer, imatrixGiven, sizer(b)(smallestAssignment(space)), opts.budgets.length > 1 ? "--budgets" : "--budget"));
+  fs.mkdirSync(opts.outDir, { recursive: true });
+
+  // proxy errors (cached per model × imatrix × candidates)
+  const tProxy = performance.now();
+  const modelSha256 = await sha256File(opts.base);
+  const imatrixSha256 = opts.imatrix !== undefined ? await sha256File(opts.imatrix) : "none";
+  const typesKey = space.tensors[0]!.options.map((o) => typeName(o.type)).join(",") + `:${(opts.types ?? DEFAULT_CANDIDATE_TYPES).map(typeName).join(",")}`;
+  const proxyFile = path.join(opts.cacheDir, `tune-proxy-${sha256Text(`${modelSha256}\n${imatrixSha256}\n${typesKey}`).slice(0, 32)}.json`);
+  const { errors } = await cachedProxyErrors(proxyFile, model, space, imatrix, (done, total, name) => progress({ stage: "proxy", done, total, detail: name }));
+  const proxySeconds = (performance.now() - tProxy) / 1000;
+
+  // base distributions on the calibration text, then the measurements
+  const tMeasure = performance.now();
+  const evalOpts: EvalOptions = { ctx: opts.ctx, chunks, threads: opts.threads, cacheDir: opts.cacheDir };
+  progress({ stage: "base", done: 0, total: 1, detail: opts.textName });
+  const baseEval = await evaluateBase(opts.base, opts.text, opts.textName, evalOpts);
+  const restType = model.tensors.find((t) => space.tensors.some((s) => s.name === t.name))!.type;
+  const points = measurementPlan(space, method, measureTypes, nLayer);
+  const dir = measureDir(opts.cacheDir, { modelSha256, textSha256: sha256Text(opts.text), ctx: opts.ctx, chunks: baseEval.plan.nChunk, imatrixSha256 });
+  const { measurements, measured } = await measurePoints(space, points, {
+    ...evalOpts,
+    base: opts.base,
+    baseEval,
+    dir,
+    imatrix: opts.imatrix,
+    nLayer,
+    restType,
+    signal: opts.signal,
+    workDir: opts.workDir,
+    onMeasure: (p: MeasureProgress) =>
+      progress({ stage: "measure", done: p.done, total: p.total, etaSeconds: p.etaSeconds, detail: `${p.point.group} ${typeName(p.point.type)}` }),
+  });
+  const measureSeconds = (performance.now() - tMeasure) / 1000;
+
+  // sensitivity models: the candidates verification chooses among
+  const tAlloc = performance.now();
+  const variants: [string, CostTable][] =
+    method === "measure"
+      ? [
+          ["measured", costTable(space, errors, measurements, "group")],
+          ["proxy × kind", costTable(space, errors, measurements, "kind")],
+        ]
+      : [["proxy × kind", costTable(space, errors, measurements, "kind")]];
+  const kindTable = costTable(space, errors, measurements, "kind");
+  const proxySpearman = proxyCorrelation(space, kindTable, measurements);
+
+  const allocations = opts.budgets.map((b, k) => {
+    const seen = new Map<string, { variant: string; alloc: Allocation }>();
+    for (const [variant, costs] of variants) {
+      const alloc = allocate(space, costs, limits[k]!, sizer(b));
+      if (!alloc) throw new UserError(`--budget ${b.text}: no schedule fits (the header alone needs more)`);
+      checkPlanMatches(space, alloc.assignment, alloc.sized.plan);
+      const key = [...alloc.assignment.values()].join(",");
+      if (!seen.has(key)) seen.set(key, { variant, alloc });
+    }
+    return [...seen.values()];
+  });
+  const allocateSeconds = (performance.now() - tAlloc) / 1000;
+
+  // verification: build every candidate from its written schedule, size checked, measured on calibration
+  const tVerify = performance.now();
+  const verify = opts.verify ?? true;
+  const pool = verify ? new QuantizePool(opts.threads) : undefined;
+  const budgets: TunedBudget[] = [];
+  const toEvaluate: { index: number; gguf: string }[] = [];
+  const tmpDir = fs.mkdtempSync(path.join(opts.workDir ?? os.tmpdir(), "hquant-tune-verify-"));
+  try {
+    for (const [k, b] of opts.budgets.entries()) {
+      const label = safeLabel(`tune-${b.text}`);
+      const candidates: (TunedCandidate & { alloc: Allocation; gguf?: string })[] = allocations[k]!.map(({ variant, alloc }) => ({
+        variant,
+        alloc,
+        predictedKld: alloc.predictedKld,
+        fileBytes: alloc.sized.fileBytes,
+        bpw: (alloc.sized.plan.tensorBytes * 8) / alloc.sized.plan.elements,
+      }));
+      if (verify) {
+        for (const [c, cand] of candidates.entries()) {
+          if (opts.signal?.aborted) throw new UserError("interrupted");
+          progress({ stage: "verify", done: c, total: candidates.length, detail: `${b.text}: ${cand.variant}` });
+          // the schedule is built from where it will be written, so its imatrix path (and size) is the final one
+          const built = await buildSchedule(opts.base, cand.alloc.sized.file, schedulePath(label), path.join(tmpDir, `${label}.${c}.gguf`), nLayer, pool!, cand.fileBytes);
+          cand.gguf = built.gguf;
+          cand.calib = await evaluateAgainstBase(baseEval, built.gguf, evalOpts);
+        }
+      }
+      const chosen = verify ? [...candidates].sort((x, y) => x.calib!.kld - y.calib!.kld)[0]! : candidates[0]!;
+      // the chosen schedule is the one left on disk
+      writeJsonAtomic(schedulePath(label), chosen.alloc.sized.file);
+      let gguf: string | undefined;
+      if (chosen.gguf) {
+        gguf = path.join(opts.outDir, `${label}.gguf`);
+        fs.renameSync(chosen.gguf, gguf);
+        toEvaluate.push({ index: k, gguf });
+      }
+      for (const c of candidates) if (c.gguf && c !== chosen) fs.rmSync(c.gguf, { force: true });
+      const strip = ({ alloc: _a, gguf: _g, ...rest }: (typeof candidates)[number]): TunedCandidate => rest;
+      budgets.push({
+        budget: b,
+        limit: limits[k]!,
+        chosen: strip(chosen),
+        candidates: candidates.map(strip),
+        schedule: chosen.alloc.sized.file,
+        scheduleFile: schedulePath(label),
+        types: Object.fromEntries([...chosen.alloc.assignment].map(([n, t]) => [n, typeName(t)])),
+        gguf,
+        heldOut: opts.evalText !== undefined,
+      });
+    }
+  } finally {
+    await pool?.destroy();
+    fs.rmSync(tmpDir, { recursive: true, force: true });
+  }
+  const verifySeconds = (performance.now() - tVerify) / 1000;
+
+  // evaluation on the held-out text (or the calibration text, said so)
+  const tEval = performance.now();
+  let evalBase: BaseEvaluation | undefined;
+  if (toEvaluate.length > 0) {
+    if (opts.evalText === undefined) warn(`no --eval-text: the tuned files are evaluated on the calibration text ${opts.textName}, which is not held out`);
+    const text = opts.evalText ?? opts.text;
+    const name = opts.evalTextName ?? opts.textName;
+    const eOpts: EvalOptions = { ctx: opts.ctx, chunks: opts.evalChunks, threads: opts.threads, cacheDir: opts.cacheDir };
+    progress({ stage: "evaluate", done: 0, total: toEvaluate.length, detail: `${name} (base)` });
+    evalBase = await evaluateBase(opts.base, text, name, eOpts);
+    for (const [n, e] of toEvaluate.entries()) {
+      progress({ stage: "evaluate", done: n, total: toEvaluate.length, detail: path.basename(e.gguf) });
+      budgets[e.index]!.eval = await evaluateAgainstBase(evalBase, e.gguf, eOpts);
+      if (!opts.keepFiles) {
+        fs.rmSync(e.gguf, { force: true });
+        budgets[e.index]!.gguf = undefined;
+      }
+    }
+  }
+  const evaluateSeconds = (performance.now() - tEval) / 1000;
+
+  const sensitivity: Record<string, Record<string, number>> = {};
+  const table = variants[0]![1];
+  for (const g of space.groups) {
+    const row: Record<string, number> = {};
+    for (const type of opts.types ?? DEFAULT_CANDIDATE_TYPES) {
+      let sum = 0;
+      for (const t of space.tensors) if (t.group === g) sum += table.get(t.name)!.get(shapeFallback(t.shape[0]!, type).type) ?? 0;
+      row[typeName(type)] = sum;
+    }
+    sensitivity[g] = row;
+  }
+  return {
+    base: { file: opts.base, bytes: fs.statSync(opts.base).size, elements: space.elements, nLayer },
+    method,
+    text: opts.textName,
+    evalText: opts.evalTextName ?? opts.textName,
+    ctx: opts.ctx,
+    chunks: baseEval.plan.nChunk,
+    imatrix: opts.imatrix,
+    types: (opts.types ?? DEFAULT_CANDIDATE_TYPES).map(typeName),
+    groups: space.groups,
+    measurements,
+    measuredNow: measured,
+    proxySpearman,
+    budgets,
+    sensitivity,
+    baseEval: evalBase ? { ppl: evalBase.ppl } : undefined,
+    seconds: {
+      proxy: proxySeconds,
+      measure: measureSeconds,
+      allocate: allocateSeconds,
+      verify: verifySeconds,
+      evaluate: evaluateSeconds,
+      total: (performance.now() - t0) / 1000,
+    },
+  };
+}
+
+/** Spearman correlation of the kind-scaled proxy's group ΔKLD with the measured ΔKLD. */
+function proxyCorrelation(space: TuneSpace, kindTable: CostTable, ms: Measurement[]): number {
+  ms = ms.filter((m) => space.groups.includes(m.group));
+  if (ms.length < 3) return NaN;
+  const predicted = ms.map((m) => {
+    let sum = 0;
+    for (const t of space.tensors) if (t.group === m.group) {
+      sum += kindTable.get(t.name)!.get(shapeFallback(t.shape[0]!, m.type).type) ?? 0;
+    }
+    return sum;
+  });
+  return spearman(predicted, ms.map((m) => m.kld));
+}
