@@ -26,7 +26,8 @@ export function parseBudget(text: string, where = "--budget"): BudgetSpec {
   const bad = (): never => {
     throw new UserError(`${where} ${JSON.stringify(text)}: not a budget; give ${BUDGET_FORMS}`);
   };
-  const ftype = fileTypeByName(s);
+  // a bare number is bits per weight or bytes here, never a numeric llama_ftype (15 = Q4_K_M)
+  const ftype = /^[\d.]/.test(s) ? undefined : fileTypeByName(s);
   if (ftype) return { kind: "ftype", ftype: ftype.name, text: s };
   const m = /^(\d+(?:\.\d+)?|\.\d+)\s*([a-zA-Z]*)$/.exec(s);
   if (!m) return bad();
