@@ -69,7 +69,7 @@ describe("quantize pool", () => {
     expect(Buffer.from(result as ArrayBuffer, 0, expected.length).equals(Buffer.from(expected))).toBe(true);
   });
 
-  it("with one thread, the main thread quantizes alone: same bytes, the buffer moved", async () => {
+  it("with one thread, one worker quantizes everything: same bytes, the buffer moved", async () => {
     const single = new QuantizePool(1);
     try {
       const nrows = 32;

@@ -39,10 +39,11 @@ async function buildTargets(base: string, opts: BenchCliOptions, outDir: string,
   const presets = (opts.presets ?? "").split(",").map((s) => s.trim()).filter(Boolean);
   const schedules = opts.schedule ?? [];
   if (presets.length === 0 && schedules.length === 0) return [];
-  const [{ buildModel }, { scheduleFromOptions }, { archNumber }] = await Promise.all([
+  const [{ buildModel }, { scheduleFromOptions }, { archNumber }, { QuantizePool }] = await Promise.all([
     import("../../build/index.js"),
     import("../../plan/options.js"),
     import("../../gguf/model.js"),
+    import("../../pool/index.js"),
   ]);
   const jobs = [
     ...presets.map((p) => ({ name: p, opts: { preset: p } })),
@@ -50,18 +51,24 @@ async function buildTargets(base: string, opts: BenchCliOptions, outDir: string,
   ];
   fs.mkdirSync(outDir, { recursive: true }); // hquant build wants an existing folder; --out may be new
   const targets: BenchTarget[] = [];
-  for (const job of jobs) {
-    const suffix = opts.imatrix ? "-imat" : "";
-    const output = path.join(outDir, `${path.basename(base, ".gguf")}-${job.name}${suffix}.gguf`);
-    log(`building ${path.basename(output)}`);
-    await buildModel({
-      input: base,
-      output,
-      threads,
-      imatrix: opts.imatrix,
-      schedule: (model) => scheduleFromOptions({ ...job.opts, imatrix: opts.imatrix }, archNumber(model.kv, "block_count") ?? 0),
-    });
-    targets.push({ file: output, label: `${job.name}${suffix}`, preset: job.name, producer: "hquant", imatrix: opts.imatrix !== undefined });
+  // one pool (threads and compiled kernels) for every build
+  const pool = new QuantizePool(threads);
+  try {
+    for (const job of jobs) {
+      const suffix = opts.imatrix ? "-imat" : "";
+      const output = path.join(outDir, `${path.basename(base, ".gguf")}-${job.name}${suffix}.gguf`);
+      log(`building ${path.basename(output)}`);
+      await buildModel({
+        input: base,
+        output,
+        pool,
+        imatrix: opts.imatrix,
+        schedule: (model) => scheduleFromOptions({ ...job.opts, imatrix: opts.imatrix }, archNumber(model.kv, "block_count") ?? 0),
+      });
+      targets.push({ file: output, label: `${job.name}${suffix}`, preset: job.name, producer: "hquant", imatrix: opts.imatrix !== undefined });
+    }
+  } finally {
+    await pool.destroy();
   }
   return targets;
 }

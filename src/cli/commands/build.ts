@@ -120,7 +120,7 @@ export function registerBuild(program: Command): void {
     .argument("<input>", "F32/F16/BF16 GGUF (or the first shard of a split model)")
     .argument("<output>", "output GGUF");
   addScheduleOptions(cmd)
-    .option("-t, --threads <n>", "worker threads (default: one per core)")
+    .option("-t, --threads <n>", "kernel threads (default: one per core)")
     .option("--allow-requantize", "allow quantized inputs (Q8_0 …) to be quantized again (quality loss)")
     .option("--split-max-size <size>", "split the output into shards of at most this size (e.g. 4G)")
     .option("--quiet", "print nothing but errors")
@@ -140,6 +140,7 @@ export function registerBuild(program: Command): void {
           output,
           schedule: (model) => scheduleFromOptions(opts, mixtureHParams(model.kv, input).nLayer),
           threads,
+          startTime: 0, // the process's start: start-up is part of the run
           allowRequantize: opts.allowRequantize,
           splitMaxSize,
           hquant: { version: HQUANT_VERSION },
