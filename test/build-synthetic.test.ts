@@ -8,14 +8,13 @@ import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { buildModel } from "../src/build/index.js";
 import { GGMLType } from "../src/gguf/ggml-types.js";
-import { readHeaderAt } from "../src/gguf/reader.js";
 import type { FileTypeName } from "../src/plan/ftypes.js";
 import { mixtureHParams } from "../src/plan/hparams.js";
 import { scheduleFromOptions } from "../src/plan/options.js";
 import { uniformSchedule } from "../src/plan/schedule.js";
 import { QuantizePool } from "../src/pool/index.js";
 import { firstDifference, MODEL } from "./build-util.js";
-import { makeModel, SMALL_LLAMA, xorshift32, type FactoryOptions } from "./factory.js";
+import { makeLegacyImatrix, makeModel, SMALL_LLAMA, type FactoryOptions } from "./factory.js";
 import { llamaQuantize } from "./oracle/llama.js";
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "hquant-synthetic-"));
@@ -26,27 +25,7 @@ afterAll(async () => {
 });
 
 /** A legacy .dat imatrix with seeded positive values for every matrix but token_embd. */
-async function syntheticImatrix(model: string, seed: number): Promise<string> {
-  const header = await readHeaderAt(model);
-  const next = xorshift32(seed);
-  const parts: Buffer[] = [];
-  const entries = header.tensors.filter((t) => t.shape.length >= 2 && t.name !== "token_embd.weight" && !t.name.includes("ffn_gate_inp"));
-  const i32 = (v: number) => {
-    const b = Buffer.alloc(4);
-    b.writeInt32LE(v);
-    return b;
-  };
-  parts.push(i32(entries.length));
-  for (const t of entries) {
-    const n = t.shape[0]! * (t.shape[2] ?? 1);
-    const values = new Float32Array(n).map(() => 0.01 + (next() / 2 ** 32) * 4);
-    const name = Buffer.from(t.name);
-    parts.push(i32(name.length), name, i32(3), i32(n), Buffer.from(values.buffer));
-  }
-  const file = path.join(tmp, `imatrix-${seed}.dat`);
-  fs.writeFileSync(file, Buffer.concat(parts));
-  return file;
-}
+const syntheticImatrix = (model: string, seed: number) => makeLegacyImatrix(model, seed, path.join(tmp, `imatrix-${seed}.dat`));
 
 async function expectSame(model: string, tag: string, ftype: FileTypeName, opts: { imatrix?: string; tensorTypes?: [string, string][]; schedule?: Parameters<typeof buildModel>[0]["schedule"] } = {}) {
   const ref = path.join(tmp, `${tag}.llama.gguf`);

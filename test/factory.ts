@@ -2,11 +2,12 @@
 // convert_hf_to_gguf writes them), chosen dims, F32/F16/BF16 weights from a seeded xorshift,
 // 1-D norms in F32, tied or untied output, optional MoE experts, and the metadata a converted
 // model carries (hyper-parameters, file type, a tiny gpt2 tokenizer). Written with hquant's writer.
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { GGMLType } from "../src/gguf/ggml-types.js";
 import { GGUFValueType, type GGUFKV } from "../src/gguf/model.js";
+import { readHeaderAt } from "../src/gguf/reader.js";
 import { GGUFFileWriter, type TensorSpec } from "../src/gguf/writer.js";
 
 export interface FactoryOptions {
@@ -256,4 +257,29 @@ export function allLayouts(base: Partial<FactoryOptions> = {}): FactoryOptions[]
     }
   }
   return out;
+}
+
+/**
+ * A legacy .dat imatrix for a model: seeded positive values for every matrix but token_embd (and
+ * the MoE router), written to `file`; returns `file`.
+ */
+export async function makeLegacyImatrix(model: string, seed: number, file: string): Promise<string> {
+  const header = await readHeaderAt(model);
+  const next = xorshift32(seed);
+  const parts: Buffer[] = [];
+  const entries = header.tensors.filter((t) => t.shape.length >= 2 && t.name !== "token_embd.weight" && !t.name.includes("ffn_gate_inp"));
+  const i32 = (v: number) => {
+    const b = Buffer.alloc(4);
+    b.writeInt32LE(v);
+    return b;
+  };
+  parts.push(i32(entries.length));
+  for (const t of entries) {
+    const n = t.shape[0]! * (t.shape[2] ?? 1);
+    const values = new Float32Array(n).map(() => 0.01 + (next() / 2 ** 32) * 4);
+    const name = Buffer.from(t.name);
+    parts.push(i32(name.length), name, i32(3), i32(n), Buffer.from(values.buffer));
+  }
+  writeFileSync(file, Buffer.concat(parts));
+  return file;
 }

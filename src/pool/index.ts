@@ -32,6 +32,25 @@ export function defaultThreads(): number {
   return Math.max(1, typeof os.availableParallelism === "function" ? os.availableParallelism() : os.cpus().length);
 }
 
+/**
+ * The worker is plain JS: it needs none of the parent's loaders (tsx, vitest), which would
+ * otherwise be started again in every worker; profiling flags (node --cpu-prof …) are passed on,
+ * so a profile has one file per kernel thread.
+ */
+const WORKER_EXEC_ARGV = profilingFlags(process.execArgv);
+
+function profilingFlags(argv: readonly string[]): string[] {
+  const kept: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const flag = argv[i]!;
+    if (!/^--(cpu|heap)-prof/.test(flag)) continue;
+    kept.push(flag);
+    // `--cpu-prof-dir DIR` (the value as the next argument)
+    if (/^--(cpu|heap)-prof-(dir|name|interval)$/.test(flag) && i + 1 < argv.length) kept.push(argv[++i]!);
+  }
+  return kept;
+}
+
 /** Tasks each worker holds: one running, one queued in its port so it never waits for the main thread. */
 const TASKS_PER_WORKER = 2;
 
@@ -73,9 +92,7 @@ export class QuantizePool {
   private startThread(kernels: WebAssembly.Module): KernelThread {
     const worker = new Worker(WORKER_PATH, {
       workerData: { kernels },
-      // the worker is plain JS: it needs none of the parent's loaders (tsx, vitest), which would
-      // otherwise be started again in every worker
-      execArgv: [],
+      execArgv: WORKER_EXEC_ARGV,
       resourceLimits: WORKER_RESOURCE_LIMITS,
     });
     const thread: KernelThread = { worker, running: new Map() };
