@@ -2,7 +2,7 @@
 // one-screen summary, quantize in the worker pool, stream the GGUF out (temp file + rename).
 import { unlinkSync } from "node:fs";
 import type { Command } from "commander";
-import { buildModel, type BuildProgress, type BuildResult } from "../../build/index.js";
+import type { BuildProgress, BuildResult } from "../../build/index.js";
 import { UserError } from "../../errors.js";
 import { typeName } from "../../gguf/ggml-types.js";
 import { mixtureHParams } from "../../plan/hparams.js";
@@ -11,7 +11,7 @@ import type { Plan } from "../../plan/planner.js";
 import { bitsPerWeight, typeTable } from "../../plan/summary.js";
 import { describeSurgery, formatSurgeryTable } from "../../surgery/index.js";
 import { openTempFiles } from "../../gguf/writer.js";
-import { defaultThreads } from "../../pool/index.js";
+import { defaultThreads, sharedQuantizePool } from "../../pool/index.js";
 import { HQUANT_VERSION } from "../../version.js";
 
 interface BuildCliOptions extends ScheduleCliOptions {
@@ -128,6 +128,10 @@ export function registerBuild(program: Command): void {
     .action(async (input: string, output: string, opts: BuildCliOptions) => {
       const threads = parseThreads(opts.threads);
       const splitMaxSize = parseSplitSize(opts.splitMaxSize);
+      // the kernel threads start first, while the rest of the build code loads and the header is
+      // read; the process ends without tearing them down (an idle pool does not hold it)
+      const pool = sharedQuantizePool(threads);
+      const { buildModel } = await import("../../build/index.js");
       const talk = !opts.quiet && !opts.json;
       const stderr = process.stderr;
       const progress = talk && stderr.isTTY ? progressLine(stderr) : undefined;
@@ -139,7 +143,7 @@ export function registerBuild(program: Command): void {
           input,
           output,
           schedule: (model) => scheduleFromOptions(opts, mixtureHParams(model.kv, input).nLayer),
-          threads,
+          pool,
           startTime: 0, // the process's start: start-up is part of the run
           allowRequantize: opts.allowRequantize,
           splitMaxSize,
