@@ -140,6 +140,7 @@ describe("quantize pool", () => {
     const script = `
       const { sharedQuantizePool } = await import(${JSON.stringify(path.resolve(WORKER_PATH, "../index.js"))});
       const r = await sharedQuantizePool(2).run({ srcType: 0, dstType: 8, nrows: 1, ncols: 32, data: new Float32Array(32).fill(1).buffer, imatrix: null });
+      sharedQuantizePool(1); // started, never used
       console.log(r.byteLength);`;
     const r = spawnSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8", timeout: 20_000 });
     expect(r.error).toBeUndefined();

@@ -96,8 +96,6 @@ export class QuantizePool {
       resourceLimits: WORKER_RESOURCE_LIMITS,
     });
     const thread: KernelThread = { worker, running: new Map() };
-    // an idle pool never keeps the process alive (a shared pool is never destroyed)
-    worker.unref();
     worker.on("message", (reply: WorkerReply) => {
       const pending = thread.running.get(reply.id);
       if (!pending) return;
@@ -108,6 +106,9 @@ export class QuantizePool {
     });
     worker.on("error", (err) => this.lost(thread, err));
     worker.on("exit", (code) => this.lost(thread, new Error(`quantize worker exited (code ${code})`)));
+    // an idle pool never keeps the process alive (a shared pool is never destroyed); after the
+    // listeners, since adding a message listener refs the worker's port again
+    worker.unref();
     return thread;
   }
 
