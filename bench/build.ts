@@ -178,7 +178,8 @@ async function main(): Promise<void> {
           cells.set(key(m, c, t), cell);
           const h = cell.hquant.at(-1)!;
           const l = cell.llama.at(-1)!;
-          process.stderr.write(`${m.label} ${c.label} -t ${t} round ${round + 1}: hquant ${fmt(h.wall)} s, llama-quantize ${fmt(l.wall)} s${cell.same ? "" : "  DIFFERENT BYTES"}\n`);
+          const run = (r: Run) => `${fmt(r.wall)} s (CPU ${fmt(r.cpu)} s, ${fmt(r.rssMB, 0)} MB)`;
+          process.stderr.write(`${m.label} ${c.label} -t ${t} round ${round + 1}: hquant ${run(h)}, llama-quantize ${run(l)}${cell.same ? "" : "  DIFFERENT BYTES"}\n`);
           fs.rmSync(hOut, { force: true });
           fs.rmSync(lOut, { force: true });
         }
