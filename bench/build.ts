@@ -189,7 +189,7 @@ async function main(): Promise<void> {
 
   const rows: string[] = [];
   rows.push(`machine: ${os.cpus()[0]?.model ?? "?"}, ${os.cpus().length} CPUs, ${Math.round(os.totalmem() / 2 ** 30)} GB RAM; node ${process.version}; load average at the end ${os.loadavg().map((x) => x.toFixed(1)).join(" ")}`);
-  rows.push(`rounds: ${models.map((m) => `${m.label} ${m.rounds}`).join(", ")}; medians; whole commands (process start-up included); bench took ${fmt((performance.now() - started) / 60, 1)} min`);
+  rows.push(`rounds: ${models.map((m) => `${m.label} ${m.rounds}`).join(", ")}; medians; whole commands (process start-up included); bench took ${fmt((performance.now() - started) / 60_000, 1)} min`);
   rows.push("");
   rows.push("| model | input MB | type | threads | hquant wall s | llama-quantize wall s | speed-up | hquant CPU s | llama-quantize CPU s | hquant RSS MB | llama-quantize RSS MB | same tensor data |");
   rows.push("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
