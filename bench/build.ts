@@ -1,116 +1,104 @@
-// bench/build: `hquant build` vs llama.cpp's llama_model_quantize, same machine, same run, same
-// thread count. Models: the bundled tinyllama-16l (F16, 29 MB) and a synthetic llama model of
-// > 1 GiB F16 generated into /tmp (never committed); plus two small synthetic models of 16 and 64
-// layers to show whether peak memory grows with model size. Types: Q4_K_M, Q4_K_H (hquant's
-// hybrid; llama.cpp gets the same per-tensor types through --tensor-type overrides, so both do the
-// same work and must write the same tensor data), Q6_K.
+// bench/build: `hquant build` vs llama-quantize built from the source bundle (bench/llama-tools.ts),
+// the whole command each time — process start-up included, since that is what a user (and tune,
+// scan) waits for. Models: the bundled tinyllama-16l (F16, 29 MB) and a synthetic llama model of
+// > 1 GB F16 generated into the temp folder (never committed). Types: Q4_K_M, Q6_K, Q3_K_M, IQ4_XS,
+// Q8_0, and Q4_K_M with an imatrix (the bundled model's own; a seeded one for the synthetic
+// model), each at 1 and 2 threads.
 //
-// Each quantization runs in its own child process under /usr/bin/time -v (peak RSS); the time is
-// the quantization itself as measured inside the child (hquant: buildModel, pool start included;
-// llama.cpp: the llama_model_quantize call), so process start-up is not counted for either.
-// Small models (< SMALL_MODEL_BYTES) are run SMALL_MODEL_RUNS times by each tool, alternating: a
-// sub-second run on a shared machine is noisy, so each side gets its best time (and its highest
-// peak RSS).
+// Rounds are interleaved: every round runs each (model, type, threads) once with both tools, the
+// order of the two tools alternating from round to round, so load from other jobs on the machine
+// falls on both alike. Wall time is measured around the child process; CPU time (user + sys) and
+// peak RSS come from /usr/bin/time -v. Each side's figure is its median over the rounds. After
+// every pair of runs the two outputs' tensor data are compared byte for byte (the headers differ
+// only by the hquant.* keys the CLI records).
 //
-//   npx tsx bench/build.ts            (npm run build first: the hquant child runs dist/)
-//   npx tsx bench/build.ts --quick    (bundled model only)
+//   npm run build && npx tsx bench/build.ts                (bundled: 5 rounds, synthetic: 1 round)
+//   npx tsx bench/build.ts --quick                         (bundled model only)
+//   npx tsx bench/build.ts --rounds 7 --large-rounds 2
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { readHeaderAt } from "../src/gguf/reader.js";
-import { makeModel, type FactoryOptions } from "../test/factory.js";
+import { makeModel, syntheticImatrix, type FactoryOptions } from "../test/factory.js";
+import { llamaTool } from "./llama-tools.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const BENCH_DIR = path.join(os.tmpdir(), "hquant-bench-build");
-const THREADS = 2;
-const TYPES = ["Q4_K_M", "Q4_K_H", "Q6_K"] as const;
-const SMALL_MODEL_BYTES = 200e6;
-const SMALL_MODEL_RUNS = 3;
 
-// ---- child: llama_model_quantize in a process of its own ----------------------------------
-
-/** The same child with nothing to do but load libllama: its RSS is the harness's share. */
-async function llamaIdleChild(): Promise<void> {
-  const { llamaQuantize } = await import("../test/oracle/llama.js");
-  try {
-    llamaQuantize(path.join(BENCH_DIR, "no-such-model.gguf"), path.join(BENCH_DIR, "none.gguf"), { ftype: "Q8_0" });
-  } catch {
-    // expected: the library is loaded, there is no model
-  }
+interface Config {
+  label: string;
+  ftype: string;
+  imatrix: boolean;
 }
+const CONFIGS: readonly Config[] = [
+  { label: "Q4_K_M", ftype: "Q4_K_M", imatrix: false },
+  { label: "Q6_K", ftype: "Q6_K", imatrix: false },
+  { label: "Q3_K_M", ftype: "Q3_K_M", imatrix: false },
+  { label: "IQ4_XS", ftype: "IQ4_XS", imatrix: false },
+  { label: "Q8_0", ftype: "Q8_0", imatrix: false },
+  { label: "Q4_K_M imatrix", ftype: "Q4_K_M", imatrix: true },
+];
+const THREADS = [1, 2] as const;
 
-async function llamaChild(args: string[]): Promise<void> {
-  const [input, output, ftype, overridesFile] = args as [string, string, string, string | undefined];
-  const { llamaQuantize } = await import("../test/oracle/llama.js");
-  const tensorTypes = overridesFile ? (JSON.parse(fs.readFileSync(overridesFile, "utf8")) as [string, string][]) : undefined;
-  const t0 = performance.now();
-  llamaQuantize(input, output, { ftype, threads: THREADS, tensorTypes });
-  process.stdout.write(JSON.stringify({ seconds: (performance.now() - t0) / 1000 }) + "\n");
-}
-
-// ---- parent ----------------------------------------------------------------------------------
+/** ≈ 1.1 GB of F16: 16 layers of a 1.5 B-parameter-class shape, a 40 960-token vocabulary. */
+const LARGE: FactoryOptions = {
+  arch: "llama",
+  nLayer: 16,
+  nEmbd: 1536,
+  nHead: 12,
+  nHeadKv: 4,
+  nFf: 4352,
+  nVocab: 40960,
+  dtype: "f16",
+  tied: false,
+  seed: 7,
+};
 
 interface Run {
-  seconds: number;
+  wall: number;
+  cpu: number;
   rssMB: number;
 }
 
-function timed(cmd: string[]): { stdout: string; rssMB: number } {
+/** Runs a command under /usr/bin/time -v: wall (measured here), CPU and peak RSS (from time). */
+function timed(cmd: string[]): Run {
+  const t0 = performance.now();
   const r = spawnSync("/usr/bin/time", ["-v", ...cmd], { cwd: ROOT, encoding: "utf8", maxBuffer: 64 << 20 });
+  const wall = (performance.now() - t0) / 1000;
   if (r.status !== 0) throw new Error(`${cmd.join(" ")} failed (${r.status}):\n${r.stderr}`);
-  const m = /Maximum resident set size \(kbytes\): (\d+)/.exec(r.stderr);
-  if (!m) throw new Error(`no RSS in /usr/bin/time output:\n${r.stderr}`);
-  return { stdout: r.stdout, rssMB: Number(m[1]) / 1024 };
+  const field = (name: string) => {
+    const m = new RegExp(`${name}: ([\\d.]+)`).exec(r.stderr);
+    if (!m) throw new Error(`no "${name}" in /usr/bin/time output:\n${r.stderr}`);
+    return Number(m[1]);
+  };
+  return { wall, cpu: field("User time \\(seconds\\)") + field("System time \\(seconds\\)"), rssMB: field("Maximum resident set size \\(kbytes\\)") / 1024 };
 }
 
-/** The best time and the highest peak RSS of two runs. */
-function best(a: Run, b: Run): Run {
-  return { seconds: Math.min(a.seconds, b.seconds), rssMB: Math.max(a.rssMB, b.rssMB) };
+interface Model {
+  label: string;
+  file: string;
+  imatrix: string;
+  rounds: number;
 }
 
-function scheduleArgs(type: string): string[] {
-  return type.endsWith("_H") ? ["--preset", type] : ["--ftype", type];
+function hquantCommand(m: Model, c: Config, threads: number, out: string): string[] {
+  const args = [process.execPath, "bin/hquant.js", "build", m.file, out, "--ftype", c.ftype, "-t", String(threads), "--quiet"];
+  if (c.imatrix) args.push("--imatrix", m.imatrix);
+  return args;
 }
 
-function runHquant(input: string, output: string, type: string): Run {
-  const { stdout, rssMB } = timed([process.execPath, "bin/hquant.js", "build", input, output, ...scheduleArgs(type), "-t", String(THREADS), "--json"]);
-  return { seconds: (JSON.parse(stdout) as { seconds: number }).seconds, rssMB };
-}
-
-/** llama.cpp gets the hybrid as one --tensor-type override per quantized tensor (from hquant plan). */
-function llamaArgsFor(input: string, type: string): { ftype: string; overrides?: string } {
-  if (!type.endsWith("_H")) return { ftype: type };
-  const r = spawnSync(process.execPath, ["bin/hquant.js", "plan", input, "--preset", type, "--json"], { cwd: ROOT, encoding: "utf8", maxBuffer: 64 << 20 });
-  if (r.status !== 0) throw new Error(`hquant plan failed: ${r.stderr}`);
-  const plan = JSON.parse(r.stdout) as { schedule: { ftype: string }; tensors: { name: string; srcType: string; dstType: string }[] };
-  const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-  const overrides = plan.tensors.filter((t) => t.srcType !== t.dstType).map((t) => [`^${escape(t.name)}$`, t.dstType]);
-  const file = path.join(BENCH_DIR, `${path.basename(input)}.${type}.overrides.json`);
-  fs.writeFileSync(file, JSON.stringify(overrides));
-  return { ftype: plan.schedule.ftype, overrides: file };
-}
-
-function runLlama(input: string, output: string, type: string): Run {
-  const { ftype, overrides } = llamaArgsFor(input, type);
-  const args = [process.execPath, "--import", "tsx", "bench/build.ts", "--llama-child", input, output, ftype];
-  if (overrides) args.push(overrides);
-  const { stdout, rssMB } = timed(args);
-  return { seconds: (JSON.parse(stdout.trim().split("\n").at(-1)!) as { seconds: number }).seconds, rssMB };
+function llamaCommand(m: Model, c: Config, threads: number, out: string): string[] {
+  return [llamaTool("llama-quantize"), ...(c.imatrix ? ["--imatrix", m.imatrix] : []), m.file, out, c.ftype, String(threads)];
 }
 
 /** Tensor data sections equal (the headers differ by hquant.* keys only). */
 async function sameTensorData(a: string, b: string): Promise<boolean> {
-  const dataOffset = async (file: string) => (await readHeaderAt(file)).dataOffset;
-  const oa = await dataOffset(a);
-  const ob = await dataOffset(b);
+  const oa = (await readHeaderAt(a)).dataOffset;
+  const ob = (await readHeaderAt(b)).dataOffset;
   const length = fs.statSync(a).size - oa;
   if (length !== fs.statSync(b).size - ob) return false;
-  return compareRanges(a, oa, b, ob, length);
-}
-
-function compareRanges(a: string, oa: number, b: string, ob: number, length: number): boolean {
   const fa = fs.openSync(a, "r");
   const fb = fs.openSync(b, "r");
   const ba = Buffer.alloc(8 << 20);
@@ -129,89 +117,109 @@ function compareRanges(a: string, oa: number, b: string, ob: number, length: num
   }
 }
 
-const LARGE: FactoryOptions = {
-  arch: "llama",
-  nLayer: 16,
-  nEmbd: 1536,
-  nHead: 12,
-  nHeadKv: 4,
-  nFf: 4352,
-  nVocab: 40960,
-  dtype: "f16",
-  tied: false,
-  seed: 7,
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 };
-const DEPTH: FactoryOptions = { ...LARGE, nEmbd: 512, nHead: 8, nHeadKv: 2, nFf: 1536, nVocab: 8192, seed: 11 };
-
 const fmt = (n: number, d = 2) => n.toFixed(d);
 
+interface Cell {
+  hquant: Run[];
+  llama: Run[];
+  same: boolean;
+}
+
+function argValue(name: string, fallback: number): number {
+  const i = process.argv.indexOf(name);
+  if (i < 0) return fallback;
+  const v = Number(process.argv[i + 1]);
+  if (!Number.isInteger(v) || v < 1) throw new Error(`${name}: ${process.argv[i + 1]} is not a positive integer`);
+  return v;
+}
+
 async function main(): Promise<void> {
-  if (process.argv[2] === "--llama-child") return llamaChild(process.argv.slice(3));
-  if (process.argv[2] === "--llama-idle") return llamaIdleChild();
   const quick = process.argv.includes("--quick");
+  const rounds = argValue("--rounds", 5);
+  const largeRounds = argValue("--large-rounds", 1);
   if (!fs.existsSync(path.join(ROOT, "dist/cli/main.js"))) throw new Error("run npm run build first");
   fs.mkdirSync(BENCH_DIR, { recursive: true });
+  llamaTool("llama-quantize"); // built once (cached) before anything is timed
 
-  const models: { label: string; file: string }[] = [{ label: "tinyllama-16l (bundled)", file: path.join(ROOT, "models/tinyllama-16l-f16.gguf") }];
+  const models: Model[] = [
+    { label: "tinyllama-16l (bundled)", file: path.join(ROOT, "models/tinyllama-16l-f16.gguf"), imatrix: path.join(ROOT, "test/fixtures/imatrix/imatrix.gguf"), rounds },
+  ];
   if (!quick) {
-    process.stderr.write("generating the synthetic models in " + BENCH_DIR + " …\n");
-    models.push({ label: "synthetic llama 16 layers", file: await makeModel({ ...LARGE, dir: BENCH_DIR }) });
+    process.stderr.write(`generating the synthetic model in ${BENCH_DIR} …\n`);
+    const file = await makeModel({ ...LARGE, dir: BENCH_DIR });
+    const imatrix = await syntheticImatrix(file, 21, BENCH_DIR);
+    models.push({ label: "synthetic llama 16 layers", file, imatrix, rounds: largeRounds });
   }
-  const out = path.join(BENCH_DIR, "out");
+  const hOut = path.join(BENCH_DIR, "out.hquant.gguf");
+  const lOut = path.join(BENCH_DIR, "out.llama.gguf");
+  const cells = new Map<string, Cell>();
+  const key = (m: Model, c: Config, t: number) => `${m.label}|${c.label}|${t}`;
+  const started = performance.now();
+
+  for (const m of models) {
+    for (let round = 0; round < m.rounds; round++) {
+      for (const c of CONFIGS) {
+        for (const t of THREADS) {
+          const cell = cells.get(key(m, c, t)) ?? { hquant: [], llama: [], same: true };
+          const runH = () => cell.hquant.push(timed(hquantCommand(m, c, t, hOut)));
+          const runL = () => cell.llama.push(timed(llamaCommand(m, c, t, lOut)));
+          if (round % 2 === 0) {
+            runH();
+            runL();
+          } else {
+            runL();
+            runH();
+          }
+          cell.same &&= await sameTensorData(hOut, lOut);
+          cells.set(key(m, c, t), cell);
+          const h = cell.hquant.at(-1)!;
+          const l = cell.llama.at(-1)!;
+          const run = (r: Run) => `${fmt(r.wall)} s (CPU ${fmt(r.cpu)} s, ${fmt(r.rssMB, 0)} MB)`;
+          process.stderr.write(`${m.label} ${c.label} -t ${t} round ${round + 1}: hquant ${run(h)}, llama-quantize ${run(l)}${cell.same ? "" : "  DIFFERENT BYTES"}\n`);
+          fs.rmSync(hOut, { force: true });
+          fs.rmSync(lOut, { force: true });
+        }
+      }
+    }
+  }
+
   const rows: string[] = [];
-  rows.push(`machine: ${os.cpus()[0]?.model ?? "?"}, ${os.cpus().length} CPUs, ${Math.round(os.totalmem() / 2 ** 30)} GB RAM; ${THREADS} threads; node ${process.version}`);
-  const idleHquant = timed([process.execPath, "bin/hquant.js", "--help"]).rssMB;
-  const idleLlama = timed([process.execPath, "--import", "tsx", "bench/build.ts", "--llama-idle"]).rssMB;
-  rows.push(`idle processes (start-up only): hquant CLI ${fmt(idleHquant, 0)} MB; llama.cpp harness (node + tsx + koffi + libllama) ${fmt(idleLlama, 0)} MB`);
+  rows.push(`machine: ${os.cpus()[0]?.model ?? "?"}, ${os.cpus().length} CPUs, ${Math.round(os.totalmem() / 2 ** 30)} GB RAM; node ${process.version}; load average at the end ${os.loadavg().map((x) => x.toFixed(1)).join(" ")}`);
+  rows.push(`rounds: ${models.map((m) => `${m.label} ${m.rounds}`).join(", ")}; medians; whole commands (process start-up included); bench took ${fmt((performance.now() - started) / 60_000, 1)} min`);
   rows.push("");
-  rows.push("| model | input MB | type | hquant s | hquant MB/s | llama.cpp s | llama.cpp MB/s | speed-up | hquant RSS MB | llama.cpp RSS MB | RSS ratio | same tensor data |");
+  rows.push("| model | input MB | type | threads | hquant wall s | llama-quantize wall s | speed-up | hquant CPU s | llama-quantize CPU s | hquant RSS MB | llama-quantize RSS MB | same tensor data |");
   rows.push("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
   for (const m of models) {
     const inputMB = fs.statSync(m.file).size / 1e6;
-    for (const type of TYPES) {
-      const runs = fs.statSync(m.file).size < SMALL_MODEL_BYTES ? SMALL_MODEL_RUNS : 1;
-      let h: Run = { seconds: Infinity, rssMB: 0 };
-      let l: Run = { seconds: Infinity, rssMB: 0 };
-      for (let r = 0; r < runs; r++) {
-        h = best(h, runHquant(m.file, `${out}.hquant.gguf`, type));
-        l = best(l, runLlama(m.file, `${out}.llama.gguf`, type));
+    for (const c of CONFIGS) {
+      for (const t of THREADS) {
+        const cell = cells.get(key(m, c, t))!;
+        const h = (f: keyof Run) => median(cell.hquant.map((r) => r[f]));
+        const l = (f: keyof Run) => median(cell.llama.map((r) => r[f]));
+        rows.push(
+          `| ${m.label} | ${fmt(inputMB, 0)} | ${c.label} | ${t} | ${fmt(h("wall"))} | ${fmt(l("wall"))} | ${fmt(l("wall") / h("wall"))}× | ` +
+            `${fmt(h("cpu"))} | ${fmt(l("cpu"))} | ${fmt(h("rssMB"), 0)} | ${fmt(l("rssMB"), 0)} | ${cell.same ? "yes" : "NO"} |`,
+        );
       }
-      const same = await sameTensorData(`${out}.hquant.gguf`, `${out}.llama.gguf`);
-      rows.push(
-        `| ${m.label} | ${fmt(inputMB, 0)} | ${type} | ${fmt(h.seconds)} | ${fmt(inputMB / h.seconds, 0)} | ${fmt(l.seconds)} | ${fmt(inputMB / l.seconds, 0)} | ` +
-          `${fmt(l.seconds / h.seconds)}× | ${fmt(h.rssMB, 0)} | ${fmt(l.rssMB, 0)} | ${fmt(h.rssMB / l.rssMB)} | ${same ? "yes" : "NO"} |`,
-      );
-      process.stderr.write(rows.at(-1) + "\n");
-      fs.rmSync(`${out}.hquant.gguf`, { force: true });
-      fs.rmSync(`${out}.llama.gguf`, { force: true });
     }
   }
-  if (!quick) {
-    rows.push("");
-    rows.push("peak RSS vs model size (Q4_K_M, same layer shapes, 16 vs 64 layers):");
-    rows.push("");
-    rows.push("| model | input MB | hquant RSS MB | llama.cpp RSS MB |");
-    rows.push("|---|---:|---:|---:|");
-    const depth: { inputMB: number; hquant: Run; llama: Run }[] = [];
-    for (const nLayer of [16, 64]) {
-      const file = await makeModel({ ...DEPTH, nLayer, dir: BENCH_DIR });
-      const h = runHquant(file, `${out}.hquant.gguf`, "Q4_K_M");
-      const l = runLlama(file, `${out}.llama.gguf`, "Q4_K_M");
-      depth.push({ inputMB: fs.statSync(file).size / 1e6, hquant: h, llama: l });
-      rows.push(`| synthetic llama ${nLayer} layers (n_embd ${DEPTH.nEmbd}) | ${fmt(fs.statSync(file).size / 1e6, 0)} | ${fmt(h.rssMB, 0)} | ${fmt(l.rssMB, 0)} |`);
-      process.stderr.write(rows.at(-1) + "\n");
-      fs.rmSync(`${out}.hquant.gguf`, { force: true });
-      fs.rmSync(`${out}.llama.gguf`, { force: true });
+  rows.push("");
+  rows.push("1 → 2 threads (wall-time ratio):");
+  rows.push("");
+  rows.push("| model | type | hquant | llama-quantize |");
+  rows.push("|---|---|---:|---:|");
+  for (const m of models) {
+    for (const c of CONFIGS) {
+      const wall = (tool: "hquant" | "llama", t: number) => median(cells.get(key(m, c, t))![tool].map((r) => r.wall));
+      rows.push(`| ${m.label} | ${c.label} | ${fmt(wall("hquant", 1) / wall("hquant", 2))}× | ${fmt(wall("llama", 1) / wall("llama", 2))}× |`);
     }
-    const [small, large] = depth as [(typeof depth)[0], (typeof depth)[0]];
-    const growth = (tool: "hquant" | "llama") => {
-      const mb = large[tool].rssMB - small[tool].rssMB;
-      return `${mb >= 0 ? "+" : ""}${fmt(mb, 0)} MB`;
-    };
-    rows.push("");
-    rows.push(`16 → 64 layers (input × ${fmt(large.inputMB / small.inputMB, 1)}): peak RSS hquant ${growth("hquant")}, llama.cpp ${growth("llama")}`);
   }
   process.stdout.write(rows.join("\n") + "\n");
+  if ([...cells.values()].some((c) => !c.same)) process.exitCode = 1;
 }
 
 await main();

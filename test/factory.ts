@@ -7,8 +7,8 @@ import os from "node:os";
 import path from "node:path";
 import { GGMLType } from "../src/gguf/ggml-types.js";
 import { GGUFValueType, type GGUFKV } from "../src/gguf/model.js";
-import { GGUFFileWriter, type TensorSpec } from "../src/gguf/writer.js";
 import { readHeaderAt } from "../src/gguf/reader.js";
+import { GGUFFileWriter, type TensorSpec } from "../src/gguf/writer.js";
 
 export interface FactoryOptions {
   arch: "llama" | "qwen3";

@@ -1,8 +1,10 @@
 // The worker pool: chunks go to workers by transfer (the caller's buffer is detached afterwards),
 // and what comes back are llama.cpp's bytes for that chunk (F16 source converted to f32 first).
+import { spawnSync } from "node:child_process";
+import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { GGMLType, rowSize } from "../src/gguf/ggml-types.js";
-import { QuantizePool, WORKER_PATH } from "../src/pool/index.js";
+import { QuantizePool, sharedQuantizePool, WORKER_PATH } from "../src/pool/index.js";
 import { oracleDequantize, oracleQuantize } from "./oracle/ggml.js";
 
 const pool = new QuantizePool(2);
@@ -69,7 +71,7 @@ describe("quantize pool", () => {
     expect(Buffer.from(result as ArrayBuffer, 0, expected.length).equals(Buffer.from(expected))).toBe(true);
   });
 
-  it("with one thread, the main thread quantizes alone: same bytes, the buffer moved", async () => {
+  it("with one thread, one worker quantizes everything: same bytes, the buffer moved", async () => {
     const single = new QuantizePool(1);
     try {
       const nrows = 32;
@@ -94,5 +96,54 @@ describe("quantize pool", () => {
     f32[2 * 256 + 5] = Number.NaN;
     const result = await pool.run({ srcType: GGMLType.F32, dstType: GGMLType.Q4_K, nrows: 4, ncols: 256, data: f32.buffer, imatrix: null });
     expect(result).toEqual({ nonFiniteRow: 2 });
+  });
+
+  it("passes a kernel's error back as an Error with its message, and keeps working", async () => {
+    const f32 = new Float32Array(256).fill(0.5);
+    await expect(pool.run({ srcType: GGMLType.F32, dstType: GGMLType.IQ2_XXS, nrows: 1, ncols: 256, data: f32.buffer, imatrix: null })).rejects.toThrow("no kernel for type iq2_xxs");
+    const ok = new Float32Array(256).fill(0.5);
+    const expected = oracleQuantize(GGMLType.Q8_0, ok, 1, 256);
+    const result = await pool.run({ srcType: GGMLType.F32, dstType: GGMLType.Q8_0, nrows: 1, ncols: 256, data: ok.slice().buffer, imatrix: null });
+    expect(Buffer.from(result as ArrayBuffer, 0, expected.length).equals(Buffer.from(expected))).toBe(true);
+  });
+
+  it("rejects a task whose signal is aborted, whether it is waiting for a worker or not yet sent", async () => {
+    const single = new QuantizePool(1);
+    try {
+      const chunk = () => ({ srcType: GGMLType.F16, dstType: GGMLType.Q4_K, nrows: 64, ncols: 512, data: seededF16Rows(64, 512, 3).buffer, imatrix: null });
+      const controller = new AbortController();
+      // the one worker holds two tasks; the third waits in the pool until the abort removes it
+      const sent = [single.run(chunk()), single.run(chunk())];
+      const waiting = single.run(chunk(), controller.signal);
+      controller.abort(new Error("stop"));
+      await expect(waiting).rejects.toThrow("stop");
+      await expect(single.run(chunk(), controller.signal)).rejects.toThrow("stop");
+      for (const r of await Promise.all(sent)) expect(r).toBeInstanceOf(ArrayBuffer);
+    } finally {
+      await single.destroy();
+    }
+    await expect(single.run({ srcType: GGMLType.F32, dstType: GGMLType.Q8_0, nrows: 1, ncols: 32, data: new ArrayBuffer(128), imatrix: null })).rejects.toThrow("quantize pool destroyed");
+  });
+
+  it("shares one pool per size in a process until it is destroyed", async () => {
+    const a = sharedQuantizePool(2);
+    expect(sharedQuantizePool(2)).toBe(a);
+    expect(sharedQuantizePool(1)).not.toBe(a);
+    expect(a.threads).toBe(2);
+    await sharedQuantizePool(1).destroy();
+    await a.destroy();
+    expect(sharedQuantizePool(2)).not.toBe(a);
+    await sharedQuantizePool(2).destroy();
+  });
+
+  it("never keeps the process alive once idle (a shared pool is never destroyed)", () => {
+    const script = `
+      const { sharedQuantizePool } = await import(${JSON.stringify(path.resolve(WORKER_PATH, "../index.js"))});
+      const r = await sharedQuantizePool(2).run({ srcType: 0, dstType: 8, nrows: 1, ncols: 32, data: new Float32Array(32).fill(1).buffer, imatrix: null });
+      sharedQuantizePool(1); // started, never used
+      console.log(r.byteLength);`;
+    const r = spawnSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8", timeout: 20_000 });
+    expect(r.error).toBeUndefined();
+    expect({ code: r.status, stdout: r.stdout.trim(), stderr: r.stderr }).toEqual({ code: 0, stdout: "128", stderr: "" });
   });
 });

@@ -36,7 +36,7 @@ export interface BuildOptions {
   output: string;
   /** the schedule, or how to resolve it once the model's header is known */
   schedule: ResolvedSchedule | ((model: GGUFModel) => ResolvedSchedule | Promise<ResolvedSchedule>);
-  /** worker threads (default: one per core) */
+  /** kernel threads (default: one per core); the calling thread only reads, orders and writes */
   threads?: number;
   /** imatrix file (default: the schedule's) */
   imatrix?: string;
@@ -62,8 +62,16 @@ export interface BuildOptions {
   /** called once the plan is known, before any data is written (with the imatrix entries it uses) */
   onPlan?: (plan: Plan, imatrix?: ImatrixUse) => void;
   signal?: AbortSignal;
-  /** a pool to use instead of starting one (kept running afterwards); `threads` is then its size */
+  /**
+   * a pool to use instead of starting one (kept running afterwards); `threads` is then its size.
+   * Callers building many files pass one pool to every build (sharedQuantizePool(threads)).
+   */
   pool?: QuantizePool;
+  /**
+   * performance.now() at which the run began, counted in `seconds` (default: when buildModel is
+   * called); the CLI passes 0, the process's start, so start-up is counted too
+   */
+  startTime?: number;
 }
 
 export interface BuildResult {
@@ -76,6 +84,7 @@ export interface BuildResult {
   fileSize: number;
   inputBytes: number;
   threads: number;
+  /** from `startTime` (or the call) to the output's rename */
   seconds: number;
   imatrix?: ImatrixUse;
 }
@@ -100,8 +109,8 @@ const REQUANTIZABLE_SOURCE_TYPES = new Set<GGMLType>([
   GGMLType.IQ4_NL, GGMLType.IQ4_XS,
 ]);
 
-/** chunks in flight per worker: one running, the next ones read and queued */
-const IN_FLIGHT_PER_THREAD = 3;
+/** chunks in flight per kernel thread: one running, one queued in the worker, the next ones read */
+const IN_FLIGHT_PER_THREAD = 4;
 
 /** What one tensor needs, checked before the output file is created. */
 interface TensorJob {
@@ -342,7 +351,7 @@ export type PrepareOptions = Omit<BuildOptions, "output"> & { output?: string };
 
 /** Builds the output GGUF; on any error or abort no output file is left behind. */
 export async function buildModel(opts: BuildOptions): Promise<BuildResult> {
-  const t0 = performance.now();
+  const t0 = opts.startTime ?? performance.now();
   opts.signal?.throwIfAborted();
   // the output path is checked before anything is read: a device, FIFO or folder is refused
   if (!isSplitOutput({ splitMaxSize: opts.splitMaxSize, splitMaxTensors: opts.splitMaxTensors })) resolveOutputTarget(opts.output);

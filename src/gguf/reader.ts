@@ -143,6 +143,38 @@ class HeaderCursor {
     return this.buf.subarray(at, at + n);
   }
 
+  /**
+   * The next GGUF string when its length and bytes are already in the window (the common case in
+   * a long string array), else undefined and nothing consumed: string() then reads it (and
+   * reports what is wrong with it).
+   */
+  bufferedString(): string | undefined {
+    if (!this.has(8)) return undefined;
+    const at = this.pos - this.bufStart;
+    const length = this.dv.getUint32(at, true);
+    if (this.dv.getUint32(at + 4, true) !== 0 || !this.has(8 + length)) return undefined;
+    const start = at + 8;
+    let text: string | undefined;
+    if (length <= SHORT_STRING) {
+      let ascii = "";
+      for (let i = start; i < start + length; i++) {
+        const b = this.buf[i]!;
+        if (b >= 0x80) break;
+        ascii += String.fromCharCode(b);
+      }
+      if (ascii.length === length) text = ascii;
+    }
+    if (text === undefined) {
+      try {
+        text = utf8.decode(this.buf.subarray(start, start + length));
+      } catch {
+        return undefined;
+      }
+    }
+    this.pos += 8 + length;
+    return text;
+  }
+
   /** a GGUF string (u64 length + UTF-8 bytes); `maxBytes` is a format limit below the file size */
   async string(field: () => string, maxBytes = MAX_STRING_LENGTH): Promise<string> {
     const length = await this.u64(() => `${field()} length`);
@@ -158,6 +190,9 @@ class HeaderCursor {
     }
   }
 }
+
+/** Some bytes below 0x80: short ASCII strings (most token strings) skip the UTF-8 decoder call. */
+const SHORT_STRING = 32;
 
 function valueTypeName(type: number): string {
   return VALUE_TYPE_NAMES[type] ?? `type ${type}`;
@@ -190,7 +225,7 @@ async function readArray(c: HeaderCursor, key: string): Promise<GGUFKV> {
       }
     }
   } else {
-    for (let i = 0; i < n; i++) values[i] = await c.string(() => `key '${key}' element ${i}`);
+    for (let i = 0; i < n; i++) values[i] = c.bufferedString() ?? (await c.string(() => `key '${key}' element ${i}`));
   }
   return { key, type: GGUFValueType.ARRAY, arrayType: elemType as GGUFValueType, value: values };
 }

@@ -3,7 +3,6 @@
 // offset u64), zero padding to the alignment; then each tensor's data in order, each followed by
 // zero padding to the alignment (the last one too). All offsets are known up front from types
 // and shapes, so the output size is exact before any data is written.
-import { randomBytes } from "node:crypto";
 import { promises as fsp } from "node:fs";
 import { UserError } from "../errors.js";
 import { tensorBytes, type GGMLType } from "./ggml-types.js";
@@ -221,7 +220,10 @@ export function openTempFiles(): string[] {
 }
 
 export function tempPathFor(target: string): string {
-  return tempNameFor(target, process.pid, randomBytes(4).toString("hex"));
+  // not node:crypto: its first use costs ~20 ms of start-up, and the name only has to be unlikely
+  // to clash (the file is created exclusively)
+  const tag = Math.floor(Math.random() * 2 ** 32).toString(16).padStart(8, "0");
+  return tempNameFor(target, process.pid, tag);
 }
 
 export interface WriterOptions {

@@ -1,15 +1,18 @@
-// A piscina pool of kernel workers. Chunks go over by transfer (the source ArrayBuffer is moved
-// to the worker, which writes the quantized rows over the source and moves the same buffer back),
-// so no chunk is ever structured-cloned, and a BufferPool hands the buffers out again: in steady
-// state a build allocates no chunk memory at all. As in llama.cpp (nthread), the calling thread is
-// one of the threads: N threads are N-1 workers plus the main thread, which takes chunks whenever
-// every worker has one running and one queued (one worker's memory and start-up saved).
+// A pool of kernel threads. `threads` is the number of threads doing kernel work: that many
+// workers, while the calling (main) thread only reads, hands out chunks, orders the results and
+// writes, so its I/O overlaps with the workers' compute. Chunks go over by transfer (the source
+// ArrayBuffer is moved to a worker, which writes the quantized rows over the source and moves the
+// same buffer back), so no chunk is ever structured-cloned, and a BufferPool hands the buffers out
+// again: in steady state a build allocates no chunk memory at all. The kernels are compiled once
+// per process and the module is handed to every worker; sharedQuantizePool keeps one pool per
+// process for callers that build many files (scan, bench, tune).
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { Piscina } from "piscina";
-import type { QuantizeTask, QuantizeTaskResult } from "./task.js";
+import { Worker } from "node:worker_threads";
+import { kernelModule } from "../quant/kernels.js";
+import type { QuantizeTask, QuantizeTaskResult, WorkerReply, WorkerRequest } from "./task.js";
 
 export type { QuantizeTask, QuantizeTaskResult } from "./task.js";
 
@@ -29,50 +32,95 @@ export function defaultThreads(): number {
   return Math.max(1, typeof os.availableParallelism === "function" ? os.availableParallelism() : os.cpus().length);
 }
 
+/**
+ * The worker is plain JS: it needs none of the parent's loaders (tsx, vitest), which would
+ * otherwise be started again in every worker; profiling flags (node --cpu-prof …) are passed on,
+ * so a profile has one file per kernel thread.
+ */
+const WORKER_EXEC_ARGV = profilingFlags(process.execArgv);
+
+function profilingFlags(argv: readonly string[]): string[] {
+  const kept: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const flag = argv[i]!;
+    if (!/^--(cpu|heap)-prof/.test(flag)) continue;
+    kept.push(flag);
+    // `--cpu-prof-dir DIR` (the value as the next argument)
+    if (/^--(cpu|heap)-prof-(dir|name|interval)$/.test(flag) && i + 1 < argv.length) kept.push(argv[++i]!);
+  }
+  return kept;
+}
+
 /** Tasks each worker holds: one running, one queued in its port so it never waits for the main thread. */
 const TASKS_PER_WORKER = 2;
 
-/** piscina's marker for a moved (transferred) result: the value itself is under this key. */
-const PISCINA_VALUE = Symbol.for("Piscina.valueOf");
+interface PendingTask {
+  id: number;
+  task: QuantizeTask;
+  signal?: AbortSignal;
+  onAbort?: () => void;
+  resolve: (r: QuantizeTaskResult) => void;
+  reject: (e: unknown) => void;
+}
 
-type ChunkHandler = (task: QuantizeTask) => QuantizeTaskResult;
+interface KernelThread {
+  worker: Worker;
+  running: Map<number, PendingTask>;
+}
 
-/** `threads` kernel threads: threads − 1 piscina workers and the calling (main) thread. */
+const abortError = (signal: AbortSignal) => (signal.reason instanceof Error ? signal.reason : new Error("aborted"));
+
+/** `threads` kernel threads (worker threads); the caller's thread does no kernel work. */
 export class QuantizePool {
-  private readonly piscina: Piscina<QuantizeTask, QuantizeTaskResult> | undefined;
   readonly threads: number;
-  private readonly workers: number;
-  /** tasks sent to the workers and not settled */
-  private outstanding = 0;
-  /** tasks for the main thread, run one per macrotask so I/O and worker results keep flowing */
-  private readonly inline: { task: QuantizeTask; signal?: AbortSignal; resolve: (r: QuantizeTaskResult) => void; reject: (e: unknown) => void }[] = [];
-  private inlineScheduled = false;
-  private readonly handler: Promise<ChunkHandler>;
+  private readonly kernelThreads: KernelThread[] = [];
+  /** tasks waiting for a worker with room, in order */
+  private readonly waiting: PendingTask[] = [];
+  private nextId = 0;
+  private destroyed = false;
 
-  /** Starts the workers at once (they load the kernels while the caller reads the model). */
+  /** Starts the workers at once (they start while the caller reads the model). */
   constructor(threads = defaultThreads()) {
     if (!fs.existsSync(WORKER_PATH)) {
       throw new Error(`worker pool not built: ${WORKER_PATH} is missing (run npm run build:ts)`);
     }
     this.threads = Math.max(1, Math.floor(threads));
-    this.workers = this.threads - 1;
-    // the main thread's kernels load while the workers start (and the caller reads the model)
-    this.handler = import("./worker.js").then((m) => m.default as ChunkHandler);
-    this.handler.catch(() => undefined); // awaited when the main thread first quantizes
-    if (this.workers === 0) return;
-    this.piscina = new Piscina<QuantizeTask, QuantizeTaskResult>({
-      filename: WORKER_PATH,
-      minThreads: this.workers,
-      maxThreads: this.workers,
-      idleTimeout: 60_000,
-      // the handler is synchronous: the second task waits in the worker's port, ready the moment
-      // the first is done (the main thread may be busy quantizing then)
-      concurrentTasksPerWorker: TASKS_PER_WORKER,
-      // the worker is plain JS: it needs none of the parent's loaders (tsx, vitest), which would
-      // otherwise be started again in every worker
-      execArgv: [],
+    const kernels = kernelModule();
+    for (let i = 0; i < this.threads; i++) this.kernelThreads.push(this.startThread(kernels));
+  }
+
+  private startThread(kernels: WebAssembly.Module): KernelThread {
+    const worker = new Worker(WORKER_PATH, {
+      workerData: { kernels },
+      execArgv: WORKER_EXEC_ARGV,
       resourceLimits: WORKER_RESOURCE_LIMITS,
     });
+    const thread: KernelThread = { worker, running: new Map() };
+    worker.on("message", (reply: WorkerReply) => {
+      const pending = thread.running.get(reply.id);
+      if (!pending) return;
+      thread.running.delete(reply.id);
+      if (reply.error !== undefined) pending.reject(reply.error);
+      else pending.resolve(reply.result!);
+      this.dispatch();
+    });
+    worker.on("error", (err) => this.lost(thread, err));
+    worker.on("exit", (code) => this.lost(thread, new Error(`quantize worker exited (code ${code})`)));
+    // an idle pool never keeps the process alive (a shared pool is never destroyed); after the
+    // listeners, since adding a message listener refs the worker's port again
+    worker.unref();
+    return thread;
+  }
+
+  /** A worker died: its tasks fail, and a fresh worker takes its place (unless destroyed). */
+  private lost(thread: KernelThread, err: Error): void {
+    const tasks = [...thread.running.values()];
+    thread.running.clear();
+    for (const t of tasks) t.reject(err);
+    const i = this.kernelThreads.indexOf(thread);
+    if (i < 0 || this.destroyed) return;
+    this.kernelThreads[i] = this.startThread(kernelModule());
+    this.dispatch();
   }
 
   /**
@@ -82,47 +130,76 @@ export class QuantizePool {
    * new buffer.
    */
   run(task: QuantizeTask, signal?: AbortSignal): Promise<QuantizeTaskResult> {
-    if (this.piscina && this.outstanding < this.workers * TASKS_PER_WORKER) {
-      this.outstanding++;
-      const result = this.piscina.run(task, { transferList: [task.data], signal });
-      const settled = () => void this.outstanding--;
-      result.then(settled, settled);
-      return result;
-    }
-    // the same contract as a worker's: the caller's buffer is detached (moved, not copied)
-    const moved = { ...task, data: structuredClone(task.data, { transfer: [task.data] }) };
+    if (this.destroyed) return Promise.reject(new Error("quantize pool destroyed"));
+    if (signal?.aborted) return Promise.reject(abortError(signal));
     return new Promise((resolve, reject) => {
-      this.inline.push({ task: moved, signal, resolve, reject });
-      this.scheduleInline();
+      const pending: PendingTask = { id: this.nextId++, task, signal, resolve, reject };
+      if (signal) {
+        pending.onAbort = () => {
+          const at = this.waiting.indexOf(pending);
+          if (at >= 0) {
+            this.waiting.splice(at, 1);
+            reject(abortError(signal));
+          }
+        };
+        signal.addEventListener("abort", pending.onAbort, { once: true });
+      }
+      this.waiting.push(pending);
+      this.dispatch();
     });
   }
 
-  private scheduleInline(): void {
-    if (this.inlineScheduled || this.inline.length === 0) return;
-    this.inlineScheduled = true;
-    setImmediate(() => void this.runInline());
-  }
-
-  /** Runs the next main-thread task with the workers' own handler (imported at construction). */
-  private async runInline(): Promise<void> {
-    const next = this.inline.shift()!;
-    try {
-      const handler = await this.handler;
-      if (next.signal?.aborted) throw next.signal.reason ?? new Error("aborted");
-      const result = handler(next.task) as QuantizeTaskResult | Record<symbol, QuantizeTaskResult>;
-      next.resolve(typeof result === "object" && PISCINA_VALUE in result ? (result as Record<symbol, QuantizeTaskResult>)[PISCINA_VALUE]! : (result as QuantizeTaskResult));
-    } catch (err) {
-      next.reject(err);
-    } finally {
-      this.inlineScheduled = false;
-      this.scheduleInline();
+  /** Hands waiting tasks, in order, to the least busy workers with room. */
+  private dispatch(): void {
+    while (this.waiting.length > 0) {
+      let best: KernelThread | undefined;
+      for (const t of this.kernelThreads) {
+        if (t.running.size < TASKS_PER_WORKER && (!best || t.running.size < best.running.size)) best = t;
+      }
+      if (!best) break;
+      const pending = this.waiting.shift()!;
+      if (pending.onAbort) pending.signal!.removeEventListener("abort", pending.onAbort);
+      best.running.set(pending.id, pending);
+      const request: WorkerRequest = { id: pending.id, task: pending.task };
+      best.worker.postMessage(request, [pending.task.data]);
+    }
+    // a worker with work keeps the process alive until its results are in
+    for (const t of this.kernelThreads) {
+      if (t.running.size > 0) t.worker.ref();
+      else t.worker.unref();
     }
   }
 
   async destroy(): Promise<void> {
-    for (const t of this.inline.splice(0)) t.reject(new Error("quantize pool destroyed"));
-    await this.piscina?.destroy();
+    if (this.destroyed) return;
+    this.destroyed = true;
+    const error = new Error("quantize pool destroyed");
+    for (const t of this.waiting.splice(0)) t.reject(error);
+    for (const thread of this.kernelThreads) {
+      for (const t of thread.running.values()) t.reject(error);
+      thread.running.clear();
+    }
+    await Promise.all(this.kernelThreads.map((t) => t.worker.terminate()));
+    if (sharedPools.get(this.threads) === this) sharedPools.delete(this.threads);
   }
+}
+
+const sharedPools = new Map<number, QuantizePool>();
+
+/**
+ * One pool of `threads` kernel threads per process, started on first use and kept: pass it as
+ * buildModel's `pool` when building many files in one process, so the threads and the compiled
+ * kernels are set up once. Its idle workers never keep the process alive; destroy() ends it (a
+ * later call starts a new one).
+ */
+export function sharedQuantizePool(threads = defaultThreads()): QuantizePool {
+  const n = Math.max(1, Math.floor(threads));
+  let pool = sharedPools.get(n);
+  if (!pool) {
+    pool = new QuantizePool(n);
+    sharedPools.set(n, pool);
+  }
+  return pool;
 }
 
 /**

@@ -28,3 +28,16 @@ export interface QuantizeTask {
 
 /** the quantized rows (transferred back), or the first row (within the chunk) holding NaN/Inf */
 export type QuantizeTaskResult = ArrayBuffer | { nonFiniteRow: number };
+
+/** A chunk as posted to a worker (`task.data` transferred). */
+export interface WorkerRequest {
+  id: number;
+  task: QuantizeTask;
+}
+
+/** A worker's answer to one request: the result (transferred back) or the error it threw. */
+export interface WorkerReply {
+  id: number;
+  result?: QuantizeTaskResult;
+  error?: Error;
+}

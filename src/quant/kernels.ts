@@ -1,8 +1,9 @@
 // JS side of the WebAssembly kernels (kernels/*.ts → build/kernels.wasm).
-// One instance per thread (the main thread or a pool worker). The caller's rows are copied into
-// linear memory after the kernels' static data, quantized there and copied out: a batch of rows
-// per call, so the JS↔WASM crossing is negligible next to the arithmetic. quantizeInto writes into
-// the caller's array (no allocation); convertRows takes F16/BF16/Q8_0 source bytes straight in.
+// One instance per thread (the main thread or a pool worker), of one module compiled per process.
+// The caller's rows are copied into linear memory after the kernels' static data, quantized there
+// and copied out: a batch of rows per call, so the JS↔WASM crossing is negligible next to the
+// arithmetic. quantizeInto writes into the caller's array (no allocation); convertRows takes
+// F16/BF16/Q8_0 source bytes straight in.
 import fs from "node:fs";
 import { fileURLToPath } from "node:url";
 import { GGMLType, mustTypeInfo, rowSize, typeName } from "../gguf/ggml-types.js";
@@ -24,18 +25,32 @@ export class NonFiniteRowError extends Error {
 }
 
 let instance: KernelExports | undefined;
+let compiled: WebAssembly.Module | undefined;
 
-function kernels(): KernelExports {
-  if (!instance) {
+/**
+ * The kernels compiled, once per process: the pool hands this module to its workers (a module
+ * posted to a worker shares its compiled code), so no thread compiles the kernels again.
+ */
+export function kernelModule(): WebAssembly.Module {
+  if (!compiled) {
     let bytes: Buffer;
     try {
       bytes = fs.readFileSync(WASM_PATH);
     } catch {
       throw new Error(`kernels not built: ${WASM_PATH} is missing (run npm run build:kernels)`);
     }
-    const mod = new WebAssembly.Module(new Uint8Array(bytes));
-    instance = new WebAssembly.Instance(mod, { env: { abort: kernelAbort } }).exports as unknown as KernelExports;
+    compiled = new WebAssembly.Module(new Uint8Array(bytes));
   }
+  return compiled;
+}
+
+/** A worker thread adopts the module its pool compiled (before its first kernel call). */
+export function useKernelModule(module: WebAssembly.Module): void {
+  compiled = module;
+}
+
+function kernels(): KernelExports {
+  instance ??= new WebAssembly.Instance(kernelModule(), { env: { abort: kernelAbort } }).exports as unknown as KernelExports;
   return instance;
 }
 

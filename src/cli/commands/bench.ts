@@ -15,6 +15,7 @@ import { loadPreset, loadScheduleFile } from "../../plan/options.js";
 import { resolveOutputTarget } from "../../gguf/output-path.js";
 import { progressBar, type ProgressBar } from "../progress.js";
 import { commandSignal } from "../signals.js";
+import { sharedQuantizePool } from "../../pool/index.js";
 
 interface BenchCliOptions {
   text: string;
@@ -67,6 +68,8 @@ async function buildTargets(base: string, jobs: BuildJob[], opts: BenchCliOption
   if (jobs.length === 0) return [];
   fs.mkdirSync(opts.out!, { recursive: true }); // --out may be new
   const targets: BenchTarget[] = [];
+  // one pool (threads and compiled kernels) for every build
+  const pool = sharedQuantizePool(threads);
   for (const [k, job] of jobs.entries()) {
     bar.log(`building ${path.basename(job.output)}`);
     const progress = progressBar({ label: `[${k + 1}/${jobs.length}] build ${job.name}`, unit: "bytes", enabled: !opts.quiet && opts.progress });
@@ -75,6 +78,7 @@ async function buildTargets(base: string, jobs: BuildJob[], opts: BenchCliOption
         input: base,
         output: job.output,
         threads,
+        pool,
         imatrix: opts.imatrix,
         // exactly llama.cpp's metadata, as before: the targets carry the preset name themselves
         hquant: false,

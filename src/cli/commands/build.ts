@@ -7,7 +7,7 @@ import { build } from "../../index.js";
 import type { Plan } from "../../plan/planner.js";
 import { bitsPerWeight, typeTable } from "../../plan/summary.js";
 import { describeSurgery, formatSurgeryTable } from "../../surgery/index.js";
-import { defaultThreads } from "../../pool/index.js";
+import { defaultThreads, sharedQuantizePool } from "../../pool/index.js";
 import { jsonTarget, writeJson } from "../args.js";
 import { addBuildOptions, applyPositionals, buildOptionsFromCli, type BuildCliOptions } from "../build-options.js";
 import { progressBar } from "../progress.js";
@@ -65,6 +65,9 @@ export function registerBuild(program: Command): void {
     const options = buildOptionsFromCli(opts);
     const json = jsonTarget(opts.json);
     const threads = options.threads ?? defaultThreads();
+    // the kernel threads start now, while the header is read; the process ends without tearing
+    // them down (an idle pool does not hold it)
+    const pool = sharedQuantizePool(threads);
     const talk = !opts.quiet && json !== "-";
     const stderr = process.stderr;
     const bar = progressBar({ label: "quantizing", unit: "bytes", enabled: talk });
@@ -75,6 +78,8 @@ export function registerBuild(program: Command): void {
         input,
         output,
         threads,
+        pool,
+        startTime: 0, // the process's start: start-up is part of the run
         schedule: opts,
         signal: commandSignal(),
         onPlan: (plan, imatrix) => {
