@@ -12,7 +12,9 @@ import { defaultCacheDir, writeFileAtomic } from "../../bench/run.js";
 import { parseFileType, validateSchedule } from "../../plan/schedule.js";
 import { checkMergeCount, parseSearchOps, type Candidate } from "../../scan/candidates.js";
 import { greedyMarkdown, greedySearch, surgerySchedule } from "../../scan/greedy.js";
-import { HiddenStateSimilarity, lacoSearch } from "../../scan/laco.js";
+import { checkLacoParams, HiddenStateSimilarity, lacoSearch } from "../../scan/laco.js";
+import { openModel } from "../../gguf/reader.js";
+import { mixtureHParams } from "../../plan/hparams.js";
 import { CandidateMeasurer } from "../../scan/measure.js";
 import { lacoMarkdown, rankedMarkdown, rankEdits } from "../../scan/search.js";
 import type { SurgeryOp } from "../../surgery/index.js";
@@ -114,6 +116,11 @@ export async function runSearchCommand(base: string, opts: ScanSearchCliOptions)
   if (!fs.existsSync(base)) throw new UserError(`${base}: no such file`);
   const text = readText(opts.text);
   const log = (s: string) => opts.progress && process.stderr.write(`${s}\n`);
+  // parameters that cannot work fail before the (slow) base evaluation
+  const nLayer = mixtureHParams((await openModel(base)).kv, base).nLayer;
+  const lacoParams = laco && { mergeCount: mergeCount ?? 3, ...laco, highest: laco.highest ?? nLayer - (mergeCount ?? 3) };
+  if (lacoParams) checkLacoParams(lacoParams, nLayer);
+  if (targetLayers === nLayer) throw new UserError(`--target-layers ${targetLayers}: the model already has ${nLayer} layers`);
 
   const measurer = await CandidateMeasurer.open({ base, text, textName: path.basename(opts.text), ftype, ctx, chunks, threads, cacheDir: opts.cacheDir ?? defaultCacheDir() });
   // ETA from the mean time of the measurements built so far (cached ones cost nothing)
@@ -140,9 +147,9 @@ export async function runSearchCommand(base: string, opts: ScanSearchCliOptions)
   let surgery: SurgeryOp[] | undefined;
   let description = "";
   try {
-    if (laco) {
-      const C = mergeCount ?? 3;
-      const params = { mergeCount: C, ...laco, highest: laco.highest ?? measurer.nLayer - C };
+    if (lacoParams) {
+      const params = lacoParams;
+      const C = params.mergeCount;
       const similarity = HiddenStateSimilarity.open(measurer);
       const result = await lacoSearch({
         nLayer: measurer.nLayer,
