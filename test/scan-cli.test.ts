@@ -20,8 +20,19 @@ const run = (args: string[]) => runCommand(registerScan, "scan", args);
 describe("hquant scan arguments", () => {
   it("rejects bad input with a one-line message", async () => {
     expect(await run([BASE, "--op", "delete"])).toBe("commander: commander.missingMandatoryOptionValue");
-    expect(await run([BASE, "--text", TEXT])).toBe("commander: commander.missingMandatoryOptionValue");
-    expect(await run([BASE, "--text", TEXT, "--op", "prune"])).toBe('--op must be delete or duplicate (got "prune")');
+    expect(await run([BASE, "--text", TEXT])).toBe("--op is required (or --laco)");
+    expect(await run([BASE, "--text", TEXT, "--op", "prune"])).toBe('--op must be delete, duplicate, swap, interpolate, merge or all (got "prune")');
+    expect(await run([BASE, "--text", TEXT, "--op", "merge", "--merge-count", "1"])).toBe("--merge-count must be an integer ≥ 2 (got 1)");
+    expect(await run([BASE, "--text", TEXT, "--op", "delete", "--greedy", "0"])).toBe('--greedy must be a positive integer (got "0")');
+    expect(await run([BASE, "--text", TEXT, "--op", "delete", "--max-kld", "0.1"])).toBe("--max-kld bounds a greedy search: give --greedy K or --target-layers N too");
+    expect(await run([BASE, "--text", TEXT, "--op", "delete", "--greedy", "2", "--max-kld", "x"])).toBe('--max-kld must be a number (got "x")');
+    expect(await run([BASE, "--text", TEXT, "--laco", "--greedy", "2"])).toBe("--laco is its own procedure: it does not take --greedy, --target-layers or --max-kld");
+    expect(await run([BASE, "--text", TEXT, "--op", "swap", "--schedule-out", "s.json"])).toBe("--schedule-out needs a search (--greedy, --target-layers or --laco)");
+    expect(await run(["nope.gguf", "--text", TEXT, "--op", "delete", "--greedy", "1"])).toBe("nope.gguf: no such file");
+    // checked against the model's 16 layers before anything is evaluated
+    expect(await run([BASE, "--text", TEXT, "--laco", "--laco-highest", "14"])).toBe("--laco-highest 14: a merge of 3 layers from there needs layers up to 16; the model has 16");
+    expect(await run([BASE, "--text", TEXT, "--laco", "--laco-threshold", "2"])).toBe("--laco-threshold must be a cosine similarity between -1 and 1 (got 2)");
+    expect(await run([BASE, "--text", TEXT, "--op", "delete", "--target-layers", "16"])).toBe("--target-layers 16: the model already has 16 layers");
     expect(await run([BASE, "--text", TEXT, "--op", "delete", "--top", "0"])).toBe('--top must be a positive integer (got "0")');
     expect(await run([BASE, "--text", TEXT, "--op", "delete", "--ftype", "Q9_K"])).toMatch(/^--ftype: unknown file type "Q9_K"; valid: /);
     expect(await run(["nope.gguf", "--text", TEXT, "--op", "delete"])).toBe("nope.gguf: no such file");

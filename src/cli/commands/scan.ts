@@ -12,9 +12,11 @@ import { resolveOutputTarget } from "../../gguf/output-path.js";
 import { scan } from "../../index.js";
 import { parseFileType } from "../../plan/schedule.js";
 import { SCAN_OPS, type ScanOp } from "../../scan/index.js";
+import { SEARCH_OPS } from "../../scan/candidates.js";
 import { progressBar, type ProgressBar } from "../progress.js";
 import { commandSignal } from "../signals.js";
 import { scanChart, scanJson, scanMarkdown } from "../../scan/report.js";
+import { addSearchOptions, isSearch, runSearchCommand, type ScanSearchCliOptions } from "./scan-search.js";
 
 interface ScanCliOptions {
   text: string;
@@ -34,12 +36,12 @@ interface ScanCliOptions {
 
 
 export function registerScan(program: Command): void {
-  program
+  const command = program
     .command("scan")
     .description("layer-importance scan: PPL / KL-divergence after deleting (or duplicating) each layer")
     .argument("<base>", "the unquantized base model (F32/F16/BF16 GGUF)")
     .requiredOption("--text <file>", "evaluation text (UTF-8)")
-    .requiredOption("--op <op>", `the single-layer edit: ${SCAN_OPS.join(" or ")}`)
+    .option("--op <op>", `the single edit: ${SEARCH_OPS.join(", ")} or all`)
     .option("-c, --ctx <n>", "context length per chunk (llama-perplexity -c)", "256")
     .option("--chunks <n>", "evaluate at most N chunks")
     .option("--top <k>", "keep the K least harmful edits")
@@ -49,8 +51,11 @@ export function registerScan(program: Command): void {
     .option("--out <dir>", "write scan.md, scan.svg and scan.json here")
     .option("--cache-dir <dir>", "where the base model's distributions are cached")
     .option("--quiet", "print nothing but the result and errors")
-    .addOption(new Option("--no-progress", "the same as --quiet (older name)").hideHelp())
-    .action(async (base: string, opts: ScanCliOptions) => {
+    .addOption(new Option("--no-progress", "the same as --quiet (older name)").hideHelp());
+  addSearchOptions(command)
+    .action(async (base: string, opts: ScanCliOptions & ScanSearchCliOptions) => {
+      if (isSearch(opts, SCAN_OPS)) return runSearchCommand(base, { ...opts, progress: opts.progress && !opts.quiet });
+      if (opts.op === undefined) throw new UserError("--op is required (or --laco)");
       if (!SCAN_OPS.includes(opts.op as ScanOp)) throw new UserError(`--op must be ${SCAN_OPS.join(" or ")} (got ${JSON.stringify(opts.op)})`);
       const ctx = positiveInt(opts.ctx, "--ctx")!;
       const chunks = positiveInt(opts.chunks, "--chunks");

@@ -1,0 +1,159 @@
+// One search measurement: build the base model with a surgery into a temporary file, evaluate it
+// against the base (PPL, KLD, same top token), delete the file. Results go to an append-only cache
+// (one JSON line per measurement) keyed by the base model's hash, the text's hash, ctx, chunks and
+// the build's file type; within it, by the surgery JSON. A search that is interrupted (Ctrl-C)
+// keeps every line already written and resumes from them.
+import { createHash } from "node:crypto";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { buildModel } from "../build/index.js";
+import { evaluateAgainstBase, evaluateBase, type BaseEvaluation, type EvalOptions } from "../bench/evaluate.js";
+import { openModel } from "../gguf/reader.js";
+import { mixtureHParams } from "../plan/hparams.js";
+import { resolveSchedule } from "../plan/schedule.js";
+import type { FileTypeName } from "../plan/ftypes.js";
+import { QuantizePool } from "../pool/index.js";
+import { applySurgery, type SurgeryOp } from "../surgery/index.js";
+
+/** What one edited stack measures against the base. */
+export interface Measurement {
+  /** layers of the edited model */
+  layers: number;
+  ppl: number;
+  pplErr: number;
+  /** ppl − the base's ppl */
+  dPpl: number;
+  kld: number;
+  kldErr: number;
+  /** % of positions where the edited model's top token is the base's */
+  topTokenPct: number;
+  /** bytes of the built file */
+  bytes: number;
+}
+
+/** The search's view of measuring: a whole surgery (from the base) in, its measurement out. */
+export type MeasureFn = (surgery: SurgeryOp[]) => Promise<Measurement>;
+
+export interface MeasureOptions extends EvalOptions {
+  base: string;
+  text: string;
+  textName: string;
+  /** file type of the edited builds (default F16) */
+  ftype?: FileTypeName;
+  /** where the temporary builds go (default: a fresh folder under the OS temp dir, removed by close) */
+  workDir?: string;
+}
+
+/** The cache of one (base, text, ctx, chunks, ftype): surgery JSON → result, per kind of result. */
+export class MeasureCache {
+  private readonly entries = new Map<string, unknown>();
+
+  constructor(readonly file: string) {
+    if (!fs.existsSync(file)) return;
+    for (const line of fs.readFileSync(file, "utf8").split("\n")) {
+      // a line cut short by an interrupted write is dropped (and measured again)
+      try {
+        const e = JSON.parse(line) as { key: string; value: unknown };
+        if (typeof e.key === "string") this.entries.set(e.key, e.value);
+      } catch {
+        /* partial line */
+      }
+    }
+  }
+
+  static key(kind: string, surgery: readonly SurgeryOp[]): string {
+    return `${kind}:${JSON.stringify(surgery)}`;
+  }
+
+  get<T>(kind: string, surgery: readonly SurgeryOp[]): T | undefined {
+    return this.entries.get(MeasureCache.key(kind, surgery)) as T | undefined;
+  }
+
+  put(kind: string, surgery: readonly SurgeryOp[], value: unknown): void {
+    const key = MeasureCache.key(kind, surgery);
+    this.entries.set(key, value);
+    fs.mkdirSync(path.dirname(this.file), { recursive: true });
+    fs.appendFileSync(this.file, `${JSON.stringify({ key, value })}\n`);
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+}
+
+/** Builds and evaluates edited stacks of one base model on one text, with the cache. */
+export class CandidateMeasurer {
+  /** measurements served from the cache / built and evaluated, since open */
+  hits = 0;
+  misses = 0;
+
+  private constructor(
+    readonly opts: MeasureOptions,
+    readonly base: BaseEvaluation,
+    readonly nLayer: number,
+    readonly ftype: FileTypeName,
+    readonly cache: MeasureCache,
+    private readonly pool: QuantizePool,
+    private readonly workDir: string,
+    private readonly ownWorkDir: boolean,
+  ) {}
+
+  static async open(opts: MeasureOptions): Promise<CandidateMeasurer> {
+    const nLayer = mixtureHParams((await openModel(opts.base)).kv, opts.base).nLayer;
+    const ftype = opts.ftype ?? "F16";
+    // checked before the (slow) base evaluation: the file type must resolve
+    resolveSchedule({ ftype }, nLayer, "--ftype");
+    const base = await evaluateBase(opts.base, opts.text, opts.textName, opts);
+    const id = createHash("sha256").update(`${path.basename(base.cacheFile)}\nftype=${ftype}`).digest("hex").slice(0, 32);
+    const cache = new MeasureCache(path.join(opts.cacheDir, `scan-${id}.jsonl`));
+    const workDir = opts.workDir ?? fs.mkdtempSync(path.join(os.tmpdir(), "hquant-search-"));
+    return new CandidateMeasurer(opts, base, nLayer, ftype, cache, new QuantizePool(opts.threads), workDir, opts.workDir === undefined);
+  }
+
+  /** Layers after `surgery` (validates it: a bad op is a one-line error). */
+  layersAfter(surgery: readonly SurgeryOp[]): number {
+    return applySurgery(this.nLayer, surgery, "surgery").length;
+  }
+
+  /** Builds the edited model into the work folder, runs `use` on its path, deletes it. */
+  async withBuild<T>(surgery: SurgeryOp[], use: (file: string, bytes: number) => Promise<T>): Promise<T> {
+    const name = createHash("sha256").update(JSON.stringify(surgery)).digest("hex").slice(0, 12);
+    const file = path.join(this.workDir, `${path.basename(this.opts.base, ".gguf")}-${name}.gguf`);
+    try {
+      const built = await buildModel({
+        input: this.opts.base,
+        output: file,
+        pool: this.pool,
+        hquant: false,
+        schedule: resolveSchedule({ ftype: this.ftype, ...(surgery.length > 0 && { surgery }) }, this.nLayer, "surgery", name),
+      });
+      return await use(file, built.fileSize);
+    } finally {
+      fs.rmSync(file, { force: true });
+    }
+  }
+
+  /** PPL / KLD of the base with `surgery` applied, from the cache when measured before. */
+  readonly measure: MeasureFn = async (surgery) => {
+    const cached = this.cache.get<Measurement>("kld", surgery);
+    if (cached) {
+      this.hits++;
+      return cached;
+    }
+    const layers = this.layersAfter(surgery);
+    const m = await this.withBuild(surgery, async (file, bytes) => {
+      const r = await evaluateAgainstBase(this.base, file, this.opts);
+      const base = this.base;
+      return { layers, ppl: r.ppl, pplErr: r.pplErr, dPpl: r.ppl - base.ppl, kld: r.kld, kldErr: r.kldErr, topTokenPct: r.topTokenPct, bytes };
+    });
+    this.misses++;
+    this.cache.put("kld", surgery, m);
+    return m;
+  };
+
+  async close(): Promise<void> {
+    await this.pool.destroy();
+    if (this.ownWorkDir) fs.rmSync(this.workDir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,93 @@
+// The search on the bundled 16-layer model over one 256-token chunk of the calibration text: a
+// one-step greedy merge search through the CLI writes a schedule that `hquant build --schedule`
+// turns into the searched stack; a second measurer on the same cache builds nothing; LaCo's
+// similarity (final hidden states through llama.cpp) is 1 for the unedited model and far lower
+// after deleting layer 0 than after deleting layer 3 (measured over 16 chunks: 0.049 vs 0.96+).
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { registerBuild } from "../src/cli/commands/build.js";
+import { registerScan } from "../src/cli/commands/scan.js";
+import { openModel } from "../src/gguf/reader.js";
+import { mixtureHParams } from "../src/plan/hparams.js";
+import { parseSchedule } from "../src/plan/schedule.js";
+import type { GreedyResult } from "../src/scan/greedy.js";
+import { HiddenStateSimilarity } from "../src/scan/laco.js";
+import { CandidateMeasurer } from "../src/scan/measure.js";
+import { runCommand } from "./cli-util.js";
+
+const BASE = "models/tinyllama-16l-f16.gguf";
+const CALIB = "test/fixtures/calib.txt";
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "hquant-scan-search-model-"));
+const cacheDir = path.join(tmp, "cache");
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+describe("greedy search on the bundled model", () => {
+  it("writes a schedule that hquant build reproduces; the cache serves a second run", { timeout: 600_000 }, async () => {
+    const json = path.join(tmp, "search.json");
+    const schedule = path.join(tmp, "schedule.json");
+    const printed: string[] = [];
+    const write = process.stdout.write;
+    process.stdout.write = ((s: string) => (printed.push(s), true)) as typeof process.stdout.write;
+    let result: string;
+    try {
+      result = await runCommand(registerScan, "scan", [BASE, "--text", CALIB, "--op", "merge", "--merge-count", "15", "--greedy", "1", "--ctx", "256", "--chunks", "1",
+        "--threads", "2", "--cache-dir", cacheDir, "--json", json, "--schedule-out", schedule, "--no-progress"]);
+    } finally {
+      process.stdout.write = write;
+    }
+    expect(result).toBe("ok");
+    const report = JSON.parse(fs.readFileSync(json, "utf8")) as { chunks: number; result: GreedyResult };
+    expect(report.chunks).toBe(1);
+    const [step] = report.result.steps;
+    expect(report.result.steps.length).toBe(1);
+    // the two merges of 15 layers: 0-14 or 1-15 (keeping layer 0 intact is far less harmful)
+    expect(step!.label).toBe("merge 1-15");
+    expect(step!.candidates).toBe(2);
+    expect(step!.measurement.layers).toBe(2);
+    expect(printed.join("")).toMatch(/\| 1 \| merge 1-15 \| 2 \| /);
+
+    const parsed = parseSchedule(fs.readFileSync(schedule, "utf8"), schedule);
+    expect(parsed.surgery).toEqual([{ op: "merge", from: 1, count: 15 }]);
+    expect(parsed.ftype).toBe("F16");
+    const built = path.join(tmp, "built.gguf");
+    expect(await runCommand(registerBuild, "build", [BASE, built, "--schedule", schedule, "--threads", "2"])).toBe("ok");
+    const builtModel = await openModel(built);
+    expect(mixtureHParams(builtModel.kv, built).nLayer).toBe(2);
+
+    const again = await CandidateMeasurer.open({ base: BASE, text: fs.readFileSync(CALIB, "utf8"), textName: "calib.txt", ctx: 256, chunks: 1, threads: 2, cacheDir });
+    try {
+      expect(await again.measure([{ op: "merge", from: 1, count: 15 }])).toEqual(step!.measurement);
+      expect(await again.measure([{ op: "merge", from: 0, count: 15 }])).toHaveProperty("layers", 2);
+      expect([again.hits, again.misses]).toEqual([2, 0]);
+      // the measured build's tensors are the CLI build's, byte for byte (the CLI adds hquant.* keys to the header)
+      await again.withBuild([{ op: "merge", from: 1, count: 15 }], async (file, bytes) => {
+        expect(bytes).toBe(step!.measurement.bytes);
+        const measured = await openModel(file);
+        expect(measured.tensors.map((t) => [t.name, t.type])).toEqual(builtModel.tensors.map((t) => [t.name, t.type]));
+        expect(fs.readFileSync(file).subarray(measured.files[0]!.dataOffset).equals(fs.readFileSync(built).subarray(builtModel.files[0]!.dataOffset))).toBe(true);
+      });
+    } finally {
+      await again.close();
+    }
+  });
+});
+
+describe("LaCo's similarity on the bundled model", () => {
+  it("is 1 for the unedited model and ranks deleting layer 0 far below deleting layer 3", { timeout: 600_000 }, async () => {
+    const measurer = await CandidateMeasurer.open({ base: BASE, text: fs.readFileSync(CALIB, "utf8"), textName: "calib.txt", ctx: 256, chunks: 1, threads: 2, cacheDir });
+    try {
+      const sim = HiddenStateSimilarity.open(measurer);
+      expect(await sim.similarity([])).toBeCloseTo(1, 6);
+      const del3 = await sim.similarity([{ op: "delete", layers: [3] }]);
+      const del0 = await sim.similarity([{ op: "delete", layers: [0] }]);
+      expect(del3).toBeGreaterThan(0.9);
+      expect(del3).toBeLessThan(1 - 1e-4);
+      expect(del0).toBeLessThan(0.5);
+      expect(measurer.cache.get("cosine", [{ op: "delete", layers: [0] }])).toBe(del0);
+    } finally {
+      await measurer.close();
+    }
+  });
+});
