@@ -26,9 +26,9 @@ describe("llama.cpp runtime", () => {
     const shipped = locateLlamaLibrary();
     try {
       process.env.HQUANT_LLAMA_DIR = shipped.binsDir;
-      expect(locateLlamaLibrary()).toEqual({ packageName: shipped.binsDir, binsDir: shipped.binsDir, llama: shipped.llama, ggml: shipped.ggml });
+      expect(locateLlamaLibrary()).toEqual({ packageName: shipped.binsDir, binsDir: shipped.binsDir, llama: shipped.llama, ggml: shipped.ggml, ggmlBase: shipped.ggmlBase });
       process.env.HQUANT_LLAMA_DIR = "test/fixtures";
-      expect(() => locateLlamaLibrary()).toThrow("HQUANT_LLAMA_DIR=test/fixtures: no libllama / libggml there");
+      expect(() => locateLlamaLibrary()).toThrow("HQUANT_LLAMA_DIR=test/fixtures: no libllama / libggml / libggml-base there");
     } finally {
       delete process.env.HQUANT_LLAMA_DIR;
     }

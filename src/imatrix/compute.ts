@@ -7,7 +7,7 @@
 // logits give the running perplexity llama-imatrix prints.
 import os from "node:os";
 import { UserError } from "../errors.js";
-import { GGML_F32, LlamaModel, readTensor, tensorBytesView, tensorF32, type EvalCallback } from "../runtime/index.js";
+import { GGML_F32, LlamaModel, readOp, readTensor, tensorBytesView, tensorF32, type EvalCallback } from "../runtime/index.js";
 import { ImatrixCollector } from "./collect.js";
 
 export interface ImatrixComputeOptions {
@@ -130,8 +130,10 @@ export async function computeImatrix(opts: ImatrixComputeOptions): Promise<Imatr
 
 /** The graph callback's work for one node (llama-imatrix's collect_imatrix). */
 function collectNode(c: ImatrixCollector, t: bigint, ask: boolean, processOutput: boolean): boolean {
+  // most nodes are not matrix multiplications: their op alone answers
+  const op = readOp(t);
+  if (op !== "MUL_MAT" && op !== "MUL_MAT_ID") return !ask;
   const node = readTensor(t);
-  if (node.op !== "MUL_MAT" && node.op !== "MUL_MAT_ID") return !ask;
   const src0 = readTensor(node.src[0]);
   const src1 = readTensor(node.src[1]);
   const name = weightName(src0.name);

@@ -45,6 +45,12 @@ export function registerEvalCallback(onEval: EvalCallback): { pointer: bigint; u
   return { pointer, unregister: () => api.koffi.unregister(pointer) };
 }
 
+/** The op of the ggml_tensor at `t` alone: what the callback's `ask` needs for most nodes. */
+export function readOp(t: bigint): string {
+  const api = llamaApi();
+  return opNameOf(api, new DataView(api.koffi.view(t + BigInt(T.op), 4)).getInt32(0, true));
+}
+
 /** The fields of the ggml_tensor at `t` that the callback needs. */
 export function readTensor(t: bigint): GraphTensor {
   const api = llamaApi();

@@ -18,7 +18,7 @@ export interface ContextCreateOptions {
 }
 
 export { locateLlamaLibrary, LLAMA_PACKAGE_VERSION, type LlamaLibraryLocation } from "./library.js";
-export { readTensor, tensorF32, tensorBytesView, GGML_F32, type EvalCallback, type GraphTensor } from "./graph.js";
+export { readOp, readTensor, tensorF32, tensorBytesView, GGML_F32, type EvalCallback, type GraphTensor } from "./graph.js";
 
 function llamaError(api: LlamaApi): string {
   return api.lastError() ?? "no reason given";
