@@ -235,9 +235,13 @@ export async function makeModel(o: FactoryOptions): Promise<string> {
   mkdirSync(dir, { recursive: true });
   const file = path.join(dir, o.fileName ?? factoryFileName(o));
   if (existsSync(file)) return file;
-  const tensors = factoryTensors(o);
-  const writer = await GGUFFileWriter.create(file, factoryKV(o), tensors);
-  const next = xorshift32(o.seed * 2654435761 + 12345);
+  return writeSeeded(file, factoryKV(o), factoryTensors(o), o.seed * 2654435761 + 12345);
+}
+
+/** Writes the tensors with seeded data (tensorData) from `seed`; returns `file`. */
+async function writeSeeded(file: string, kv: GGUFKV[], tensors: FactoryTensor[], seed: number, alignment?: number): Promise<string> {
+  const writer = await GGUFFileWriter.create(file, kv, tensors, alignment === undefined ? {} : { alignment });
+  const next = xorshift32(seed);
   try {
     for (const t of tensors) await writer.writeTensor(tensorData(t, next, t.shape[0]));
     await writer.finish();
@@ -300,16 +304,7 @@ export async function makeCustomModel(o: CustomModelOptions): Promise<string> {
   }));
   const alignment = o.alignment ?? 32;
   const kv = alignment === 32 ? o.kv : [...o.kv, u32kv("general.alignment", alignment)];
-  const writer = await GGUFFileWriter.create(file, kv, tensors, { alignment });
-  const next = xorshift32(o.seed * 2654435761 + 777);
-  try {
-    for (const t of tensors) await writer.writeTensor(tensorData(t, next, t.shape[0]));
-    await writer.finish();
-  } catch (err) {
-    await writer.abort();
-    throw err;
-  }
-  return file;
+  return writeSeeded(file, kv, tensors, o.seed * 2654435761 + 777, alignment);
 }
 
 export { u32kv, f32kv, strkv, tokenizerKV };

@@ -3,6 +3,7 @@
 // (one JSON line per measurement) keyed by the base model's hash, the text's hash, ctx, chunks and
 // the build's file type; within it, by the surgery JSON. A search that is interrupted (Ctrl-C)
 // keeps every line already written and resumes from them.
+import type { ScanRow } from "./index.js";
 import { createHash } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
@@ -17,19 +18,10 @@ import { QuantizePool } from "../pool/index.js";
 import { applySurgery, type SurgeryOp } from "../surgery/index.js";
 
 /** What one edited stack measures against the base. */
-export interface Measurement {
+/** A scan row's figures for any edited stack, with its layer count. */
+export interface Measurement extends Omit<ScanRow, "layer"> {
   /** layers of the edited model */
   layers: number;
-  ppl: number;
-  pplErr: number;
-  /** ppl − the base's ppl */
-  dPpl: number;
-  kld: number;
-  kldErr: number;
-  /** % of positions where the edited model's top token is the base's */
-  topTokenPct: number;
-  /** bytes of the built file */
-  bytes: number;
 }
 
 /** The search's view of measuring: a whole surgery (from the base) in, its measurement out. */

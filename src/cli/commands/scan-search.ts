@@ -19,7 +19,8 @@ import { CandidateMeasurer } from "../../scan/measure.js";
 import { lacoMarkdown, rankedMarkdown, rankEdits } from "../../scan/search.js";
 import type { SurgeryOp } from "../../surgery/index.js";
 
-export interface ScanSearchCliOptions {
+/** The options `hquant scan` has with or without a search. */
+export interface ScanCliOptions {
   text: string;
   op?: string;
   ctx: string;
@@ -30,7 +31,11 @@ export interface ScanSearchCliOptions {
   json?: string | boolean;
   out?: string;
   cacheDir?: string;
+  quiet?: boolean;
   progress: boolean;
+}
+
+export interface ScanSearchCliOptions extends ScanCliOptions {
   mergeCount?: string;
   greedy?: string;
   targetLayers?: string;

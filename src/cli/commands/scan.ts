@@ -16,23 +16,7 @@ import { SEARCH_OPS } from "../../scan/candidates.js";
 import { progressBar, type ProgressBar } from "../progress.js";
 import { commandSignal } from "../signals.js";
 import { scanChart, scanJson, scanMarkdown } from "../../scan/report.js";
-import { addSearchOptions, isSearch, runSearchCommand, type ScanSearchCliOptions } from "./scan-search.js";
-
-interface ScanCliOptions {
-  text: string;
-  op: string;
-  ctx: string;
-  chunks?: string;
-  top?: string;
-  ftype?: string;
-  threads?: string;
-  json?: string | boolean;
-  out?: string;
-  cacheDir?: string;
-  quiet?: boolean;
-  progress: boolean;
-}
-
+import { addSearchOptions, isSearch, runSearchCommand, type ScanCliOptions, type ScanSearchCliOptions } from "./scan-search.js";
 
 
 export function registerScan(program: Command): void {
