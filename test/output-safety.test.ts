@@ -204,8 +204,8 @@ describe("the library cancels through its AbortSignal", () => {
 
 describe("scan's temporary builds", () => {
   /** A scan in a child process whose OS temp dir is `tmpRoot`, and its work folder once it exists. */
-  async function startScan(tmpRoot: string) {
-    const child = spawn(process.execPath, [BIN, "scan", MODEL, "--text", "test/fixtures/eval-test.txt", "--op", "delete", "--ctx", "256", "--chunks", "1", "-t", "1", "--cache-dir", path.join(tmpRoot, "cache")], {
+  async function startScan(tmpRoot: string, extra: string[] = []) {
+    const child = spawn(process.execPath, [BIN, "scan", MODEL, "--text", "test/fixtures/eval-test.txt", "--op", "delete", "--ctx", "256", "--chunks", "1", "-t", "1", "--cache-dir", path.join(tmpRoot, "cache"), ...extra], {
       cwd: ROOT,
       env: { ...process.env, TMPDIR: tmpRoot },
     });
@@ -235,5 +235,14 @@ describe("scan's temporary builds", () => {
     const { removeStaleScanFolders } = await import("../src/scan/index.js");
     expect(removeStaleScanFolders(root)).toEqual([path.join(root, left!)]);
     expect(second.work()).toEqual([]);
+  });
+
+  it("a search (--greedy) stops on Ctrl-C too, and removes its work folder", { timeout: 300_000 }, async () => {
+    const root = freshDir("scan-search-tmp");
+    const run = await startScan(root, ["--greedy", "2"]);
+    run.child.kill("SIGINT");
+    expect(await run.exited).toBe(130);
+    expect(run.stderr()).toContain("hquant: interrupted, no output written");
+    expect(run.work()).toEqual([]);
   });
 });

@@ -78,7 +78,7 @@ export function rankRows(rows: readonly ScanRow[], top?: number): ScanRow[] {
   return top !== undefined ? ranked.slice(0, top) : ranked;
 }
 
-const WORK_DIR_PREFIX = "hquant-scan-";
+export const SCAN_WORK_DIR_PREFIX = "hquant-scan-";
 
 /** Scan folders (`hquant-scan-<pid>-XXXXXX` in the OS temp dir) whose process is gone: a SIGKILLed scan's. */
 export function removeStaleScanFolders(tmpRoot = os.tmpdir()): string[] {
@@ -90,7 +90,7 @@ export function removeStaleScanFolders(tmpRoot = os.tmpdir()): string[] {
     return removed;
   }
   for (const name of names) {
-    const m = new RegExp(`^${WORK_DIR_PREFIX}(\\d+)-`).exec(name);
+    const m = new RegExp(`^${SCAN_WORK_DIR_PREFIX}(\\d+)-`).exec(name);
     if (!m || Number(m[1]) === process.pid) continue;
     try {
       process.kill(Number(m[1]), 0);
@@ -117,7 +117,7 @@ export async function runScan(opts: ScanOptions): Promise<ScanReport> {
   opts.signal?.throwIfAborted();
   if (opts.workDir === undefined) for (const d of removeStaleScanFolders()) opts.onWarning?.(`removed ${d}, left by an interrupted scan`);
   // the pid in the name lets a later scan remove the folder when this process is killed outright
-  const workDir = opts.workDir ?? fs.mkdtempSync(path.join(os.tmpdir(), `${WORK_DIR_PREFIX}${process.pid}-`));
+  const workDir = opts.workDir ?? fs.mkdtempSync(path.join(os.tmpdir(), `${SCAN_WORK_DIR_PREFIX}${process.pid}-`));
   const ownWorkDir = opts.workDir === undefined;
   const pool = new QuantizePool(opts.threads);
 

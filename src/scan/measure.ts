@@ -3,7 +3,7 @@
 // (one JSON line per measurement) keyed by the base model's hash, the text's hash, ctx, chunks and
 // the build's file type; within it, by the surgery JSON. A search that is interrupted (Ctrl-C)
 // keeps every line already written and resumes from them.
-import type { ScanRow } from "./index.js";
+import { removeStaleScanFolders, SCAN_WORK_DIR_PREFIX, type ScanRow } from "./index.js";
 import { createHash } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
@@ -99,7 +99,9 @@ export class CandidateMeasurer {
     const base = await evaluateBase(opts.base, opts.text, opts.textName, opts);
     const id = createHash("sha256").update(`${path.basename(base.cacheFile)}\nftype=${ftype}`).digest("hex").slice(0, 32);
     const cache = new MeasureCache(path.join(opts.cacheDir, `scan-${id}.jsonl`));
-    const workDir = opts.workDir ?? fs.mkdtempSync(path.join(os.tmpdir(), "hquant-search-"));
+    if (opts.workDir === undefined) removeStaleScanFolders();
+    // named as runScan's folders, so a later scan removes it when this process is killed outright
+    const workDir = opts.workDir ?? fs.mkdtempSync(path.join(os.tmpdir(), `${SCAN_WORK_DIR_PREFIX}${process.pid}-`));
     return new CandidateMeasurer(opts, base, nLayer, ftype, cache, new QuantizePool(opts.threads), workDir, opts.workDir === undefined);
   }
 
@@ -118,6 +120,7 @@ export class CandidateMeasurer {
         output: file,
         pool: this.pool,
         hquant: false,
+        signal: this.opts.signal,
         schedule: resolveSchedule({ ftype: this.ftype, ...(surgery.length > 0 && { surgery }) }, this.nLayer, "surgery", name),
       });
       return await use(file, built.fileSize);

@@ -8,6 +8,7 @@ import path from "node:path";
 import type { Command } from "commander";
 import { UserError } from "../../errors.js";
 import { jsonTarget, positiveInt, readText } from "../args.js";
+import { commandSignal } from "../signals.js";
 import { defaultCacheDir, writeFileAtomic } from "../../bench/run.js";
 import { parseFileType, validateSchedule } from "../../plan/schedule.js";
 import { checkMergeCount, parseSearchOps, type Candidate } from "../../scan/candidates.js";
@@ -129,7 +130,7 @@ export async function runSearchCommand(base: string, opts: ScanSearchCliOptions)
   if (lacoParams) checkLacoParams(lacoParams, nLayer);
   if (targetLayers === nLayer) throw new UserError(`--target-layers ${targetLayers}: the model already has ${nLayer} layers`);
 
-  const measurer = await CandidateMeasurer.open({ base, text, textName: path.basename(opts.text), ftype, ctx, chunks, threads, cacheDir: opts.cacheDir ?? defaultCacheDir() });
+  const measurer = await CandidateMeasurer.open({ base, text, textName: path.basename(opts.text), ftype, ctx, chunks, threads, cacheDir: opts.cacheDir ?? defaultCacheDir(), signal: commandSignal() });
   // ETA from the mean time of the measurements built so far (cached ones cost nothing)
   let built = 0;
   let builtMs = 0;
