@@ -115,7 +115,7 @@ describe("hquant imatrix refuses bad input in one line", () => {
     const out = path.join(tmp, "no-such-dir", "x.gguf");
     const r = hquant("imatrix", MODEL, "--text", path.join(FIXTURES, "calib.txt"), "-o", out);
     expect(r.code).toBe(1);
-    expect(r.stderr).toBe(`hquant: ${out}: the output folder ${path.dirname(out)} does not exist\n`);
+    expect(r.stderr).toBe(`hquant: ${out}: output folder ${path.dirname(out)} does not exist\n`);
   });
 
   it("a file llama.cpp cannot load as a model", () => {

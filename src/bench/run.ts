@@ -82,7 +82,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
  * Writes atomically: a hidden temp file next to the target renamed into place (the folder is made
  * when missing). Only a regular file is replaced (a symlink is written through), keeping its mode.
  */
-export function writeFileAtomic(file: string, data: string): void {
+export function writeFileAtomic(file: string, data: string | Uint8Array): void {
   const dir = path.dirname(path.resolve(file));
   try {
     fs.mkdirSync(dir, { recursive: true });

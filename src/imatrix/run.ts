@@ -1,8 +1,8 @@
 // `hquant imatrix` without the CLI: merge previous imatrix files, collect statistics on a text with
 // llama.cpp, save in either format. Everything the user gave is checked before the model runs.
 import fs from "node:fs";
-import path from "node:path";
 import { UserError } from "../errors.js";
+import { resolveOutputTarget } from "../gguf/output-path.js";
 import { ImatrixCollector } from "./collect.js";
 import { computeImatrix, imatrixLayout, type ImatrixComputeResult } from "./compute.js";
 import { loadRawImatrix } from "./index.js";
@@ -39,23 +39,6 @@ export interface MakeImatrixResult {
   saves: string[];
 }
 
-function checkOutput(output: string): void {
-  const dir = path.dirname(path.resolve(output));
-  let st: fs.Stats;
-  try {
-    st = fs.statSync(dir);
-  } catch {
-    throw new UserError(`${output}: the output folder ${dir} does not exist`);
-  }
-  if (!st.isDirectory()) throw new UserError(`${output}: ${dir} is not a folder`);
-  try {
-    fs.accessSync(dir, fs.constants.W_OK);
-  } catch {
-    throw new UserError(`${output}: the output folder ${dir} is not writable`);
-  }
-  if (fs.existsSync(output) && fs.statSync(output).isDirectory()) throw new UserError(`${output}: is a folder`);
-}
-
 export async function makeImatrix(opts: MakeImatrixOptions): Promise<MakeImatrixResult> {
   const format = opts.format ?? "gguf";
   const ctx = opts.ctx ?? 512;
@@ -64,7 +47,8 @@ export async function makeImatrix(opts: MakeImatrixOptions): Promise<MakeImatrix
   }
   if (opts.text && !opts.model) throw new UserError("--text needs a model");
   if (opts.model && !fs.existsSync(opts.model)) throw new UserError(`${opts.model}: no such file`);
-  checkOutput(opts.output);
+  // a regular file (new or existing) in a writable folder, as for every output
+  resolveOutputTarget(opts.output);
   const collector = new ImatrixCollector(imatrixLayout(ctx).chunkSize);
   for (const f of opts.inFiles ?? []) collector.merge(f, await loadRawImatrix(f));
 

@@ -1,11 +1,10 @@
 // Writing collected statistics in llama-imatrix's two formats (IMatrixCollector::save_imatrix and
 // save_imatrix_legacy): the GGUF imatrix (raw sums and counts, entries in name order) and the
 // legacy .dat (means scaled by the call count). Both go to a temp file renamed into place.
-import fs from "node:fs";
 import { GGMLType } from "../gguf/ggml-types.js";
 import { GGUFValueType, type GGUFKV } from "../gguf/model.js";
-import { GGUFFileWriter, tempPathFor, type TensorSpec } from "../gguf/writer.js";
-import { UserError } from "../errors.js";
+import { GGUFFileWriter, type TensorSpec } from "../gguf/writer.js";
+import { writeFileAtomic } from "../bench/run.js";
 import type { ImatrixCollector } from "./collect.js";
 
 /** Names in llama-imatrix's deterministic order (std::sort of std::string: byte order). */
@@ -97,12 +96,5 @@ export function legacyImatrixBytes(c: ImatrixCollector, dataset: string | undefi
 }
 
 export function saveImatrixLegacy(file: string, c: ImatrixCollector, dataset: string | undefined): void {
-  const tmp = tempPathFor(file);
-  try {
-    fs.writeFileSync(tmp, legacyImatrixBytes(c, dataset), { flag: "wx" });
-    fs.renameSync(tmp, file);
-  } catch (err) {
-    fs.rmSync(tmp, { force: true });
-    throw new UserError(`${file}: cannot write the imatrix: ${(err as Error).message}`);
-  }
+  writeFileAtomic(file, legacyImatrixBytes(c, dataset));
 }
