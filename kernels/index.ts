@@ -19,10 +19,12 @@ import { quantizeRowsQ4_K, dequantizeQ4_K } from "./q4_k";
 import { quantizeRowsQ5_K, dequantizeQ5_K } from "./q5_k";
 import { quantizeRowsQ6_K, dequantizeQ6_K } from "./q6_k";
 import { quantizeRowsIQ4_NL, dequantizeIQ4_NL, quantizeRowsIQ4_XS, dequantizeIQ4_XS } from "./iq4";
+import { quantizeRowsIQ2_XXS, dequantizeIQ2_XXS, quantizeRowsIQ2_XS, dequantizeIQ2_XS, quantizeRowsIQ2_S, dequantizeIQ2_S } from "./iq2";
 
 // ggml type ids (ggml.h)
 const F32 = 0, F16 = 1, Q4_0 = 2, Q4_1 = 3, Q5_0 = 6, Q5_1 = 7, Q8_0 = 8;
 const Q2_K = 10, Q3_K = 11, Q4_K = 12, Q5_K = 13, Q6_K = 14, IQ4_NL = 20, IQ4_XS = 23, BF16 = 30;
+const IQ2_XXS = 16, IQ2_XS = 17, IQ2_S = 22;
 
 export const ERR_UNSUPPORTED: i32 = -1;
 
@@ -72,6 +74,9 @@ export function quantize(type: i32, src: usize, dst: usize, nrows: i32, ncols: i
     case Q6_K: quantizeRowsQ6_K(src, dst, nrows, ncols, imatrix); break;
     case IQ4_NL: quantizeRowsIQ4_NL(src, dst, nrows, ncols, imatrix); break;
     case IQ4_XS: quantizeRowsIQ4_XS(src, dst, nrows, ncols, imatrix); break;
+    case IQ2_XXS: quantizeRowsIQ2_XXS(src, dst, nrows, ncols, imatrix); break;
+    case IQ2_XS: quantizeRowsIQ2_XS(src, dst, nrows, ncols, imatrix); break;
+    case IQ2_S: quantizeRowsIQ2_S(src, dst, nrows, ncols, imatrix); break;
     default: return ERR_UNSUPPORTED;
   }
   return 0;
@@ -95,6 +100,9 @@ export function dequantize(type: i32, src: usize, dst: usize, k: i32): i32 {
     case Q6_K: dequantizeQ6_K(src, dst, k); break;
     case IQ4_NL: dequantizeIQ4_NL(src, dst, k); break;
     case IQ4_XS: dequantizeIQ4_XS(src, dst, k); break;
+    case IQ2_XXS: dequantizeIQ2_XXS(src, dst, k); break;
+    case IQ2_XS: dequantizeIQ2_XS(src, dst, k); break;
+    case IQ2_S: dequantizeIQ2_S(src, dst, k); break;
     default: return ERR_UNSUPPORTED;
   }
   return 0;

@@ -73,8 +73,12 @@ function growTo(k: KernelExports, end: number): void {
 
 const align = (n: number) => (n + 63) & ~63;
 
+/** Types ggml quantizes only with an importance vector (ggml_quantize_requires_imatrix: it aborts without one). */
+const REQUIRES_IMATRIX: ReadonlySet<GGMLType> = new Set([GGMLType.IQ2_XXS, GGMLType.IQ2_XS]);
+
 function checkShape(type: GGMLType, nrows: number, ncols: number, imatrix: Float32Array | null | undefined): void {
   const info = mustTypeInfo(type);
+  if (!imatrix && REQUIRES_IMATRIX.has(type)) throw new Error(`${typeName(type)} needs an importance matrix: llama.cpp does not quantize it without one`);
   if (ncols % info.blockSize !== 0) throw new Error(`${typeName(type)}: row length ${ncols} is not a multiple of ${info.blockSize}`);
   if (imatrix && imatrix.length !== ncols) throw new Error(`quantizeRows: importance vector has ${imatrix.length} values for ${ncols} columns`);
 }

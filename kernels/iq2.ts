@@ -1,0 +1,553 @@
+// IQ2_XXS (super-blocks of 256: {f16 d, u32 q2[16]} = 66 bytes), IQ2_XS ({f16 d, u16 qs[32],
+// u8 scales[8]} = 74 bytes) and IQ2_S ({f16 d, u8 qs[64], u8 qh[8], u8 scales[8]} = 82 bytes):
+// groups of 8 magnitudes on an E8-like lattice of 256/512/1024 points (levels 8/25/43 when
+// dequantized, positions 2l+1 while quantizing) plus their signs.
+// quantizeRowsIQ2_* = ggml_quantize_chunk: quantize_row_iq2_xxs_impl / _xs_impl / quantize_row_iq2_s_impl,
+// the lattice tables being iq2xs_init_impl's (iq-neighbours.ts).
+//
+// Where SIMD goes: iq2_find_best_neighbour scores four neighbours at once (one per lane, each
+// lane's 8-term distance summed in the reference's order; the first smallest wins as in its
+// strict-< scan); the per-element steps (weights, rounding to levels) run four elements at a
+// time. Every sum over the elements of a block stays sequential.
+import { fp16ToFp32, fp32ToFp16 } from "./fp16";
+import { GROUP_MAX_EPS, makeQpQuants, nearestInt, nearestIntX4 } from "./quant-common";
+import { LATTICE_IQ2S, LATTICE_IQ2XS, LATTICE_IQ2XXS, latticeMap, latticeNeighbours, latticePositions, latticeValues } from "./iq-neighbours";
+
+const QK_K = 256;
+const XXS_BLOCK_BYTES: usize = 66;
+const XS_BLOCK_BYTES: usize = 74;
+const S_BLOCK_BYTES: usize = 82;
+const GROUP_MAX_EPS_IQ2_S: f32 = 1e-8;
+const K_MAX_Q = 3;
+
+// ksigns_iq2xs (ggml-common.h): 7 sign bits plus an eighth making their count even
+const KSIGNS: usize = memory.data<u8>([
+  0, 129, 130, 3, 132, 5, 6, 135, 136, 9, 10, 139, 12, 141, 142, 15,
+  144, 17, 18, 147, 20, 149, 150, 23, 24, 153, 154, 27, 156, 29, 30, 159,
+  160, 33, 34, 163, 36, 165, 166, 39, 40, 169, 170, 43, 172, 45, 46, 175,
+  48, 177, 178, 51, 180, 53, 54, 183, 184, 57, 58, 187, 60, 189, 190, 63,
+  192, 65, 66, 195, 68, 197, 198, 71, 72, 201, 202, 75, 204, 77, 78, 207,
+  80, 209, 210, 83, 212, 85, 86, 215, 216, 89, 90, 219, 92, 221, 222, 95,
+  96, 225, 226, 99, 228, 101, 102, 231, 232, 105, 106, 235, 108, 237, 238, 111,
+  240, 113, 114, 243, 116, 245, 246, 119, 120, 249, 250, 123, 252, 125, 126, 255,
+]);
+
+// Scratch (kernels allocate nothing): one block of 32 (IQ2_XXS) or 16 (IQ2_XS/S) at a time.
+const WEIGHT = memory.data(32 * 4, 16);
+const WAUX = memory.data(32 * 4, 16);
+const XVAL = memory.data(32 * 4, 16);
+const L = memory.data(32, 16);
+const LAUX = memory.data(32, 16);
+const SCALES = memory.data(16 * 4, 16);
+const SIGNS = memory.data(4, 4);
+const Q2 = memory.data(64, 16);
+
+// The lattice of the type being quantized (set per call).
+let gridPos: usize = 0;
+let gridMap: usize = 0;
+let gridNbr: usize = 0;
+
+@inline function ldf(p: usize, i: i32): f32 {
+  return load<f32>(p + (<usize>i << 2));
+}
+@inline function stf(p: usize, i: i32, v: f32): void {
+  store<f32>(p + (<usize>i << 2), v);
+}
+@inline function ldi8(p: usize, i: i32): i32 {
+  return <i32>load<i8>(p + <usize>i);
+}
+@inline function mapAt(u: i32): i32 {
+  return load<i32>(gridMap + (<usize>u << 2));
+}
+
+/** Lanes 0..3 of the i8 bytes of v starting at byte 4*i, as f32 (i = 0..3). */
+@inline function bytesToF32(v: v128, i: i32): v128 {
+  const h = i < 2 ? i16x8.extend_low_i8x16_s(v) : i16x8.extend_high_i8x16_s(v);
+  return f32x4.convert_i32x4_s((i & 1) == 0 ? i32x4.extend_low_i16x8_s(h) : i32x4.extend_high_i16x8_s(h));
+}
+
+/**
+ * iq2_find_best_neighbour: the neighbour (of the list at nbr: count, then grid indices) nearest
+ * to xval/scale under weights w, Σ w[i]*(scale*q[i] - xval[i])² summed over i in order; the first
+ * of the smallest wins. Writes its levels (q-1)/2 to Lout and returns its grid index.
+ */
+function bestNeighbour(nbr: usize, xv: usize, wv: usize, scale: f32, Lout: usize): i32 {
+  const n = <i32>load<u16>(nbr);
+  const sc = f32x4.splat(scale);
+  const x0 = v128.load32_splat(xv), x1 = v128.load32_splat(xv, 4), x2 = v128.load32_splat(xv, 8), x3 = v128.load32_splat(xv, 12);
+  const x4 = v128.load32_splat(xv, 16), x5 = v128.load32_splat(xv, 20), x6 = v128.load32_splat(xv, 24), x7 = v128.load32_splat(xv, 28);
+  const w0 = v128.load32_splat(wv), w1 = v128.load32_splat(wv, 4), w2 = v128.load32_splat(wv, 8), w3 = v128.load32_splat(wv, 12);
+  const w4 = v128.load32_splat(wv, 16), w5 = v128.load32_splat(wv, 20), w6 = v128.load32_splat(wv, 24), w7 = v128.load32_splat(wv, 28);
+  let best = f32x4.splat(F32.MAX_VALUE);
+  let bestAt = i32x4.splat(0);
+  let at = i32x4(0, 1, 2, 3);
+  const list = nbr + 2;
+  const last = n - 1;
+  for (let j = 0; j < n; j += 4) {
+    // a short last group repeats the last neighbour: a later equal distance never wins
+    const g0 = <usize>load<u16>(list + (<usize>j << 1));
+    const g1 = <usize>load<u16>(list + (<usize>min(j + 1, last) << 1));
+    const g2 = <usize>load<u16>(list + (<usize>min(j + 2, last) << 1));
+    const g3 = <usize>load<u16>(list + (<usize>min(j + 3, last) << 1));
+    const a = i64x2.replace_lane(i64x2.splat(load<i64>(gridPos + (g0 << 3))), 1, load<i64>(gridPos + (g1 << 3)));
+    const b = i64x2.replace_lane(i64x2.splat(load<i64>(gridPos + (g2 << 3))), 1, load<i64>(gridPos + (g3 << 3)));
+    // coordinate i of the four points in bytes 4i..4i+3
+    const lo = i8x16.shuffle(a, b, 0, 8, 16, 24, 1, 9, 17, 25, 2, 10, 18, 26, 3, 11, 19, 27);
+    const hi = i8x16.shuffle(a, b, 4, 12, 20, 28, 5, 13, 21, 29, 6, 14, 22, 30, 7, 15, 23, 31);
+    let diff = f32x4.sub(f32x4.mul(sc, bytesToF32(lo, 0)), x0);
+    let d2 = f32x4.mul(f32x4.mul(w0, diff), diff);
+    diff = f32x4.sub(f32x4.mul(sc, bytesToF32(lo, 1)), x1);
+    d2 = f32x4.add(d2, f32x4.mul(f32x4.mul(w1, diff), diff));
+    diff = f32x4.sub(f32x4.mul(sc, bytesToF32(lo, 2)), x2);
+    d2 = f32x4.add(d2, f32x4.mul(f32x4.mul(w2, diff), diff));
+    diff = f32x4.sub(f32x4.mul(sc, bytesToF32(lo, 3)), x3);
+    d2 = f32x4.add(d2, f32x4.mul(f32x4.mul(w3, diff), diff));
+    diff = f32x4.sub(f32x4.mul(sc, bytesToF32(hi, 0)), x4);
+    d2 = f32x4.add(d2, f32x4.mul(f32x4.mul(w4, diff), diff));
+    diff = f32x4.sub(f32x4.mul(sc, bytesToF32(hi, 1)), x5);
+    d2 = f32x4.add(d2, f32x4.mul(f32x4.mul(w5, diff), diff));
+    diff = f32x4.sub(f32x4.mul(sc, bytesToF32(hi, 2)), x6);
+    d2 = f32x4.add(d2, f32x4.mul(f32x4.mul(w6, diff), diff));
+    diff = f32x4.sub(f32x4.mul(sc, bytesToF32(hi, 3)), x7);
+    d2 = f32x4.add(d2, f32x4.mul(f32x4.mul(w7, diff), diff));
+    const lt = f32x4.lt(d2, best);
+    best = v128.bitselect(d2, best, lt);
+    bestAt = v128.bitselect(at, bestAt, lt);
+    at = i32x4.add(at, i32x4.splat(4));
+  }
+  // the smallest distance, and among the lanes holding it the earliest position
+  let m = f32x4.extract_lane(best, 0);
+  let pos = i32x4.extract_lane(bestAt, 0);
+  let v = f32x4.extract_lane(best, 1);
+  let p = i32x4.extract_lane(bestAt, 1);
+  if (v < m || (v == m && p < pos)) { m = v; pos = p; }
+  v = f32x4.extract_lane(best, 2);
+  p = i32x4.extract_lane(bestAt, 2);
+  if (v < m || (v == m && p < pos)) { m = v; pos = p; }
+  v = f32x4.extract_lane(best, 3);
+  p = i32x4.extract_lane(bestAt, 3);
+  if (v < m || (v == m && p < pos)) { m = v; pos = p; }
+  // (no distance below FLT_MAX: ggml asserts; the first neighbour stands in)
+  const g = <i32>load<u16>(list + (<usize>pos << 1));
+  const pg = gridPos + (<usize>g << 3);
+  for (let i = 0; i < 8; ++i) store<i8>(Lout + <usize>i, <i8>((ldi8(pg, i) - 1) / 2));
+  return g;
+}
+
+/**
+ * Levels MAX(0, MIN(2, nearest_int(0.5f*(id*xval[i] - 1)))) of the 8 values at xv into Lout;
+ * returns their code word Σ l_i << 2i.
+ */
+@inline function roundGroup(xv: usize, id: v128, Lout: usize): i32 {
+  const half = f32x4.splat(0.5);
+  const one = f32x4.splat(1);
+  const zero = i32x4.splat(0);
+  const top = i32x4.splat(K_MAX_Q - 1);
+  const a = i32x4.max_s(i32x4.min_s(nearestIntX4(f32x4.mul(half, f32x4.sub(f32x4.mul(id, v128.load(xv)), one))), top), zero);
+  const b = i32x4.max_s(i32x4.min_s(nearestIntX4(f32x4.mul(half, f32x4.sub(f32x4.mul(id, v128.load(xv, 16)), one))), top), zero);
+  store<u64>(Lout, i64x2.extract_lane(i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(a, b), a), 0));
+  const s = i32x4.add(i32x4.mul(a, i32x4(1, 4, 16, 64)), i32x4.mul(b, i32x4(256, 1024, 4096, 16384)));
+  return i32x4.extract_lane(s, 0) + i32x4.extract_lane(s, 1) + i32x4.extract_lane(s, 2) + i32x4.extract_lane(s, 3);
+}
+
+/** Code word of the 8 levels at Lp. */
+@inline function codeOf(Lp: usize): i32 {
+  let u = 0;
+  for (let i = 0; i < 8; ++i) u |= ldi8(Lp, i) << (2 * i);
+  return u;
+}
+
+/**
+ * Levels of group k (8 values) for inverse scale id onto the grid: rounded, and where that is no
+ * grid point, replaced by the best neighbour for `scale`. Returns whether the rounding was on the grid.
+ */
+@inline function groupOntoGrid(k: i32, id: f32, scale: f32, Lp: usize): bool {
+  const xv = XVAL + (<usize>k << 5);
+  const u = roundGroup(xv, f32x4.splat(id), Lp + (<usize>k << 3));
+  const g = mapAt(u);
+  if (g >= 0) return true;
+  bestNeighbour(gridNbr + (<usize>(-g - 1) << 1), xv, WAUX + (<usize>k << 5), scale, Lp + (<usize>k << 3));
+  return false;
+}
+
+/** Σ w*xval*q and Σ w*q*q (q = 2l+1) over the n values, in order; returns sumqx, sumq2 in SUMS. */
+let sumQX: f32 = 0;
+let sumQ2: f32 = 0;
+@inline function levelSums(n: i32, Lp: usize): void {
+  let sqx: f32 = 0, sq2: f32 = 0;
+  for (let i = 0; i < n; ++i) {
+    const w = ldf(WEIGHT, i);
+    const q = <f32>(<i32>2 * ldi8(Lp, i) + <i32>1);
+    sqx += w * ldf(XVAL, i) * q;
+    sq2 += w * q * q;
+  }
+  sumQX = sqx;
+  sumQ2 = sq2;
+}
+
+/**
+ * The sign step of the IQ2_XXS/XS searches for group k of the block at xb: magnitudes into XVAL,
+ * the sign bits; with an odd number of negatives the least important value (smallest
+ * weight*x*x, first of equals) changes sign instead, so that 7 sign bits describe the group.
+ */
+@inline function signsEvenParity(xb: usize, k: i32): i32 {
+  let nflip = 0;
+  let s = 0;
+  for (let i = 0; i < 8; ++i) {
+    const j = 8 * k + i;
+    const v = ldf(xb, j);
+    if (v >= 0) stf(XVAL, j, v);
+    else { stf(XVAL, j, -v); ++nflip; s |= 1 << i; }
+  }
+  if (nflip % 2) {
+    let imin = 0;
+    let mn: f32 = ldf(WEIGHT, 8 * k) * ldf(xb, 8 * k) * ldf(xb, 8 * k);
+    for (let i = 1; i < 8; ++i) {
+      const j = 8 * k + i;
+      const ax: f32 = ldf(WEIGHT, j) * ldf(xb, j) * ldf(xb, j);
+      if (ax < mn) { mn = ax; imin = i; }
+    }
+    stf(XVAL, 8 * k + imin, -ldf(XVAL, 8 * k + imin));
+    s ^= 1 << imin;
+  }
+  return s & 127;
+}
+
+/** weight[i] = qw[i]*sqrtf(sigma2 + x²), waux = sqrtf(weight), n values (multiple of 4). */
+@inline function importanceWeights(xb: usize, qw: usize, sigma2: f32, n: i32): void {
+  const s2 = f32x4.splat(sigma2);
+  for (let i = 0; i < n; i += 4) {
+    const off = <usize>i << 2;
+    const x = v128.load(xb + off);
+    const w = f32x4.mul(v128.load(qw + off), f32x4.sqrt(f32x4.add(s2, f32x4.mul(x, x))));
+    v128.store(WEIGHT + off, w);
+    v128.store(WAUX + off, f32x4.sqrt(w));
+  }
+}
+
+// ---- IQ2_XXS ----
+
+/** quantize_row_iq2_xxs_impl for one block of 32 (index ib) at xb; returns its scale (or 0). */
+function searchBlockXXS(xb: usize, ib: i32): f32 {
+  for (let k = 0; k < 4; ++k) store<u8>(SIGNS + <usize>k, <u8>signsEvenParity(xb, k));
+  let max = ldf(XVAL, 0);
+  for (let i = 1; i < 32; ++i) { const v = ldf(XVAL, i); max = max > v ? max : v; }
+  if (max < GROUP_MAX_EPS) return 0;
+  let scale = makeQpQuants(32, K_MAX_Q + 1, XVAL, L, WEIGHT);
+  const effMax: f32 = scale * <f32>K_MAX_Q;
+  if (effMax <= 0) return 0;
+  let best: f32 = 0;
+  for (let is = -6; is <= 6; ++is) {
+    const id: f32 = (<f32>(<i32>2 * K_MAX_Q - <i32>1) + <f32>is * <f32>0.1) / effMax;
+    const thisScale: f32 = <f32>1 / id;
+    for (let k = 0; k < 4; ++k) groupOntoGrid(k, id, thisScale, LAUX);
+    levelSums(32, LAUX);
+    if (sumQ2 > 0 && sumQX * sumQX > best * sumQ2) {
+      scale = sumQX / sumQ2;
+      best = scale * sumQX;
+      memory.copy(L, LAUX, 32);
+    }
+  }
+  if (scale > 0) {
+    const id: f32 = <f32>1 / scale;
+    for (let k = 0; k < 4; ++k) groupOntoGrid(k, id, scale, L);
+    levelSums(32, L);
+    if (sumQ2 > 0) scale = sumQX / sumQ2;
+  }
+  if (scale < 0) {
+    // never expected (ggml: "just in case"): a positive scale and every sign flipped
+    scale = -scale;
+    for (let k = 0; k < 4; ++k) store<u8>(SIGNS + <usize>k, ~load<u8>(SIGNS + <usize>k) & 127);
+  }
+  let grid: u32 = 0, signs: u32 = 0;
+  for (let k = 0; k < 4; ++k) {
+    const g = mapAt(codeOf(L + (<usize>k << 3)));
+    grid |= <u32>g << (8 * k);
+    signs |= <u32>load<u8>(SIGNS + <usize>k) << (7 * k);
+  }
+  store<u32>(Q2 + (<usize>ib << 3), grid);
+  store<u32>(Q2 + (<usize>ib << 3) + 4, signs);
+  return scale;
+}
+
+function quantizeBlockXXS(x: usize, y: usize, qw: usize): void {
+  memory.fill(Q2, 0, 64);
+  let sumx2: f32 = 0;
+  for (let i = 0; i < QK_K; ++i) sumx2 += ldf(x, i) * ldf(x, i);
+  const sigma2: f32 = sumx2 / <f32>QK_K;
+  let maxScale: f32 = 0;
+  for (let ib = 0; ib < 8; ++ib) {
+    const xb = x + (<usize>ib << 7);
+    importanceWeights(xb, qw + (<usize>ib << 7), sigma2, 32);
+    const scale = searchBlockXXS(xb, ib);
+    stf(SCALES, ib, scale);
+    maxScale = maxScale > scale ? maxScale : scale;
+  }
+  if (maxScale == 0) {
+    memory.fill(y, 0, XXS_BLOCK_BYTES);
+    return;
+  }
+  const d: f32 = maxScale / <f32>31;
+  store<u16>(y, fp32ToFp16(d));
+  const id: f32 = <f32>1 / d;
+  for (let ib = 0; ib < 8; ++ib) {
+    let l = nearestInt(<f32>0.5 * (id * ldf(SCALES, ib) - <f32>1));
+    l = max(0, min(15, l));
+    const p = Q2 + (<usize>ib << 3) + 4;
+    store<u32>(p, load<u32>(p) | (<u32>l << 28));
+  }
+  memory.copy(y + 2, Q2, 64);
+}
+
+// ---- IQ2_XS / IQ2_S: blocks of 16 ----
+
+const ON_GRID = memory.data(2);
+const ON_GRID_AUX = memory.data(2);
+
+/**
+ * The shared search of quantize_row_iq2_xs_impl / quantize_row_iq2_s_impl for one block of 16
+ * (XVAL, WEIGHT, WAUX, SIGNS set), from its largest magnitude max: the levels end in L; returns the scale.
+ */
+function searchBlock16(max: f32): f32 {
+  let best: f32 = 0;
+  let scale: f32 = max / <f32>(<i32>2 * K_MAX_Q - <i32>1);
+  memory.fill(L, 0, 16);
+  store<u8>(ON_GRID, 1);
+  store<u8>(ON_GRID + 1, 1);
+  for (let is = -9; is <= 9; ++is) {
+    const id: f32 = (<f32>(<i32>2 * K_MAX_Q - <i32>1) + <f32>is * <f32>0.1) / max;
+    const thisScale: f32 = <f32>1 / id;
+    store<u8>(ON_GRID_AUX, <u8>groupOntoGrid(0, id, thisScale, LAUX));
+    store<u8>(ON_GRID_AUX + 1, <u8>groupOntoGrid(1, id, thisScale, LAUX));
+    levelSums(16, LAUX);
+    if (sumQ2 > 0 && sumQX * sumQX > best * sumQ2) {
+      scale = sumQX / sumQ2;
+      best = scale * sumQX;
+      memory.copy(L, LAUX, 16);
+      memory.copy(ON_GRID, ON_GRID_AUX, 2);
+    }
+  }
+  const off0 = load<u8>(ON_GRID) == 0, off1 = load<u8>(ON_GRID + 1) == 0;
+  if ((off0 || off1) && scale > 0) {
+    const id: f32 = <f32>1 / scale;
+    if (off0) groupOntoGrid(0, id, scale, L);
+    if (off1) groupOntoGrid(1, id, scale, L);
+    levelSums(16, L);
+    if (sumQ2 > 0) scale = sumQX / sumQ2;
+  }
+  return scale;
+}
+
+function quantizeBlockXS(x: usize, y: usize, qw: usize): void {
+  memory.fill(Q2, 0, 64);
+  let sumx2: f32 = 0;
+  for (let i = 0; i < QK_K; ++i) sumx2 += ldf(x, i) * ldf(x, i);
+  const sigma2: f32 = sumx2 / <f32>QK_K;
+  let maxScale: f32 = 0;
+  for (let ib = 0; ib < 16; ++ib) {
+    const xb = x + (<usize>ib << 6);
+    importanceWeights(xb, qw + (<usize>ib << 6), sigma2, 16);
+    store<u8>(SIGNS, <u8>signsEvenParity(xb, 0));
+    store<u8>(SIGNS + 1, <u8>signsEvenParity(xb, 1));
+    let max = ldf(XVAL, 0);
+    for (let i = 1; i < 16; ++i) { const v = ldf(XVAL, i); max = max > v ? max : v; }
+    if (max < GROUP_MAX_EPS) { stf(SCALES, ib, 0); continue; }
+    let scale = searchBlock16(max);
+    if (scale < 0) {
+      scale = -scale;
+      store<u8>(SIGNS, ~load<u8>(SIGNS) & 127);
+      store<u8>(SIGNS + 1, ~load<u8>(SIGNS + 1) & 127);
+    }
+    for (let k = 0; k < 2; ++k) {
+      const g = mapAt(codeOf(L + (<usize>k << 3)));
+      store<u16>(Q2 + (<usize>(2 * ib + k) << 1), <u16>(g | (<i32>load<u8>(SIGNS + <usize>k) << 9)));
+    }
+    stf(SCALES, ib, scale);
+    maxScale = maxScale > scale ? maxScale : scale;
+  }
+  memory.fill(y, 0, XS_BLOCK_BYTES);
+  if (maxScale == 0) return;
+  const d: f32 = maxScale / <f32>31;
+  store<u16>(y, fp32ToFp16(d));
+  const id: f32 = <f32>1 / d;
+  const sc = y + 66;
+  for (let ib = 0; ib < 16; ++ib) {
+    let l = nearestInt(<f32>0.5 * (id * ldf(SCALES, ib) - <f32>1));
+    l = max(0, min(15, l));
+    const p = sc + <usize>(ib >> 1);
+    if (ib % 2 == 0) store<u8>(p, <u8>l);
+    else store<u8>(p, load<u8>(p) | <u8>(l << 4));
+  }
+  memory.copy(y + 2, Q2, 64);
+}
+
+function quantizeBlockS(x: usize, y: usize, qw: usize): void {
+  memory.fill(y, 0, S_BLOCK_BYTES);
+  const qs = y + 2, qh = y + 66, sc = y + 74;
+  let sumx2: f32 = 0;
+  for (let i = 0; i < QK_K; ++i) sumx2 += ldf(x, i) * ldf(x, i);
+  const sigma2: f32 = <f32>2 * sumx2 / <f32>QK_K;
+  let maxScale: f32 = 0;
+  for (let ib = 0; ib < 16; ++ib) {
+    const xb = x + (<usize>ib << 6);
+    if (qw != 0) importanceWeights(xb, qw + (<usize>ib << 6), sigma2, 16);
+    else {
+      const base = f32x4.splat(<f32>0.25 * sigma2);
+      for (let i = 0; i < 16; i += 4) {
+        const off = <usize>i << 2;
+        const v = v128.load(xb + off);
+        const w = f32x4.add(base, f32x4.mul(v, v));
+        v128.store(WEIGHT + off, w);
+        v128.store(WAUX + off, f32x4.sqrt(w));
+      }
+    }
+    for (let k = 0; k < 2; ++k) {
+      let s = 0;
+      for (let i = 0; i < 8; ++i) {
+        const j = 8 * k + i;
+        const v = ldf(xb, j);
+        if (v >= 0) stf(XVAL, j, v);
+        else { stf(XVAL, j, -v); s |= 1 << i; }
+      }
+      store<u8>(SIGNS + <usize>k, <u8>s);
+    }
+    let max = ldf(XVAL, 0);
+    for (let i = 1; i < 16; ++i) { const v = ldf(XVAL, i); max = max > v ? max : v; }
+    if (max < GROUP_MAX_EPS_IQ2_S) { stf(SCALES, ib, 0); continue; }
+    let scale = searchBlock16(max);
+    if (scale < 0) {
+      scale = -scale;
+      store<u8>(SIGNS, ~load<u8>(SIGNS));
+      store<u8>(SIGNS + 1, ~load<u8>(SIGNS + 1));
+    }
+    for (let k = 0; k < 2; ++k) {
+      const g = mapAt(codeOf(L + (<usize>k << 3)));
+      const i8 = 2 * ib + k;
+      store<u8>(qs + <usize>i8, <u8>(g & 255));
+      const h = qh + <usize>(i8 >> 2);
+      store<u8>(h, load<u8>(h) | <u8>((g >> 8) << (2 * (i8 % 4))));
+      store<u8>(qs + 32 + <usize>i8, load<u8>(SIGNS + <usize>k));
+    }
+    stf(SCALES, ib, scale);
+    maxScale = maxScale > scale ? maxScale : scale;
+  }
+  if (maxScale == 0) return;
+  const d: f32 = maxScale / <f32>31;
+  store<u16>(y, fp32ToFp16(d * <f32>0.9875));
+  const id: f32 = <f32>1 / d;
+  for (let ib = 0; ib < 16; ++ib) {
+    let l = nearestInt(<f32>0.5 * (id * ldf(SCALES, ib) - <f32>1));
+    l = max(0, min(15, l));
+    const p = sc + <usize>(ib >> 1);
+    if (ib % 2 == 0) store<u8>(p, <u8>l);
+    else store<u8>(p, load<u8>(p) | <u8>(l << 4));
+  }
+}
+
+@inline function useLattice(lattice: i32): void {
+  gridPos = latticePositions(lattice);
+  gridMap = latticeMap(lattice);
+  gridNbr = latticeNeighbours(lattice);
+}
+
+/** ggml_quantize_chunk's row loop: the same importance vector (one weight per column) for every row. */
+@inline function quantizeRows(
+  src: usize, dst: usize, nrows: i32, ncols: i32, imatrix: usize, blockBytes: usize,
+  quantizeBlock: (x: usize, y: usize, qw: usize) => void,
+): void {
+  const nb = ncols / QK_K;
+  for (let r = 0; r < nrows; ++r) {
+    for (let i = 0; i < nb; ++i) {
+      const x = src + ((<usize>r * <usize>ncols + <usize>(i * QK_K)) << 2);
+      const y = dst + (<usize>r * <usize>nb + <usize>i) * blockBytes;
+      quantizeBlock(x, y, imatrix != 0 ? imatrix + (<usize>(i * QK_K) << 2) : 0);
+    }
+  }
+}
+
+/** IQ2_XXS: the JS side refuses a call without an importance vector (ggml asserts one). */
+export function quantizeRowsIQ2_XXS(src: usize, dst: usize, nrows: i32, ncols: i32, imatrix: usize): void {
+  if (imatrix == 0) unreachable();
+  useLattice(LATTICE_IQ2XXS);
+  quantizeRows(src, dst, nrows, ncols, imatrix, XXS_BLOCK_BYTES, quantizeBlockXXS);
+}
+
+/** IQ2_XS: the JS side refuses a call without an importance vector (ggml asserts one). */
+export function quantizeRowsIQ2_XS(src: usize, dst: usize, nrows: i32, ncols: i32, imatrix: usize): void {
+  if (imatrix == 0) unreachable();
+  useLattice(LATTICE_IQ2XS);
+  quantizeRows(src, dst, nrows, ncols, imatrix, XS_BLOCK_BYTES, quantizeBlockXS);
+}
+
+export function quantizeRowsIQ2_S(src: usize, dst: usize, nrows: i32, ncols: i32, imatrix: usize): void {
+  useLattice(LATTICE_IQ2S);
+  quantizeRows(src, dst, nrows, ncols, imatrix, S_BLOCK_BYTES, quantizeBlockS);
+}
+
+// ---- dequantization: y = db * grid value * ±1 ----
+
+/** The 8 values of grid point g (level values at grid) times db, signs from the bits of s, at y. */
+@inline function storeGroup(y: usize, grid: usize, g: i32, db: f32, s: i32): void {
+  const pg = grid + (<usize>g << 3);
+  for (let j = 0; j < 8; ++j) {
+    const v: f32 = db * <f32>load<u8>(pg + <usize>j);
+    store<f32>(y + (<usize>j << 2), (s >> j) & 1 ? v * <f32>-1 : v * <f32>1);
+  }
+}
+
+export function dequantizeIQ2_XXS(src: usize, dst: usize, k: i32): void {
+  const grid = latticeValues(LATTICE_IQ2XXS);
+  const nb = <usize>k >> 8;
+  for (let b: usize = 0; b < nb; b++) {
+    const x = src + b * XXS_BLOCK_BYTES;
+    const d = fp16ToFp32(load<u16>(x));
+    for (let ib: usize = 0; ib < 8; ib++) {
+      const idx = x + 2 + (ib << 3);
+      const aux1 = load<u32>(idx + 4);
+      const db: f32 = d * (<f32>0.5 + <f32>(aux1 >> 28)) * <f32>0.25;
+      for (let l = 0; l < 4; l++) {
+        const s = <i32>load<u8>(KSIGNS + <usize>((aux1 >> (7 * l)) & 127));
+        storeGroup(dst + (b << 10) + (ib << 7) + (<usize>l << 5), grid, <i32>load<u8>(idx + <usize>l), db, s);
+      }
+    }
+  }
+}
+
+export function dequantizeIQ2_XS(src: usize, dst: usize, k: i32): void {
+  const grid = latticeValues(LATTICE_IQ2XS);
+  const nb = <usize>k >> 8;
+  for (let b: usize = 0; b < nb; b++) {
+    const x = src + b * XS_BLOCK_BYTES;
+    const d = fp16ToFp32(load<u16>(x));
+    for (let ib: usize = 0; ib < 8; ib++) {
+      const sc = <i32>load<u8>(x + 66 + ib);
+      const db0: f32 = d * (<f32>0.5 + <f32>(sc & 0xf)) * <f32>0.25;
+      const db1: f32 = d * (<f32>0.5 + <f32>(sc >> 4)) * <f32>0.25;
+      for (let l = 0; l < 4; l++) {
+        const q = <i32>load<u16>(x + 2 + (((ib << 2) + <usize>l) << 1));
+        const s = <i32>load<u8>(KSIGNS + <usize>(q >> 9));
+        storeGroup(dst + (b << 10) + (ib << 7) + (<usize>l << 5), grid, q & 511, l < 2 ? db0 : db1, s);
+      }
+    }
+  }
+}
+
+export function dequantizeIQ2_S(src: usize, dst: usize, k: i32): void {
+  const grid = latticeValues(LATTICE_IQ2S);
+  const nb = <usize>k >> 8;
+  for (let b: usize = 0; b < nb; b++) {
+    const x = src + b * S_BLOCK_BYTES;
+    const d = fp16ToFp32(load<u16>(x));
+    for (let ib: usize = 0; ib < 8; ib++) {
+      const sc = <i32>load<u8>(x + 74 + ib);
+      const db0: f32 = d * (<f32>0.5 + <f32>(sc & 0xf)) * <f32>0.25;
+      const db1: f32 = d * (<f32>0.5 + <f32>(sc >> 4)) * <f32>0.25;
+      const qh = <i32>load<u8>(x + 66 + ib);
+      for (let l = 0; l < 4; l++) {
+        const g = <i32>load<u8>(x + 2 + (ib << 2) + <usize>l) | ((qh << (8 - 2 * l)) & 0x300);
+        const s = <i32>load<u8>(x + 34 + (ib << 2) + <usize>l);
+        storeGroup(dst + (b << 10) + (ib << 7) + (<usize>l << 5), grid, g, l < 2 ? db0 : db1, s);
+      }
+    }
+  }
+}
