@@ -10,7 +10,7 @@
 // strict-< scan); the per-element steps (weights, rounding to levels) run four elements at a
 // time. Every sum over the elements of a block stays sequential.
 import { fp16ToFp32, fp32ToFp16 } from "./fp16";
-import { GROUP_MAX_EPS, makeQpQuants, nearestInt, nearestIntX4 } from "./quant-common";
+import { GROUP_MAX_EPS, makeQpQuants, nearestInt, nearestIntX4, transposeX4 } from "./quant-common";
 import { LATTICE_IQ2S, LATTICE_IQ2XS, LATTICE_IQ2XXS, latticeMap, latticeNeighbours, latticePositions, latticeValues } from "./iq-neighbours";
 
 const QK_K = 256;
@@ -37,13 +37,11 @@ const WEIGHT = memory.data(32 * 4, 16);
 const WAUX = memory.data(32 * 4, 16);
 const XVAL = memory.data(32 * 4, 16);
 const L = memory.data(32, 16);
-const LAUX = memory.data(32, 16);
 const SCALES = memory.data(16 * 4, 16);
 const SIGNS = memory.data(4, 4);
 const Q2 = memory.data(64, 16);
 
 // The lattice of the type being quantized (set per call).
-let gridPos: usize = 0;
 let gridMap: usize = 0;
 let gridNbr: usize = 0;
 
@@ -60,77 +58,131 @@ let gridNbr: usize = 0;
   return load<i32>(gridMap + (<usize>u << 2));
 }
 
-/** Lanes 0..3 of the i8 bytes of v starting at byte 4*i, as f32 (i = 0..3). */
-@inline function bytesToF32(v: v128, i: i32): v128 {
-  const h = i < 2 ? i16x8.extend_low_i8x16_s(v) : i16x8.extend_high_i8x16_s(v);
-  return f32x4.convert_i32x4_s((i & 1) == 0 ? i32x4.extend_low_i16x8_s(h) : i32x4.extend_high_i16x8_s(h));
+// The neighbour lists as bestNeighbour reads them, built once per lattice from iq2xs_init_impl's:
+// for every code word u whose levels are all 0..2 (the only ones the quantizers look up) and
+// which is off the grid, its list in blocks of four neighbours (a short last block repeats the
+// last one), a block holding 4*l of every coordinate's level l, coordinate i of neighbour k at
+// byte 4i+k. BLOCK_AT[u] is the first block's index. Sizes: the lists' totals (init traps on any other).
+const BLOCKS_IQ2XXS: i32 = 30667;
+const BLOCKS_IQ2XS: i32 = 47682;
+const BLOCKS_IQ2S: i32 = 13591;
+const KMAP_SIZE: i32 = 43692;
+const BLK_IQ2XXS = memory.data(BLOCKS_IQ2XXS * 128, 16);
+const BLK_IQ2XS = memory.data(BLOCKS_IQ2XS * 128, 16);
+const BLK_IQ2S = memory.data(BLOCKS_IQ2S * 128, 16);
+const BLOCK_AT_IQ2XXS = memory.data(KMAP_SIZE * 4, 4);
+const BLOCK_AT_IQ2XS = memory.data(KMAP_SIZE * 4, 4);
+const BLOCK_AT_IQ2S = memory.data(KMAP_SIZE * 4, 4);
+// 4*l per coordinate of every grid point, and l packed as bytes (8 bytes a point)
+const LEVEL4_IQ2XXS = memory.data(256 * 8, 8);
+const LEVEL4_IQ2XS = memory.data(512 * 8, 8);
+const LEVEL4_IQ2S = memory.data(1024 * 8, 8);
+let blocksBuilt: i32 = 0;
+
+let gridLevel4: usize = 0;
+let gridBlocks: usize = 0;
+let gridBlockAt: usize = 0;
+
+function buildBlocks(lattice: i32, size: i32, capacity: i32, blocks: usize, blockAt: usize, level4: usize): void {
+  const pos = latticePositions(lattice);
+  const map = latticeMap(lattice);
+  const nbr = latticeNeighbours(lattice);
+  for (let i = 0; i < size * 8; ++i) store<u8>(level4 + <usize>i, <u8>((ldi8(pos, i) - 1) * 2));
+  let count = 0;
+  for (let u = 0; u < KMAP_SIZE; ++u) {
+    const g = load<i32>(map + (<usize>u << 2));
+    // any level 3 (bits 11): never looked up
+    if (g >= 0 || (u & (u >> 1) & 0x5555) != 0) continue;
+    store<i32>(blockAt + (<usize>u << 2), count);
+    const list = nbr + (<usize>(-g - 1) << 1);
+    const n = <i32>load<u16>(list);
+    for (let j = 0; j < n; j += 4) {
+      if (count >= capacity) unreachable();
+      const blk = blocks + (<usize>count << 7);
+      for (let k = 0; k < 4; ++k) {
+        const p = pos + (<usize>load<u16>(list + 2 + (<usize>min(j + k, n - 1) << 1)) << 3);
+        for (let i = 0; i < 8; ++i) store<f32>(blk + <usize>(16 * i + 4 * k), <f32>load<i8>(p + <usize>i));
+      }
+      count++;
+    }
+  }
+  if (count != capacity) unreachable();
+}
+
+/** Bytes 4i..4i+3 of v (coordinate i of four neighbours, i = 0..3) each spread over its lane's 4 bytes, plus 0,1,2,3: the byte indices of their terms. */
+@inline function termIndex(v: v128, i: i32): v128 {
+  const k = i32x4.splat(0x03020100);
+  switch (i) {
+    case 0: return i8x16.add(i8x16.shuffle(v, v, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3), k);
+    case 1: return i8x16.add(i8x16.shuffle(v, v, 4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7), k);
+    case 2: return i8x16.add(i8x16.shuffle(v, v, 8, 8, 8, 8, 9, 9, 9, 9, 10, 10, 10, 10, 11, 11, 11, 11), k);
+    default: return i8x16.add(i8x16.shuffle(v, v, 12, 12, 12, 12, 13, 13, 13, 13, 14, 14, 14, 14, 15, 15, 15, 15), k);
+  }
 }
 
 /**
- * iq2_find_best_neighbour: the neighbour (of the list at nbr: count, then grid indices) nearest
- * to xval/scale under weights w, Σ w[i]*(scale*q[i] - xval[i])² summed over i in order; the first
- * of the smallest wins. Writes its levels (q-1)/2 to Lout and returns its grid index.
+ * iq2_find_best_neighbour for code word u (off the grid; its list at nbr: count, then grid
+ * indices): the neighbour nearest to xval/scale under weights w, Σ w[i]*(scale*q[i] - xval[i])²
+ * summed over i in order; the first of the smallest wins. Writes its levels (q-1)/2 to Lout and
+ * returns its grid index.
+ * A term w[i]*diff*diff depends only on i and the level of coordinate i, so the 24 possible terms
+ * are computed once (the same float operations the reference does per neighbour) and each
+ * neighbour's distance adds its 8 terms in order, four neighbours at a time.
  */
-function bestNeighbour(nbr: usize, xv: usize, wv: usize, scale: f32, Lout: usize): i32 {
+function bestNeighbour(u: i32, nbr: usize, xv: usize, wv: usize, scale: f32, Lout: usize): i32 {
   const n = <i32>load<u16>(nbr);
-  const sc = f32x4.splat(scale);
-  const x0 = v128.load32_splat(xv), x1 = v128.load32_splat(xv, 4), x2 = v128.load32_splat(xv, 8), x3 = v128.load32_splat(xv, 12);
-  const x4 = v128.load32_splat(xv, 16), x5 = v128.load32_splat(xv, 20), x6 = v128.load32_splat(xv, 24), x7 = v128.load32_splat(xv, 28);
-  const w0 = v128.load32_splat(wv), w1 = v128.load32_splat(wv, 4), w2 = v128.load32_splat(wv, 8), w3 = v128.load32_splat(wv, 12);
-  const w4 = v128.load32_splat(wv, 16), w5 = v128.load32_splat(wv, 20), w6 = v128.load32_splat(wv, 24), w7 = v128.load32_splat(wv, 28);
-  let best = f32x4.splat(F32.MAX_VALUE);
-  let bestAt = i32x4.splat(0);
-  let at = i32x4(0, 1, 2, 3);
-  const list = nbr + 2;
-  const last = n - 1;
-  for (let j = 0; j < n; j += 4) {
-    // a short last group repeats the last neighbour: a later equal distance never wins
-    const g0 = <usize>load<u16>(list + (<usize>j << 1));
-    const g1 = <usize>load<u16>(list + (<usize>min(j + 1, last) << 1));
-    const g2 = <usize>load<u16>(list + (<usize>min(j + 2, last) << 1));
-    const g3 = <usize>load<u16>(list + (<usize>min(j + 3, last) << 1));
-    const a = i64x2.replace_lane(i64x2.splat(load<i64>(gridPos + (g0 << 3))), 1, load<i64>(gridPos + (g1 << 3)));
-    const b = i64x2.replace_lane(i64x2.splat(load<i64>(gridPos + (g2 << 3))), 1, load<i64>(gridPos + (g3 << 3)));
-    // coordinate i of the four points in bytes 4i..4i+3
-    const lo = i8x16.shuffle(a, b, 0, 8, 16, 24, 1, 9, 17, 25, 2, 10, 18, 26, 3, 11, 19, 27);
-    const hi = i8x16.shuffle(a, b, 4, 12, 20, 28, 5, 13, 21, 29, 6, 14, 22, 30, 7, 15, 23, 31);
-    let diff = f32x4.sub(f32x4.mul(sc, bytesToF32(lo, 0)), x0);
-    let d2 = f32x4.mul(f32x4.mul(w0, diff), diff);
-    diff = f32x4.sub(f32x4.mul(sc, bytesToF32(lo, 1)), x1);
-    d2 = f32x4.add(d2, f32x4.mul(f32x4.mul(w1, diff), diff));
-    diff = f32x4.sub(f32x4.mul(sc, bytesToF32(lo, 2)), x2);
-    d2 = f32x4.add(d2, f32x4.mul(f32x4.mul(w2, diff), diff));
-    diff = f32x4.sub(f32x4.mul(sc, bytesToF32(lo, 3)), x3);
-    d2 = f32x4.add(d2, f32x4.mul(f32x4.mul(w3, diff), diff));
-    diff = f32x4.sub(f32x4.mul(sc, bytesToF32(hi, 0)), x4);
-    d2 = f32x4.add(d2, f32x4.mul(f32x4.mul(w4, diff), diff));
-    diff = f32x4.sub(f32x4.mul(sc, bytesToF32(hi, 1)), x5);
-    d2 = f32x4.add(d2, f32x4.mul(f32x4.mul(w5, diff), diff));
-    diff = f32x4.sub(f32x4.mul(sc, bytesToF32(hi, 2)), x6);
-    d2 = f32x4.add(d2, f32x4.mul(f32x4.mul(w6, diff), diff));
-    diff = f32x4.sub(f32x4.mul(sc, bytesToF32(hi, 3)), x7);
-    d2 = f32x4.add(d2, f32x4.mul(f32x4.mul(w7, diff), diff));
-    const lt = f32x4.lt(d2, best);
-    best = v128.bitselect(d2, best, lt);
-    bestAt = v128.bitselect(at, bestAt, lt);
-    at = i32x4.add(at, i32x4.splat(4));
+  let pos = 0;
+  if (n > 1) {
+    const sc = f32x4.splat(scale);
+    const x0 = v128.load32_splat(xv), x1 = v128.load32_splat(xv, 4), x2 = v128.load32_splat(xv, 8), x3 = v128.load32_splat(xv, 12);
+    const x4 = v128.load32_splat(xv, 16), x5 = v128.load32_splat(xv, 20), x6 = v128.load32_splat(xv, 24), x7 = v128.load32_splat(xv, 28);
+    const w0 = v128.load32_splat(wv), w1 = v128.load32_splat(wv, 4), w2 = v128.load32_splat(wv, 8), w3 = v128.load32_splat(wv, 12);
+    const w4 = v128.load32_splat(wv, 16), w5 = v128.load32_splat(wv, 20), w6 = v128.load32_splat(wv, 24), w7 = v128.load32_splat(wv, 28);
+    let best = f32x4.splat(F32.MAX_VALUE);
+    let bestAt = i32x4.splat(0);
+    let at = i32x4(0, 1, 2, 3);
+    const four = i32x4.splat(4);
+    let blk = gridBlocks + (<usize>load<i32>(gridBlockAt + (<usize>u << 2)) << 7);
+    for (let j = 0; j < n; j += 4) {
+      let diff = f32x4.sub(f32x4.mul(sc, v128.load(blk)), x0);
+      let d2 = f32x4.mul(f32x4.mul(w0, diff), diff);
+      diff = f32x4.sub(f32x4.mul(sc, v128.load(blk, 16)), x1);
+      d2 = f32x4.add(d2, f32x4.mul(f32x4.mul(w1, diff), diff));
+      diff = f32x4.sub(f32x4.mul(sc, v128.load(blk, 32)), x2);
+      d2 = f32x4.add(d2, f32x4.mul(f32x4.mul(w2, diff), diff));
+      diff = f32x4.sub(f32x4.mul(sc, v128.load(blk, 48)), x3);
+      d2 = f32x4.add(d2, f32x4.mul(f32x4.mul(w3, diff), diff));
+      diff = f32x4.sub(f32x4.mul(sc, v128.load(blk, 64)), x4);
+      d2 = f32x4.add(d2, f32x4.mul(f32x4.mul(w4, diff), diff));
+      diff = f32x4.sub(f32x4.mul(sc, v128.load(blk, 80)), x5);
+      d2 = f32x4.add(d2, f32x4.mul(f32x4.mul(w5, diff), diff));
+      diff = f32x4.sub(f32x4.mul(sc, v128.load(blk, 96)), x6);
+      d2 = f32x4.add(d2, f32x4.mul(f32x4.mul(w6, diff), diff));
+      diff = f32x4.sub(f32x4.mul(sc, v128.load(blk, 112)), x7);
+      d2 = f32x4.add(d2, f32x4.mul(f32x4.mul(w7, diff), diff));
+      const lt = f32x4.lt(d2, best);
+      best = v128.bitselect(d2, best, lt);
+      bestAt = v128.bitselect(at, bestAt, lt);
+      at = i32x4.add(at, four);
+      blk += 128;
+    }
+    // the smallest distance, and among the lanes holding it the earliest position (a repeated
+    // last neighbour has the same distance as the original, later)
+    let m = f32x4.extract_lane(best, 0);
+    pos = i32x4.extract_lane(bestAt, 0);
+    let v = f32x4.extract_lane(best, 1);
+    let p = i32x4.extract_lane(bestAt, 1);
+    if (v < m || (v == m && p < pos)) { m = v; pos = p; }
+    v = f32x4.extract_lane(best, 2);
+    p = i32x4.extract_lane(bestAt, 2);
+    if (v < m || (v == m && p < pos)) { m = v; pos = p; }
+    v = f32x4.extract_lane(best, 3);
+    p = i32x4.extract_lane(bestAt, 3);
+    if (v < m || (v == m && p < pos)) { m = v; pos = p; }
   }
-  // the smallest distance, and among the lanes holding it the earliest position
-  let m = f32x4.extract_lane(best, 0);
-  let pos = i32x4.extract_lane(bestAt, 0);
-  let v = f32x4.extract_lane(best, 1);
-  let p = i32x4.extract_lane(bestAt, 1);
-  if (v < m || (v == m && p < pos)) { m = v; pos = p; }
-  v = f32x4.extract_lane(best, 2);
-  p = i32x4.extract_lane(bestAt, 2);
-  if (v < m || (v == m && p < pos)) { m = v; pos = p; }
-  v = f32x4.extract_lane(best, 3);
-  p = i32x4.extract_lane(bestAt, 3);
-  if (v < m || (v == m && p < pos)) { m = v; pos = p; }
-  // (no distance below FLT_MAX: ggml asserts; the first neighbour stands in)
-  const g = <i32>load<u16>(list + (<usize>pos << 1));
-  const pg = gridPos + (<usize>g << 3);
-  for (let i = 0; i < 8; ++i) store<i8>(Lout + <usize>i, <i8>((ldi8(pg, i) - 1) / 2));
+  // (a single neighbour, or no distance below FLT_MAX where ggml asserts: the first one)
+  const g = <i32>load<u16>(nbr + 2 + (<usize>pos << 1));
+  store<u64>(Lout, (load<u64>(gridLevel4 + (<usize>g << 3)) >> 2) & 0x0303030303030303);
   return g;
 }
 
@@ -166,7 +218,7 @@ function bestNeighbour(nbr: usize, xv: usize, wv: usize, scale: f32, Lout: usize
   const u = roundGroup(xv, f32x4.splat(id), Lp + (<usize>k << 3));
   const g = mapAt(u);
   if (g >= 0) return true;
-  bestNeighbour(gridNbr + (<usize>(-g - 1) << 1), xv, WAUX + (<usize>k << 5), scale, Lp + (<usize>k << 3));
+  bestNeighbour(u, gridNbr + (<usize>(-g - 1) << 1), xv, WAUX + (<usize>k << 5), scale, Lp + (<usize>k << 3));
   return false;
 }
 
@@ -225,6 +277,51 @@ let sumQ2: f32 = 0;
   }
 }
 
+// ---- the trial scales: each trial's levels found one after the other, their sums four trials
+// at a time (one per lane, each sum in the reference's order over the elements), then the
+// reference's in-order "is this trial better" chain over the finished sums ----
+
+const TRIAL_L = memory.data(20 * 32, 16); // levels of each trial, n bytes a trial
+const TRIAL_Q = memory.data(20 * 32 * 4, 16); // their q = 2l+1 as f32
+const TRIAL_QT = memory.data(32 * 16, 16); // four trials' q transposed
+const TRIAL_SUMQX = memory.data(20 * 4, 16);
+const TRIAL_SUMQ2 = memory.data(20 * 4, 16);
+const TRIAL_ON_GRID = memory.data(20 * 2);
+const WX = memory.data(32 * 4, 16);
+
+/** q = 2l+1 as f32 for the n levels (bytes) at Lrow, n a multiple of 16. */
+@inline function levelsToQ(Lrow: usize, Qrow: usize, n: i32): void {
+  const one = i32x4.splat(1);
+  for (let i = 0; i < n; i += 16) {
+    const v = v128.load(Lrow + <usize>i);
+    const lo = i16x8.extend_low_i8x16_u(v), hi = i16x8.extend_high_i8x16_u(v);
+    const q = Qrow + (<usize>i << 2);
+    v128.store(q, f32x4.convert_i32x4_s(i32x4.add(i32x4.shl(i32x4.extend_low_i16x8_u(lo), 1), one)));
+    v128.store(q, f32x4.convert_i32x4_s(i32x4.add(i32x4.shl(i32x4.extend_high_i16x8_u(lo), 1), one)), 16);
+    v128.store(q, f32x4.convert_i32x4_s(i32x4.add(i32x4.shl(i32x4.extend_low_i16x8_u(hi), 1), one)), 32);
+    v128.store(q, f32x4.convert_i32x4_s(i32x4.add(i32x4.shl(i32x4.extend_high_i16x8_u(hi), 1), one)), 48);
+  }
+}
+
+/** Σ w*xval*q and Σ w*q*q of each of the first ntrials trials (n values each) into TRIAL_SUMQX/Q2. */
+function trialSums(ntrials: i32, n: i32): void {
+  for (let i = 0; i < n; i += 4) {
+    const off = <usize>i << 2;
+    v128.store(WX + off, f32x4.mul(v128.load(WEIGHT + off), v128.load(XVAL + off)));
+  }
+  for (let t0 = 0; t0 < ntrials; t0 += 4) {
+    transposeX4(TRIAL_Q + (<usize>(t0 * n) << 2), n, TRIAL_QT);
+    let sqx = f32x4.splat(0), sq2 = f32x4.splat(0);
+    for (let i = 0; i < n; ++i) {
+      const q = v128.load(TRIAL_QT + (<usize>i << 4));
+      sqx = f32x4.add(sqx, f32x4.mul(v128.load32_splat(WX + (<usize>i << 2)), q));
+      sq2 = f32x4.add(sq2, f32x4.mul(f32x4.mul(v128.load32_splat(WEIGHT + (<usize>i << 2)), q), q));
+    }
+    v128.store(TRIAL_SUMQX + (<usize>t0 << 2), sqx);
+    v128.store(TRIAL_SUMQ2 + (<usize>t0 << 2), sq2);
+  }
+}
+
 // ---- IQ2_XXS ----
 
 /** quantize_row_iq2_xxs_impl for one block of 32 (index ib) at xb; returns its scale (or 0). */
@@ -236,18 +333,25 @@ function searchBlockXXS(xb: usize, ib: i32): f32 {
   let scale = makeQpQuants(32, K_MAX_Q + 1, XVAL, L, WEIGHT);
   const effMax: f32 = scale * <f32>K_MAX_Q;
   if (effMax <= 0) return 0;
-  let best: f32 = 0;
-  for (let is = -6; is <= 6; ++is) {
-    const id: f32 = (<f32>(<i32>2 * K_MAX_Q - <i32>1) + <f32>is * <f32>0.1) / effMax;
+  for (let t = 0; t < 13; ++t) {
+    const id: f32 = (<f32>(<i32>2 * K_MAX_Q - <i32>1) + <f32>(t - 6) * <f32>0.1) / effMax;
     const thisScale: f32 = <f32>1 / id;
-    for (let k = 0; k < 4; ++k) groupOntoGrid(k, id, thisScale, LAUX);
-    levelSums(32, LAUX);
-    if (sumQ2 > 0 && sumQX * sumQX > best * sumQ2) {
-      scale = sumQX / sumQ2;
-      best = scale * sumQX;
-      memory.copy(L, LAUX, 32);
+    const Lt = TRIAL_L + (<usize>t << 5);
+    for (let k = 0; k < 4; ++k) groupOntoGrid(k, id, thisScale, Lt);
+    levelsToQ(Lt, TRIAL_Q + (<usize>t << 7), 32);
+  }
+  trialSums(13, 32);
+  let best: f32 = 0;
+  let chosen = -1;
+  for (let t = 0; t < 13; ++t) {
+    const sqx = ldf(TRIAL_SUMQX, t), sq2 = ldf(TRIAL_SUMQ2, t);
+    if (sq2 > 0 && sqx * sqx > best * sq2) {
+      scale = sqx / sq2;
+      best = scale * sqx;
+      chosen = t;
     }
   }
+  if (chosen >= 0) memory.copy(L, TRIAL_L + (<usize>chosen << 5), 32);
   if (scale > 0) {
     const id: f32 = <f32>1 / scale;
     for (let k = 0; k < 4; ++k) groupOntoGrid(k, id, scale, L);
@@ -302,30 +406,38 @@ function quantizeBlockXXS(x: usize, y: usize, qw: usize): void {
 // ---- IQ2_XS / IQ2_S: blocks of 16 ----
 
 const ON_GRID = memory.data(2);
-const ON_GRID_AUX = memory.data(2);
 
 /**
  * The shared search of quantize_row_iq2_xs_impl / quantize_row_iq2_s_impl for one block of 16
  * (XVAL, WEIGHT, WAUX, SIGNS set), from its largest magnitude max: the levels end in L; returns the scale.
  */
 function searchBlock16(max: f32): f32 {
-  let best: f32 = 0;
   let scale: f32 = max / <f32>(<i32>2 * K_MAX_Q - <i32>1);
-  memory.fill(L, 0, 16);
-  store<u8>(ON_GRID, 1);
-  store<u8>(ON_GRID + 1, 1);
-  for (let is = -9; is <= 9; ++is) {
-    const id: f32 = (<f32>(<i32>2 * K_MAX_Q - <i32>1) + <f32>is * <f32>0.1) / max;
+  for (let t = 0; t < 19; ++t) {
+    const id: f32 = (<f32>(<i32>2 * K_MAX_Q - <i32>1) + <f32>(t - 9) * <f32>0.1) / max;
     const thisScale: f32 = <f32>1 / id;
-    store<u8>(ON_GRID_AUX, <u8>groupOntoGrid(0, id, thisScale, LAUX));
-    store<u8>(ON_GRID_AUX + 1, <u8>groupOntoGrid(1, id, thisScale, LAUX));
-    levelSums(16, LAUX);
-    if (sumQ2 > 0 && sumQX * sumQX > best * sumQ2) {
-      scale = sumQX / sumQ2;
-      best = scale * sumQX;
-      memory.copy(L, LAUX, 16);
-      memory.copy(ON_GRID, ON_GRID_AUX, 2);
+    const Lt = TRIAL_L + (<usize>t << 4);
+    store<u8>(TRIAL_ON_GRID + <usize>(2 * t), <u8>groupOntoGrid(0, id, thisScale, Lt));
+    store<u8>(TRIAL_ON_GRID + <usize>(2 * t + 1), <u8>groupOntoGrid(1, id, thisScale, Lt));
+    levelsToQ(Lt, TRIAL_Q + (<usize>t << 6), 16);
+  }
+  trialSums(19, 16);
+  let best: f32 = 0;
+  let chosen = -1;
+  for (let t = 0; t < 19; ++t) {
+    const sqx = ldf(TRIAL_SUMQX, t), sq2 = ldf(TRIAL_SUMQ2, t);
+    if (sq2 > 0 && sqx * sqx > best * sq2) {
+      scale = sqx / sq2;
+      best = scale * sqx;
+      chosen = t;
     }
+  }
+  if (chosen >= 0) {
+    memory.copy(L, TRIAL_L + (<usize>chosen << 4), 16);
+    memory.copy(ON_GRID, TRIAL_ON_GRID + <usize>(2 * chosen), 2);
+  } else {
+    memory.fill(L, 0, 16);
+    store<u16>(ON_GRID, 0x0101);
   }
   const off0 = load<u8>(ON_GRID) == 0, off1 = load<u8>(ON_GRID + 1) == 0;
   if ((off0 || off1) && scale > 0) {
@@ -444,10 +556,18 @@ function quantizeBlockS(x: usize, y: usize, qw: usize): void {
   }
 }
 
-@inline function useLattice(lattice: i32): void {
-  gridPos = latticePositions(lattice);
+function useLattice(lattice: i32): void {
   gridMap = latticeMap(lattice);
   gridNbr = latticeNeighbours(lattice);
+  if (lattice == LATTICE_IQ2XXS) { gridBlocks = BLK_IQ2XXS; gridBlockAt = BLOCK_AT_IQ2XXS; gridLevel4 = LEVEL4_IQ2XXS; }
+  else if (lattice == LATTICE_IQ2XS) { gridBlocks = BLK_IQ2XS; gridBlockAt = BLOCK_AT_IQ2XS; gridLevel4 = LEVEL4_IQ2XS; }
+  else { gridBlocks = BLK_IQ2S; gridBlockAt = BLOCK_AT_IQ2S; gridLevel4 = LEVEL4_IQ2S; }
+  if ((blocksBuilt & (1 << lattice)) == 0) {
+    const size = lattice == LATTICE_IQ2XXS ? 256 : lattice == LATTICE_IQ2XS ? 512 : 1024;
+    const capacity = lattice == LATTICE_IQ2XXS ? BLOCKS_IQ2XXS : lattice == LATTICE_IQ2XS ? BLOCKS_IQ2XS : BLOCKS_IQ2S;
+    buildBlocks(lattice, size, capacity, gridBlocks, gridBlockAt, gridLevel4);
+    blocksBuilt |= 1 << lattice;
+  }
 }
 
 /** ggml_quantize_chunk's row loop: the same importance vector (one weight per column) for every row. */
