@@ -101,3 +101,4 @@ export function dequantize(type: i32, src: usize, dst: usize, k: i32): i32 {
 }
 
 export { packLogitsRow, kldRow, expfRow } from "./logits";
+export { latticeMap, latticeNeighbours, latticePositions } from "./iq-neighbours";
