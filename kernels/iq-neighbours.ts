@@ -8,11 +8,11 @@
 // ggml sorts all (distance, index) pairs with qsort; the order is total, so taking the distance
 // buckets in ascending order and each bucket by ascending index gives the same lists without a
 // sort. Kernels allocate nothing, so every table is static, sized for its lattice (the neighbour
-// totals are fixed by the grids; init traps if one were ever exceeded).
+// totals are fixed by the grids; the build traps if one differs).
 import { expandGrid } from "./iq-grid";
 import {
-  IQ1S_CODES, IQ1S_LEVELS, IQ1S_SIZE, IQ2S_CODES, IQ2S_LEVELS, IQ2S_SIZE, IQ2XS_CODES, IQ2XS_LEVELS, IQ2XS_SIZE,
-  IQ2XXS_CODES, IQ2XXS_LEVELS, IQ2XXS_SIZE, IQ3S_CODES, IQ3S_LEVELS, IQ3S_SIZE, IQ3XXS_CODES, IQ3XXS_LEVELS, IQ3XXS_SIZE,
+  IQ1S_CODES, IQ1S_LEVELS, IQ2S_CODES, IQ2S_LEVELS, IQ2XS_CODES, IQ2XS_LEVELS, IQ2XXS_CODES, IQ2XXS_LEVELS,
+  IQ3S_CODES, IQ3S_LEVELS, IQ3XXS_CODES, IQ3XXS_LEVELS,
 } from "./iq-grids";
 
 export const LATTICE_IQ2XXS: i32 = 0;
@@ -23,66 +23,51 @@ export const LATTICE_IQ1S: i32 = 3;
 export const LATTICE_IQ3XXS: i32 = 4;
 export const LATTICE_IQ3S: i32 = 5;
 
+// Per lattice: grid points, 3-bit coordinates?, nwant (how many distinct nearest distances a
+// neighbour list spans, as ggml's init), u16 entries of its neighbour table (lists plus their
+// counts: fixed by the grid), and where its tables start in the shared static buffers below.
+const SPEC_FIELDS = 8;
+const F_SIZE = 0, F_THREE = 1, F_NWANT = 2, F_NB = 3, F_POS = 4, F_MAP = 5, F_NBR = 6, F_VAL = 7;
+const SPEC = memory.data<i32>([
+  //  size three nwant neighbours positions map     neighbours values   (offsets: bytes, i32s, u16s, bytes)
+  256, 0, 2, 417400, 0, 0, 0, 0, // IQ2XXS
+  512, 0, 2, 551722, 2048, 43692, 417400, 2048, // IQ2XS
+  1024, 0, 1, 209100, 6144, 87384, 969122, 6144, // IQ2S
+  2048, 0, 3, 1375339, 14336, 131076, 1178222, 14336, // IQ1S
+  256, 1, 2, 22825, 30720, 174768, 2553561, 30720, // IQ3XXS
+  512, 1, 3, 28317, 31744, 178864, 2576386, 31744, // IQ3S
+]);
 // kmap sizes: every code word of 8 two-bit (IQ2/IQ1) or 4 three-bit (IQ3) coordinates
 const KMAP_2BIT: i32 = 43692;
 const KMAP_3BIT: i32 = 4096;
+const POSITIONS = memory.data(33792, 8);
+const VALUES = memory.data(33792, 8);
+const MAPS = memory.data(182960 * 4, 4);
+const NEIGHBOURS = memory.data(2604703 * 2, 2);
 
-// u16 entries of each neighbour table (lists plus their counts)
-const NB_IQ2XXS: i32 = 417400;
-const NB_IQ2XS: i32 = 551722;
-const NB_IQ2S: i32 = 209100;
-const NB_IQ1S: i32 = 1375339;
-const NB_IQ3XXS: i32 = 22825;
-const NB_IQ3S: i32 = 28317;
-
-const POS_IQ2XXS = memory.data(256 * 8, 8);
-const POS_IQ2XS = memory.data(512 * 8, 8);
-const POS_IQ2S = memory.data(1024 * 8, 8);
-const POS_IQ1S = memory.data(2048 * 8, 8);
-const POS_IQ3XXS = memory.data(256 * 4, 4);
-const POS_IQ3S = memory.data(512 * 4, 4);
-
-const VAL_IQ2XXS = memory.data(256 * 8, 8);
-const VAL_IQ2XS = memory.data(512 * 8, 8);
-const VAL_IQ2S = memory.data(1024 * 8, 8);
-const VAL_IQ1S = memory.data(2048 * 8, 8);
-const VAL_IQ3XXS = memory.data(256 * 4, 4);
-const VAL_IQ3S = memory.data(512 * 4, 4);
-
-const MAP_IQ2XXS = memory.data(KMAP_2BIT * 4, 4);
-const MAP_IQ2XS = memory.data(KMAP_2BIT * 4, 4);
-const MAP_IQ2S = memory.data(KMAP_2BIT * 4, 4);
-const MAP_IQ1S = memory.data(KMAP_2BIT * 4, 4);
-const MAP_IQ3XXS = memory.data(KMAP_3BIT * 4, 4);
-const MAP_IQ3S = memory.data(KMAP_3BIT * 4, 4);
-
-const NBR_IQ2XXS = memory.data(NB_IQ2XXS * 2, 2);
-const NBR_IQ2XS = memory.data(NB_IQ2XS * 2, 2);
-const NBR_IQ2S = memory.data(NB_IQ2S * 2, 2);
-const NBR_IQ1S = memory.data(NB_IQ1S * 2, 2);
-const NBR_IQ3XXS = memory.data(NB_IQ3XXS * 2, 2);
-const NBR_IQ3S = memory.data(NB_IQ3S * 2, 2);
+@inline function spec(lattice: i32, field: i32): i32 {
+  return load<i32>(SPEC + (<usize>(lattice * SPEC_FIELDS + field) << 2));
+}
 
 // scratch of the build: one squared distance per grid point, and which distances occur
 const DIST = memory.data(2048 * 4, 16);
-const MAX_D2: i32 = 8 * 36; // 8 coordinates, each |Δ| ≤ 6 (2-bit) — 4 coordinates, |Δ| ≤ 14 (3-bit) is 784
-const SEEN = memory.data(800 * 4, 4);
+const MAX_D2_2BIT: i32 = 8 * 36; // 8 coordinates, |Δ| ≤ 6
+const MAX_D2_3BIT: i32 = 4 * 196; // 4 coordinates, |Δ| ≤ 14
+const SEEN = memory.data((MAX_D2_3BIT + 1) * 4, 4);
 
 let built: i32 = 0; // bit per lattice
 let valuesBuilt: i32 = 0;
 
-@inline function gridSize(lattice: i32): i32 {
-  switch (lattice) {
-    case LATTICE_IQ2XXS: return IQ2XXS_SIZE;
-    case LATTICE_IQ2XS: return IQ2XS_SIZE;
-    case LATTICE_IQ2S: return IQ2S_SIZE;
-    case LATTICE_IQ1S: return IQ1S_SIZE;
-    case LATTICE_IQ3XXS: return IQ3XXS_SIZE;
-    default: return IQ3S_SIZE;
-  }
-}
+@inline function gridSize(lattice: i32): i32 { return spec(lattice, F_SIZE); }
+@inline function is3bit(lattice: i32): bool { return spec(lattice, F_THREE) != 0; }
+@inline function distancesWanted(lattice: i32): i32 { return spec(lattice, F_NWANT); }
+@inline function neighbourCapacity(lattice: i32): i32 { return spec(lattice, F_NB); }
+@inline function positionsTable(lattice: i32): usize { return POSITIONS + <usize>spec(lattice, F_POS); }
+@inline function mapTable(lattice: i32): usize { return MAPS + (<usize>spec(lattice, F_MAP) << 2); }
+@inline function neighbourTable(lattice: i32): usize { return NEIGHBOURS + (<usize>spec(lattice, F_NBR) << 1); }
+@inline function valuesTable(lattice: i32): usize { return VALUES + <usize>spec(lattice, F_VAL); }
 
-@inline function codesOf(lattice: i32): usize {
+function codesOf(lattice: i32): usize {
   switch (lattice) {
     case LATTICE_IQ2XXS: return IQ2XXS_CODES;
     case LATTICE_IQ2XS: return IQ2XS_CODES;
@@ -93,7 +78,7 @@ let valuesBuilt: i32 = 0;
   }
 }
 
-@inline function levelsOf(lattice: i32): usize {
+function levelsOf(lattice: i32): usize {
   switch (lattice) {
     case LATTICE_IQ2XXS: return IQ2XXS_LEVELS;
     case LATTICE_IQ2XS: return IQ2XS_LEVELS;
@@ -101,75 +86,6 @@ let valuesBuilt: i32 = 0;
     case LATTICE_IQ1S: return IQ1S_LEVELS;
     case LATTICE_IQ3XXS: return IQ3XXS_LEVELS;
     default: return IQ3S_LEVELS;
-  }
-}
-
-@inline function is3bit(lattice: i32): bool {
-  return lattice >= LATTICE_IQ3XXS;
-}
-
-/** nwant of ggml's init: how many distinct nearest distances each neighbour list spans. */
-@inline function distancesWanted(lattice: i32): i32 {
-  switch (lattice) {
-    case LATTICE_IQ2S: return 1;
-    case LATTICE_IQ1S: return 3;
-    case LATTICE_IQ3S: return 3;
-    default: return 2;
-  }
-}
-
-@inline function neighbourCapacity(lattice: i32): i32 {
-  switch (lattice) {
-    case LATTICE_IQ2XXS: return NB_IQ2XXS;
-    case LATTICE_IQ2XS: return NB_IQ2XS;
-    case LATTICE_IQ2S: return NB_IQ2S;
-    case LATTICE_IQ1S: return NB_IQ1S;
-    case LATTICE_IQ3XXS: return NB_IQ3XXS;
-    default: return NB_IQ3S;
-  }
-}
-
-function positionsTable(lattice: i32): usize {
-  switch (lattice) {
-    case LATTICE_IQ2XXS: return POS_IQ2XXS;
-    case LATTICE_IQ2XS: return POS_IQ2XS;
-    case LATTICE_IQ2S: return POS_IQ2S;
-    case LATTICE_IQ1S: return POS_IQ1S;
-    case LATTICE_IQ3XXS: return POS_IQ3XXS;
-    default: return POS_IQ3S;
-  }
-}
-
-function mapTable(lattice: i32): usize {
-  switch (lattice) {
-    case LATTICE_IQ2XXS: return MAP_IQ2XXS;
-    case LATTICE_IQ2XS: return MAP_IQ2XS;
-    case LATTICE_IQ2S: return MAP_IQ2S;
-    case LATTICE_IQ1S: return MAP_IQ1S;
-    case LATTICE_IQ3XXS: return MAP_IQ3XXS;
-    default: return MAP_IQ3S;
-  }
-}
-
-function neighbourTable(lattice: i32): usize {
-  switch (lattice) {
-    case LATTICE_IQ2XXS: return NBR_IQ2XXS;
-    case LATTICE_IQ2XS: return NBR_IQ2XS;
-    case LATTICE_IQ2S: return NBR_IQ2S;
-    case LATTICE_IQ1S: return NBR_IQ1S;
-    case LATTICE_IQ3XXS: return NBR_IQ3XXS;
-    default: return NBR_IQ3S;
-  }
-}
-
-function valuesTable(lattice: i32): usize {
-  switch (lattice) {
-    case LATTICE_IQ2XXS: return VAL_IQ2XXS;
-    case LATTICE_IQ2XS: return VAL_IQ2XS;
-    case LATTICE_IQ2S: return VAL_IQ2S;
-    case LATTICE_IQ1S: return VAL_IQ1S;
-    case LATTICE_IQ3XXS: return VAL_IQ3XXS;
-    default: return VAL_IQ3S;
   }
 }
 
@@ -220,7 +136,7 @@ function build(lattice: i32): void {
   }
   for (let u = 0; u < kmapSize; u++) store<i32>(map + (<usize>u << 2), -1);
   for (let i = 0; i < size; i++) store<i32>(map + (<usize>load<u16>(codes + (<usize>i << 1)) << 2), i);
-  const maxD2 = three ? 784 : MAX_D2;
+  const maxD2 = three ? MAX_D2_3BIT : MAX_D2_2BIT;
   let counter = 0;
   for (let u = 0; u < kmapSize; u++) {
     if (load<i32>(map + (<usize>u << 2)) >= 0) continue;
