@@ -168,17 +168,12 @@ function bestNeighbour(u: i32, nbr: usize, xv: usize, wv: usize, scale: f32, Lou
     }
     // the smallest distance, and among the lanes holding it the earliest position (a repeated
     // last neighbour has the same distance as the original, later)
-    let m = f32x4.extract_lane(best, 0);
-    pos = i32x4.extract_lane(bestAt, 0);
-    let v = f32x4.extract_lane(best, 1);
-    let p = i32x4.extract_lane(bestAt, 1);
-    if (v < m || (v == m && p < pos)) { m = v; pos = p; }
-    v = f32x4.extract_lane(best, 2);
-    p = i32x4.extract_lane(bestAt, 2);
-    if (v < m || (v == m && p < pos)) { m = v; pos = p; }
-    v = f32x4.extract_lane(best, 3);
-    p = i32x4.extract_lane(bestAt, 3);
-    if (v < m || (v == m && p < pos)) { m = v; pos = p; }
+    let m = f32x4.pmin(best, v128.shuffle<i32>(best, best, 2, 3, 0, 1));
+    m = f32x4.pmin(m, v128.shuffle<i32>(m, m, 1, 0, 3, 2));
+    let p = v128.bitselect(bestAt, i32x4.splat(0x7fffffff), f32x4.eq(best, m));
+    p = i32x4.min_s(p, v128.shuffle<i32>(p, p, 2, 3, 0, 1));
+    p = i32x4.min_s(p, v128.shuffle<i32>(p, p, 1, 0, 3, 2));
+    pos = i32x4.extract_lane(p, 0);
   }
   // (a single neighbour, or no distance below FLT_MAX where ggml asserts: the first one)
   const g = <i32>load<u16>(nbr + 2 + (<usize>pos << 1));
