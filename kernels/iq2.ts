@@ -238,15 +238,8 @@ let sumQ2: f32 = 0;
  * weight*x*x, first of equals) changes sign instead, so that 7 sign bits describe the group.
  */
 @inline function signsEvenParity(xb: usize, k: i32): i32 {
-  let nflip = 0;
-  let s = 0;
-  for (let i = 0; i < 8; ++i) {
-    const j = 8 * k + i;
-    const v = ldf(xb, j);
-    if (v >= 0) stf(XVAL, j, v);
-    else { stf(XVAL, j, -v); ++nflip; s |= 1 << i; }
-  }
-  if (nflip % 2) {
+  let s = magnitudes(xb, k);
+  if (popcnt(s) & 1) {
     let imin = 0;
     let mn: f32 = ldf(WEIGHT, 8 * k) * ldf(xb, 8 * k) * ldf(xb, 8 * k);
     for (let i = 1; i < 8; ++i) {
@@ -258,6 +251,26 @@ let sumQ2: f32 = 0;
     s ^= 1 << imin;
   }
   return s & 127;
+}
+
+/** xval = x where x >= 0 (-0 included), else -x, for group k of the block at xb; returns the sign bits (x < 0). */
+@inline function magnitudes(xb: usize, k: i32): i32 {
+  const off = <usize>k << 5;
+  const zero = f32x4.splat(0);
+  const a = v128.load(xb + off), b = v128.load(xb + off, 16);
+  const na = f32x4.lt(a, zero), nb = f32x4.lt(b, zero);
+  v128.store(XVAL + off, v128.bitselect(f32x4.neg(a), a, na));
+  v128.store(XVAL + off, v128.bitselect(f32x4.neg(b), b, nb), 16);
+  return i32x4.bitmask(na) | (i32x4.bitmask(nb) << 4);
+}
+
+/** The largest of the n values of XVAL (when it is at least the all-zero threshold, the value the reference's MAX scan finds). */
+@inline function maxOfXval(n: i32): f32 {
+  let m = v128.load(XVAL);
+  for (let i = 4; i < n; i += 4) m = f32x4.pmax(m, v128.load(XVAL + (<usize>i << 2)));
+  m = f32x4.pmax(m, v128.shuffle<i32>(m, m, 2, 3, 0, 1));
+  m = f32x4.pmax(m, v128.shuffle<i32>(m, m, 1, 0, 3, 2));
+  return f32x4.extract_lane(m, 0);
 }
 
 /** weight[i] = qw[i]*sqrtf(sigma2 + x²), waux = sqrtf(weight), n values (multiple of 4). */
@@ -322,8 +335,7 @@ function trialSums(ntrials: i32, n: i32): void {
 /** quantize_row_iq2_xxs_impl for one block of 32 (index ib) at xb; returns its scale (or 0). */
 function searchBlockXXS(xb: usize, ib: i32): f32 {
   for (let k = 0; k < 4; ++k) store<u8>(SIGNS + <usize>k, <u8>signsEvenParity(xb, k));
-  let max = ldf(XVAL, 0);
-  for (let i = 1; i < 32; ++i) { const v = ldf(XVAL, i); max = max > v ? max : v; }
+  const max = maxOfXval(32);
   if (max < GROUP_MAX_EPS) return 0;
   let scale = makeQpQuants(32, K_MAX_Q + 1, XVAL, L, WEIGHT);
   const effMax: f32 = scale * <f32>K_MAX_Q;
@@ -456,8 +468,7 @@ function quantizeBlockXS(x: usize, y: usize, qw: usize): void {
     importanceWeights(xb, qw + (<usize>ib << 6), sigma2, 16);
     store<u8>(SIGNS, <u8>signsEvenParity(xb, 0));
     store<u8>(SIGNS + 1, <u8>signsEvenParity(xb, 1));
-    let max = ldf(XVAL, 0);
-    for (let i = 1; i < 16; ++i) { const v = ldf(XVAL, i); max = max > v ? max : v; }
+    const max = maxOfXval(16);
     if (max < GROUP_MAX_EPS) { stf(SCALES, ib, 0); continue; }
     let scale = searchBlock16(max);
     if (scale < 0) {
@@ -508,18 +519,9 @@ function quantizeBlockS(x: usize, y: usize, qw: usize): void {
         v128.store(WAUX + off, f32x4.sqrt(w));
       }
     }
-    for (let k = 0; k < 2; ++k) {
-      let s = 0;
-      for (let i = 0; i < 8; ++i) {
-        const j = 8 * k + i;
-        const v = ldf(xb, j);
-        if (v >= 0) stf(XVAL, j, v);
-        else { stf(XVAL, j, -v); s |= 1 << i; }
-      }
-      store<u8>(SIGNS + <usize>k, <u8>s);
-    }
-    let max = ldf(XVAL, 0);
-    for (let i = 1; i < 16; ++i) { const v = ldf(XVAL, i); max = max > v ? max : v; }
+    store<u8>(SIGNS, <u8>magnitudes(xb, 0));
+    store<u8>(SIGNS + 1, <u8>magnitudes(xb, 1));
+    const max = maxOfXval(16);
     if (max < GROUP_MAX_EPS_IQ2_S) { stf(SCALES, ib, 0); continue; }
     let scale = searchBlock16(max);
     if (scale < 0) {
