@@ -10,7 +10,7 @@
 // strict-< scan); the per-element steps (weights, rounding to levels) run four elements at a
 // time. Every sum over the elements of a block stays sequential.
 import { fp16ToFp32, fp32ToFp16 } from "./fp16";
-import { GROUP_MAX_EPS, makeQpQuants, nearestInt, nearestIntX4, transposeX4 } from "./quant-common";
+import { GROUP_MAX_EPS, nearestInt, nearestIntX4, transposeX4 } from "./quant-common";
 import { LATTICE_IQ2S, LATTICE_IQ2XS, LATTICE_IQ2XXS, latticeMap, latticeNeighbours, latticePositions, latticeValues } from "./iq-neighbours";
 
 const QK_K = 256;
@@ -332,12 +332,109 @@ function trialSums(ntrials: i32, n: i32): void {
 
 // ---- IQ2_XXS ----
 
+/**
+ * make_qp_quants(32, kMaxQ+1, xval, L, weight) of quant-common.ts, its eight trial scales'
+ * errors computed four at a time (one per lane, each sum in the reference's order over i) and
+ * then compared in its order. L is u8 as there (the one negative xval gives a wrapped byte).
+ */
+function makeQpQuantsXXS(x: usize, L: usize, quantWeights: usize): f32 {
+  const n = 32, nmax = K_MAX_Q + 1;
+  let max: f32 = 0;
+  for (let i = 0; i < n; ++i) {
+    const xi = ldf(x, i);
+    max = max > xi ? max : xi;
+  }
+  if (max < GROUP_MAX_EPS) {
+    memory.fill(L, 0, n);
+    return 0;
+  }
+  let iscale: f32 = <f32>nmax / max;
+  for (let i = 0; i < n; ++i) store<u8>(L + <usize>i, <u8>nearestInt(iscale * ldf(x, i)));
+  const scale: f32 = <f32>1 / iscale;
+  let bestMse: f32 = 0;
+  for (let i = 0; i < n; ++i) {
+    const diff = ldf(x, i) - scale * <f32>load<u8>(L + <usize>i);
+    bestMse += ldf(quantWeights, i) * diff * diff;
+  }
+  // is = -4..-1 in lanes of A, 1..4 in lanes of B
+  const tenth = f32x4.splat(0.1);
+  const nm = f32x4.splat(<f32>nmax);
+  const mx = f32x4.splat(max);
+  const isA = f32x4.div(f32x4.add(f32x4.mul(tenth, f32x4(-4, -3, -2, -1)), nm), mx);
+  const isB = f32x4.div(f32x4.add(f32x4.mul(tenth, f32x4(1, 2, 3, 4)), nm), mx);
+  const scA = f32x4.div(f32x4.splat(1), isA), scB = f32x4.div(f32x4.splat(1), isB);
+  const top = i32x4.splat(nmax);
+  let mseA = f32x4.splat(0), mseB = f32x4.splat(0);
+  for (let i = 0; i < n; ++i) {
+    const xi = v128.load32_splat(x + (<usize>i << 2));
+    const wi = v128.load32_splat(quantWeights + (<usize>i << 2));
+    const la = f32x4.convert_i32x4_s(i32x4.min_s(nearestIntX4(f32x4.mul(isA, xi)), top));
+    const lb = f32x4.convert_i32x4_s(i32x4.min_s(nearestIntX4(f32x4.mul(isB, xi)), top));
+    const da = f32x4.sub(xi, f32x4.mul(scA, la));
+    const db = f32x4.sub(xi, f32x4.mul(scB, lb));
+    mseA = f32x4.add(mseA, f32x4.mul(f32x4.mul(wi, da), da));
+    mseB = f32x4.add(mseB, f32x4.mul(f32x4.mul(wi, db), db));
+  }
+  v128.store(QP_MSE, mseA);
+  v128.store(QP_MSE, mseB, 16);
+  v128.store(QP_ISCALE, isA);
+  v128.store(QP_ISCALE, isB, 16);
+  for (let k = 0; k < 8; ++k) {
+    const mse = ldf(QP_MSE, k);
+    if (mse < bestMse) {
+      bestMse = mse;
+      iscale = ldf(QP_ISCALE, k);
+    }
+  }
+  let sumlx: f32 = 0;
+  let suml2: f32 = 0;
+  for (let i = 0; i < n; ++i) {
+    const xi = ldf(x, i);
+    let l = nearestInt(iscale * xi);
+    l = nmax < l ? nmax : l;
+    store<u8>(L + <usize>i, <u8>l);
+    const w = ldf(quantWeights, i);
+    const fl = <f32>l;
+    sumlx += w * xi * fl;
+    suml2 += w * fl * fl;
+  }
+  for (let itry = 0; itry < 5; ++itry) {
+    let nChanged = 0;
+    for (let i = 0; i < n; ++i) {
+      const xi = ldf(x, i);
+      const w = ldf(quantWeights, i);
+      const li = <f32>load<u8>(L + <usize>i);
+      let slx = sumlx - w * xi * li;
+      let sl2 = suml2 - w * li * li;
+      if (slx > 0 && sl2 > 0) {
+        let newL = nearestInt(xi * sl2 / slx);
+        newL = nmax < newL ? nmax : newL;
+        if (newL != <i32>load<u8>(L + <usize>i)) {
+          const fn = <f32>newL;
+          slx += w * xi * fn;
+          sl2 += w * fn * fn;
+          if (slx * slx * suml2 > sumlx * sumlx * sl2) {
+            store<u8>(L + <usize>i, <u8>newL);
+            sumlx = slx;
+            suml2 = sl2;
+            ++nChanged;
+          }
+        }
+      }
+    }
+    if (!nChanged) break;
+  }
+  return suml2 > 0 ? sumlx / suml2 : 0;
+}
+const QP_MSE = memory.data(8 * 4, 16);
+const QP_ISCALE = memory.data(8 * 4, 16);
+
 /** quantize_row_iq2_xxs_impl for one block of 32 (index ib) at xb; returns its scale (or 0). */
 function searchBlockXXS(xb: usize, ib: i32): f32 {
   for (let k = 0; k < 4; ++k) store<u8>(SIGNS + <usize>k, <u8>signsEvenParity(xb, k));
   const max = maxOfXval(32);
   if (max < GROUP_MAX_EPS) return 0;
-  let scale = makeQpQuants(32, K_MAX_Q + 1, XVAL, L, WEIGHT);
+  let scale = makeQpQuantsXXS(XVAL, L, WEIGHT);
   const effMax: f32 = scale * <f32>K_MAX_Q;
   if (effMax <= 0) return 0;
   for (let t = 0; t < 13; ++t) {
