@@ -7,8 +7,10 @@
 //
 // Where SIMD goes: iq2_find_best_neighbour scores four neighbours at once (one per lane, each
 // lane's 8-term distance summed in the reference's order; the first smallest wins as in its
-// strict-< scan); the per-element steps (weights, rounding to levels) run four elements at a
-// time. Every sum over the elements of a block stays sequential.
+// strict-< scan), over neighbour lists laid out for it once per lattice; the trial scales' sums
+// (and make_qp_quants' trial errors) run four trials at a time, one per lane; the per-element
+// steps (weights, signs, rounding to levels) four elements at a time. Every sum over the
+// elements of a block stays sequential, in the reference's order.
 import { fp16ToFp32, fp32ToFp16 } from "./fp16";
 import { GROUP_MAX_EPS, nearestInt, nearestIntX4, transposeX4 } from "./quant-common";
 import { LATTICE_IQ2S, LATTICE_IQ2XS, LATTICE_IQ2XXS, latticeMap, latticeNeighbours, latticePositions, latticeValues } from "./iq-neighbours";
@@ -61,8 +63,9 @@ let gridNbr: usize = 0;
 // The neighbour lists as bestNeighbour reads them, built once per lattice from iq2xs_init_impl's:
 // for every code word u whose levels are all 0..2 (the only ones the quantizers look up) and
 // which is off the grid, its list in blocks of four neighbours (a short last block repeats the
-// last one), a block holding 4*l of every coordinate's level l, coordinate i of neighbour k at
-// byte 4i+k. BLOCK_AT[u] is the first block's index. Sizes: the lists' totals (init traps on any other).
+// last one), a block holding the positions q = 2l+1 as f32, coordinate i of neighbour k at
+// float 4i+k, so that a block is eight v128 of one coordinate each. BLOCK_AT[u] is the first
+// block's index. Sizes: the lists' totals (the build traps on any other).
 const BLOCKS_IQ2XXS: i32 = 30667;
 const BLOCKS_IQ2XS: i32 = 47682;
 const BLOCKS_IQ2S: i32 = 13591;
@@ -73,7 +76,7 @@ const BLK_IQ2S = memory.data(BLOCKS_IQ2S * 128, 16);
 const BLOCK_AT_IQ2XXS = memory.data(KMAP_SIZE * 4, 4);
 const BLOCK_AT_IQ2XS = memory.data(KMAP_SIZE * 4, 4);
 const BLOCK_AT_IQ2S = memory.data(KMAP_SIZE * 4, 4);
-// 4*l per coordinate of every grid point, and l packed as bytes (8 bytes a point)
+// 4*l per coordinate of every grid point (8 bytes a point): l of all 8 by one shift and mask
 const LEVEL4_IQ2XXS = memory.data(256 * 8, 8);
 const LEVEL4_IQ2XS = memory.data(512 * 8, 8);
 const LEVEL4_IQ2S = memory.data(1024 * 8, 8);
@@ -109,25 +112,13 @@ function buildBlocks(lattice: i32, size: i32, capacity: i32, blocks: usize, bloc
   if (count != capacity) unreachable();
 }
 
-/** Bytes 4i..4i+3 of v (coordinate i of four neighbours, i = 0..3) each spread over its lane's 4 bytes, plus 0,1,2,3: the byte indices of their terms. */
-@inline function termIndex(v: v128, i: i32): v128 {
-  const k = i32x4.splat(0x03020100);
-  switch (i) {
-    case 0: return i8x16.add(i8x16.shuffle(v, v, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3), k);
-    case 1: return i8x16.add(i8x16.shuffle(v, v, 4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7), k);
-    case 2: return i8x16.add(i8x16.shuffle(v, v, 8, 8, 8, 8, 9, 9, 9, 9, 10, 10, 10, 10, 11, 11, 11, 11), k);
-    default: return i8x16.add(i8x16.shuffle(v, v, 12, 12, 12, 12, 13, 13, 13, 13, 14, 14, 14, 14, 15, 15, 15, 15), k);
-  }
-}
-
 /**
  * iq2_find_best_neighbour for code word u (off the grid; its list at nbr: count, then grid
  * indices): the neighbour nearest to xval/scale under weights w, Σ w[i]*(scale*q[i] - xval[i])²
  * summed over i in order; the first of the smallest wins. Writes its levels (q-1)/2 to Lout and
- * returns its grid index.
- * A term w[i]*diff*diff depends only on i and the level of coordinate i, so the 24 possible terms
- * are computed once (the same float operations the reference does per neighbour) and each
- * neighbour's distance adds its 8 terms in order, four neighbours at a time.
+ * returns its grid index. Four neighbours a step, one per lane, each lane doing the reference's
+ * operations for its neighbour; per lane the first smaller distance wins, then the smallest of
+ * the lanes, the earliest among equals.
  */
 function bestNeighbour(u: i32, nbr: usize, xv: usize, wv: usize, scale: f32, Lout: usize): i32 {
   const n = <i32>load<u16>(nbr);
@@ -217,7 +208,7 @@ function bestNeighbour(u: i32, nbr: usize, xv: usize, wv: usize, scale: f32, Lou
   return false;
 }
 
-/** Σ w*xval*q and Σ w*q*q (q = 2l+1) over the n values, in order; returns sumqx, sumq2 in SUMS. */
+/** Σ w*xval*q and Σ w*q*q (q = 2l+1) over the n values at Lp, in order, into sumQX and sumQ2. */
 let sumQX: f32 = 0;
 let sumQ2: f32 = 0;
 @inline function levelSums(n: i32, Lp: usize): void {
