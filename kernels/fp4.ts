@@ -4,7 +4,7 @@
 //   MXFP4: {u8 e, u8 qs[16]}; element j in the low nibble of qs[j], j+16 in the high one.
 //   NVFP4: {u8 d[4], u8 qs[32]}; sub-block s, element j in the low nibble of qs[8s + j], j+8 in the high one.
 // Each element's nibble is best_index_mxfp4: the first of the 16 table values v minimizing
-// |v*d - x|. Elements are independent, so four go through the search at once.
+// |v*d - x|. Elements are independent, so four go through it at once, mostly in closed form.
 
 const MX_BLOCK_BYTES: usize = 17;
 const NV_BLOCK_BYTES: usize = 36;
@@ -13,22 +13,45 @@ const NV_BLOCK_BYTES: usize = 36;
 const KV_MAG: StaticArray<f32> = [0, 1, 2, 3, 4, 6, 8, 12];
 const KVALUES: StaticArray<i8> = [0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12];
 
-// v*d for the seven nonzero magnitudes of the current scale (static: kernels allocate nothing).
+// The midpoints between neighbouring magnitudes, in units of d, and v*d for the seven nonzero
+// magnitudes of the current scale (static: kernels allocate nothing).
+const KV_MIDS: StaticArray<f32> = [0.5, 1.5, 2.5, 3.5, 5, 7, 10];
+const MIDS: usize = memory.data(8 * 16, 16);
 const SCALED: usize = memory.data(8 * 16, 16);
 
+/**
+ * Prepares bestIndex4 for the scale d. For every x with |x| <= 24d (all of MXFP4, NVFP4 unless its
+ * scale saturated) the search has a closed form: with a = |x| between neighbouring table values
+ * P_i < P_i+1 (each at most twice the one before), a - P_i and P_i+1 - a are exact (Sterbenz), so
+ * the later value wins exactly when a > (P_i + P_i+1)/2, and the farther values' errors stay larger
+ * after rounding; below d/2, d - a rounds to at least d/2 > a. The midpoints times d are exact (a
+ * few-bit significand times d's). Returns whether the closed form holds for the block's amax.
+ */
 @inline
-function setScale(d: f32): void {
+function setScale(d: f32, amax: f32): bool {
   for (let i = 1; i < 8; i++) v128.store(SCALED + (<usize>i << 4), f32x4.splat(unchecked(KV_MAG[i]) * d));
+  for (let i = 0; i < 7; i++) v128.store(MIDS + (<usize>i << 4), f32x4.splat(unchecked(KV_MIDS[i]) * d));
+  // d = 0 (an NVFP4 scale that underflowed): every error is |x|, index 0 wins, and the search says so;
+  // a table value that overflows to Inf (MXFP4 blocks near FLT_MAX) never wins, its midpoint is finite
+  const top = <f32>12 * d;
+  return d > 0 && top < Infinity && amax <= <f32>2 * top;
+}
+
+/** The sign of x picks index j or 8 + j (a zero magnitude stays index 0, the first of the two zeros). */
+@inline
+function signedIndex(v: v128, idx: v128): v128 {
+  const negative = v128.andnot(i32x4.lt_s(v, i32x4.splat(0)), i32x4.eq(idx, i32x4.splat(0)));
+  return v128.or(idx, v128.and(negative, i32x4.splat(8)));
 }
 
 /**
- * best_index_mxfp4 of four floats at x under the scale set by setScale. For x >= 0 (and -0) a
- * negative table value is never strictly closer than index 0, and for x < 0 a positive one is never:
- * |(-v)*d - x| = |v*d - |x||, so the search runs over the magnitudes of |x| and the sign picks
- * index j or 8 + j (index 0 stays 0, as the first of the two zeros).
+ * best_index_mxfp4 of four floats at x under the scale set by setScale: the first of the 16 table
+ * values v minimizing |v*d - x|. For x >= 0 (and -0) a negative table value is never strictly
+ * closer than index 0, and for x < 0 a positive one is never: |(-v)*d - x| = |v*d - |x||, so the
+ * search runs over the magnitudes of |x| and signedIndex adds the sign.
  */
 @inline
-function bestIndex4(x: usize): v128 {
+function bestIndexSearch4(x: usize): v128 {
   const v = v128.load(x);
   const a = f32x4.abs(v);
   let best = a; // |0*d - |x||
@@ -39,16 +62,35 @@ function bestIndex4(x: usize): v128 {
     best = v128.bitselect(err, best, better);
     idx = v128.bitselect(i32x4.splat(i), idx, better);
   }
-  const negative = v128.andnot(i32x4.lt_s(v, i32x4.splat(0)), i32x4.eq(idx, i32x4.splat(0)));
-  return v128.or(idx, v128.and(negative, i32x4.splat(8)));
+  return signedIndex(v, idx);
+}
+
+/** bestIndexSearch4 in closed form (setScale returned true): the number of midpoints below |x|. */
+@inline
+function bestIndexMids4(x: usize, m0: v128, m1: v128, m2: v128, m3: v128, m4: v128, m5: v128, m6: v128): v128 {
+  const v = v128.load(x);
+  const a = f32x4.abs(v);
+  // each comparison is all ones (-1) where |x| lies above that midpoint
+  let n = i32x4.add(f32x4.gt(a, m0), f32x4.gt(a, m1));
+  n = i32x4.add(n, i32x4.add(f32x4.gt(a, m2), f32x4.gt(a, m3)));
+  n = i32x4.add(n, i32x4.add(i32x4.add(f32x4.gt(a, m4), f32x4.gt(a, m5)), f32x4.gt(a, m6)));
+  return signedIndex(v, i32x4.neg(n));
 }
 
 /** Sixteen nibbles of the floats at x, as bytes in order. */
 @inline
-function bestIndex16(x: usize): v128 {
+function bestIndex16(x: usize, closed: bool): v128 {
+  if (closed) {
+    const m0 = v128.load(MIDS), m1 = v128.load(MIDS + 16), m2 = v128.load(MIDS + 32), m3 = v128.load(MIDS + 48);
+    const m4 = v128.load(MIDS + 64), m5 = v128.load(MIDS + 80), m6 = v128.load(MIDS + 96);
+    return i8x16.narrow_i16x8_u(
+      i16x8.narrow_i32x4_u(bestIndexMids4(x, m0, m1, m2, m3, m4, m5, m6), bestIndexMids4(x + 16, m0, m1, m2, m3, m4, m5, m6)),
+      i16x8.narrow_i32x4_u(bestIndexMids4(x + 32, m0, m1, m2, m3, m4, m5, m6), bestIndexMids4(x + 48, m0, m1, m2, m3, m4, m5, m6)),
+    );
+  }
   return i8x16.narrow_i16x8_u(
-    i16x8.narrow_i32x4_u(bestIndex4(x), bestIndex4(x + 16)),
-    i16x8.narrow_i32x4_u(bestIndex4(x + 32), bestIndex4(x + 48)),
+    i16x8.narrow_i32x4_u(bestIndexSearch4(x), bestIndexSearch4(x + 16)),
+    i16x8.narrow_i32x4_u(bestIndexSearch4(x + 32), bestIndexSearch4(x + 48)),
   );
 }
 
@@ -86,9 +128,9 @@ function mxBlock(x: usize, y: usize): void {
   // a negative exponent that wraps)
   const e: u32 = amax > 0 ? <u32>(<i32>(floorLog2f(amax) - <f32>2 + <f32>127)) & 0xFF : 0;
   store<u8>(y, <u8>e);
-  setScale(e8m0Half(e));
-  const lo = bestIndex16(x);
-  const hi = bestIndex16(x + 64);
+  const closed = setScale(e8m0Half(e), amax);
+  const lo = bestIndex16(x, closed);
+  const hi = bestIndex16(x + 64, closed);
   v128.store(y + 1, v128.or(lo, i8x16.shl(hi, 4)));
 }
 
@@ -164,11 +206,12 @@ function ue4m3ToFp32(u: u32): f32 {
 function nvBlock(x: usize, y: usize): void {
   for (let s: usize = 0; s < 4; s++) {
     const xb = x + (s << 6);
-    const ue = fp32ToUe4m3(absMaxN(xb, 16) / <f32>6);
+    const amax = absMaxN(xb, 16);
+    const ue = fp32ToUe4m3(amax / <f32>6);
     store<u8>(y + s, <u8>ue);
-    setScale(ue4m3ToFp32(ue));
+    const closed = setScale(ue4m3ToFp32(ue), amax);
     // 8 low nibbles (xb[0..8)) and 8 high ones (xb[8..16)) in the two halves of one vector
-    const n = bestIndex16(xb);
+    const n = bestIndex16(xb, closed);
     const packed = v128.or(n, i8x16.shl(v128.shuffle<u8>(n, n, 8, 9, 10, 11, 12, 13, 14, 15, 0, 0, 0, 0, 0, 0, 0, 0), 4));
     v128.store64_lane(y + 4 + (s << 3), packed, 0);
   }

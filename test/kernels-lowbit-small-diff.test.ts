@@ -40,11 +40,19 @@ function randomImatrix(rand: () => number, ncols: number): Float32Array {
   return Float32Array.from({ length: ncols }, (_, c) => (c % 5 === 0 ? 0 : rand() * 4 + 1e-3));
 }
 
+const stepBits = new Uint32Array(1);
+const stepFloat = new Float32Array(stepBits.buffer);
+/** The float `ulps` steps (±1 or 0) away from the positive float v. */
+function ulpStep(v: number, ulps: number): number {
+  stepFloat[0] = v;
+  stepBits[0] += ulps;
+  return stepFloat[0];
+}
+
 /** Rows of n values (n a multiple of 256) that sit on the formats' edges. */
 function edgeRows(rand: () => number, n: number): Float32Array[] {
   const fill = (f: (c: number) => number) => Float32Array.from({ length: n }, (_, c) => f(c));
-  // midpoints between neighbouring FP4 values (×2, as in the table) for scales 0.5 and 1/3, and the rounding ties of q/d = ±0.5, ±1.5
-  const fp4Mids = [0.25, 0.75, 1.25, 1.75, 2.5, 3.5, 5, 6];
+  const fp4Mids = [0.5, 1.5, 2.5, 3.5, 5, 7, 10, 1];
   return [
     fill(() => 0),
     fill(() => -0),
@@ -74,9 +82,12 @@ function edgeRows(rand: () => number, n: number): Float32Array[] {
     fill((c) => ((c * 7919) % 13) - 6),
     fill((c) => (c % 8 === 0 ? 1 : (c % 8 === 1 ? -0.5 : c % 8 === 2 ? 0.5 : gauss(rand) * 0.3))), // q/d ties at ±0.5
     fill((c) => (c % 8 === 0 ? 3 : (c % 4 === 1 ? 1.5 : c % 4 === 2 ? -1.5 : 0.75))), // ties at d = 3
-    fill((c) => (c % 16 === 0 ? 4 : (c % 2 ? -1 : 1) * fp4Mids[c % 8] * 0.5)), // MXFP4 ties, d = 0.5
-    fill((c) => (c % 16 === 0 ? 6 : (c % 2 ? -1 : 1) * fp4Mids[c % 8] * 0.5)), // NVFP4 ties, d = 0.5
-    fill((c) => (c % 16 === 0 ? 2 : (c % 2 ? -1 : 1) * fp4Mids[c % 8] / 3)),
+    // FP4 ties (midpoints between neighbouring table values × d) and the floats just above and below
+    // them: MXFP4 with amax 4 (d = 0.5), NVFP4 with amax 6 (d = 0.5) and 7.5 (d = 0.625)
+    ...[4, 6, 7.5].flatMap((amax) => [0, 1, -1].map((ulps) => fill((c) => {
+      const d = amax === 7.5 ? 0.625 : 0.5;
+      return c % 16 === 0 ? amax : (c % 2 ? -1 : 1) * ulpStep(fp4Mids[c % 8] * d, ulps);
+    }))),
     fill((c) => (c % 16 === 0 ? 2688 : gauss(rand) * 100)), // NVFP4 scale exactly 448
     fill((c) => (c % 16 === 0 ? 5000 : gauss(rand) * 1000)), // NVFP4 scale saturates
     fill((c) => (c % 16 === 0 ? 6 * 2 ** -9 : gauss(rand) * 1e-3)), // smallest E4M3 subnormal
