@@ -3,9 +3,10 @@
 // one), so there is one path. Blocks are consecutive across rows.
 //   Q1_0: blocks of 128 as {f16 d, u8 qs[16]}; d = (Σ|x|)/128 summed in order; bit j set when x[j] >= 0.
 //   Q2_0: blocks of 64 as {f16 d, u8 qs[16]}; d = max|x|; element j in bits 2(j%4) of qs[j/4],
-//         q = clamp((int)roundf(x/d) + 1, 0, 3).
+//         q = clamp((int)roundf(x*(1/d)) + 1, 0, 3).
 import { fp16ToFp32, fp32ToFp16, fp32ToFp16x4 } from "./fp16";
-import { packBytes, roundHalfAwayx4, storeHalves4 } from "./legacy-common";
+import { packBytes, storeHalves4 } from "./legacy-common";
+import { absMax, roundedTrits4 } from "./lowbit-common";
 
 const Q1_BLOCK_FLOATS: usize = 128;
 const Q1_BLOCK_BYTES: usize = 18;
@@ -89,26 +90,6 @@ export function dequantizeQ1_0(src: usize, dst: usize, k: i32): void {
 
 // ---- Q2_0 ----
 
-/** Largest |x| of n floats at x (n a multiple of 16); order-free for the finite rows kernels see. */
-@inline
-export function absMax(x: usize, n: usize): f32 {
-  let m0 = f32x4.splat(0), m1 = f32x4.splat(0);
-  for (let j: usize = 0; j < n; j += 8) {
-    m0 = f32x4.pmax(m0, f32x4.abs(v128.load(x + (j << 2))));
-    m1 = f32x4.pmax(m1, f32x4.abs(v128.load(x + (j << 2), 16)));
-  }
-  const m = f32x4.pmax(m0, m1);
-  const h = f32x4.pmax(m, v128.shuffle<f32>(m, m, 2, 3, 0, 1));
-  return f32x4.extract_lane(f32x4.pmax(h, v128.shuffle<f32>(h, h, 1, 0, 3, 2)), 0);
-}
-
-/** clamp((int)roundf(x*id) + 1, 0, 3) of four floats at x (id finite). */
-@inline
-function q2Quants(x: usize, idv: v128): v128 {
-  const q = i32x4.add(i32x4.trunc_sat_f32x4_s(roundHalfAwayx4(f32x4.mul(v128.load(x), idv))), i32x4.splat(1));
-  return i32x4.min_s(i32x4.max_s(q, i32x4.splat(0)), i32x4.splat(3));
-}
-
 /** Four u32 lanes of four 2-bit quants each (one per byte) → the quants packed in each lane's low byte. */
 @inline
 function pack2(t: v128): v128 {
@@ -125,12 +106,13 @@ function q2Block(x: usize, y: usize): void {
     v128.store(y + 2, i32x4.splat(0));
     return;
   }
+  // a finite id keeps |x*id| < 1.5: the quants are 0..2 and the clamp never acts
   const idv = f32x4.splat(id);
   // 16 floats → 16 quants → 4 bytes, four times
-  const r0 = packBytes(q2Quants(x, idv), q2Quants(x + 16, idv), q2Quants(x + 32, idv), q2Quants(x + 48, idv));
-  const r1 = packBytes(q2Quants(x + 64, idv), q2Quants(x + 80, idv), q2Quants(x + 96, idv), q2Quants(x + 112, idv));
-  const r2 = packBytes(q2Quants(x + 128, idv), q2Quants(x + 144, idv), q2Quants(x + 160, idv), q2Quants(x + 176, idv));
-  const r3 = packBytes(q2Quants(x + 192, idv), q2Quants(x + 208, idv), q2Quants(x + 224, idv), q2Quants(x + 240, idv));
+  const r0 = packBytes(roundedTrits4(x, idv), roundedTrits4(x + 16, idv), roundedTrits4(x + 32, idv), roundedTrits4(x + 48, idv));
+  const r1 = packBytes(roundedTrits4(x + 64, idv), roundedTrits4(x + 80, idv), roundedTrits4(x + 96, idv), roundedTrits4(x + 112, idv));
+  const r2 = packBytes(roundedTrits4(x + 128, idv), roundedTrits4(x + 144, idv), roundedTrits4(x + 160, idv), roundedTrits4(x + 176, idv));
+  const r3 = packBytes(roundedTrits4(x + 192, idv), roundedTrits4(x + 208, idv), roundedTrits4(x + 224, idv), roundedTrits4(x + 240, idv));
   v128.store(y + 2, packBytes(pack2(r0), pack2(r1), pack2(r2), pack2(r3)));
 }
 

@@ -1,28 +1,22 @@
 // TQ1_0 and TQ2_0: the ternary formats of BitNet b1.58 / TriLMs (quantize_row_tq1_0_ref /
 // quantize_row_tq2_0_ref). Both ignore the importance matrix. Blocks of 256 with d = max|x| and
-// trits xi = lroundf(x/d) + 1 in {0, 1, 2}; blocks are consecutive across rows.
+// trits xi = lroundf(x*(1/d)) + 1 in {0, 1, 2}; blocks are consecutive across rows.
 //   TQ2_0: {u8 qs[64], f16 d}; byte 32c+m holds x[128c + 32n + m] in bits 2n (n = 0..3).
 //   TQ1_0: {u8 qs[48], u8 qh[4], f16 d}; five trits per byte (the first the most significant),
 //          stored as ceil(q*256/243): qs[m] from x[m + 32n] (m < 32), qs[32+m] from x[160 + m + 16n]
 //          (m < 16), qh[j] from four trits x[240 + j + 4n] shifted up one trit.
 import { fp16ToFp32, fp32ToFp16 } from "./fp16";
-import { packBytes, roundHalfAwayx4 } from "./legacy-common";
-import { absMax } from "./q1_q2";
+import { packBytes } from "./legacy-common";
+import { absMax, roundedTrits4 } from "./lowbit-common";
 
 const BLOCK_FLOATS: usize = 256;
 const TQ1_BLOCK_BYTES: usize = 54;
 const TQ2_BLOCK_BYTES: usize = 66;
 
-/** lroundf(x*id) + 1 of four floats at x, for a finite id (so |x*id| <= 1 and the trit is 0..2). */
-@inline
-function trits4(x: usize, idv: v128): v128 {
-  return i32x4.add(i32x4.trunc_sat_f32x4_s(roundHalfAwayx4(f32x4.mul(v128.load(x), idv))), i32x4.splat(1));
-}
-
 /** Sixteen trits of the floats at x as bytes, in order. */
 @inline
 function trits16(x: usize, idv: v128): v128 {
-  return packBytes(trits4(x, idv), trits4(x + 16, idv), trits4(x + 32, idv), trits4(x + 48, idv));
+  return packBytes(roundedTrits4(x, idv), roundedTrits4(x + 16, idv), roundedTrits4(x + 32, idv), roundedTrits4(x + 48, idv));
 }
 
 /**
@@ -111,7 +105,7 @@ function base3(t0: v128, t1: v128, t2: v128, t3: v128, t4: v128): v128 {
 @inline
 function tq1Bytes4(x: usize, s: usize, idv: v128): v128 {
   const o = s << 2;
-  return tritsToByte(base3(trits4(x, idv), trits4(x + o, idv), trits4(x + 2 * o, idv), trits4(x + 3 * o, idv), trits4(x + 4 * o, idv)));
+  return tritsToByte(base3(roundedTrits4(x, idv), roundedTrits4(x + o, idv), roundedTrits4(x + 2 * o, idv), roundedTrits4(x + 3 * o, idv), roundedTrits4(x + 4 * o, idv)));
 }
 
 /** Sixteen qs bytes from the floats x[m + s*n], n = 0..4, m = 0..15. */
@@ -136,7 +130,7 @@ function tq1Block(x: usize, y: usize): void {
   v128.store(y + 32, tq1Bytes16(x + (160 << 2), 16, idv));
   // qh: four trits and a zero one (the shift to the most significant place)
   const xh = x + (240 << 2);
-  const q = base3(trits4(xh, idv), trits4(xh + 16, idv), trits4(xh + 32, idv), trits4(xh + 48, idv), i32x4.splat(0));
+  const q = base3(roundedTrits4(xh, idv), roundedTrits4(xh + 16, idv), roundedTrits4(xh + 32, idv), roundedTrits4(xh + 48, idv), i32x4.splat(0));
   const b = tritsToByte(q);
   v128.store32_lane(y + 48, packBytes(b, b, b, b), 0);
 }
