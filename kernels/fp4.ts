@@ -20,7 +20,7 @@ const MIDS: usize = memory.data(8 * 16, 16);
 const SCALED: usize = memory.data(8 * 16, 16);
 
 /**
- * Prepares bestIndex4 for the scale d. For every x with |x| <= 24d (all of MXFP4, NVFP4 unless its
+ * Prepares bestIndex16 for the scale d. For every x with |x| <= 24d (all of MXFP4, NVFP4 unless its
  * scale saturated) the search has a closed form: with a = |x| between neighbouring table values
  * P_i < P_i+1 (each at most twice the one before), a - P_i and P_i+1 - a are exact (Sterbenz), so
  * the later value wins exactly when a > (P_i + P_i+1)/2, and the farther values' errors stay larger
@@ -29,12 +29,15 @@ const SCALED: usize = memory.data(8 * 16, 16);
  */
 @inline
 function setScale(d: f32, amax: f32): bool {
-  for (let i = 1; i < 8; i++) v128.store(SCALED + (<usize>i << 4), f32x4.splat(unchecked(KV_MAG[i]) * d));
-  for (let i = 0; i < 7; i++) v128.store(MIDS + (<usize>i << 4), f32x4.splat(unchecked(KV_MIDS[i]) * d));
   // d = 0 (an NVFP4 scale that underflowed): every error is |x|, index 0 wins, and the search says so;
   // a table value that overflows to Inf (MXFP4 blocks near FLT_MAX) never wins, its midpoint is finite
   const top = <f32>12 * d;
-  return d > 0 && top < Infinity && amax <= <f32>2 * top;
+  if (d > 0 && top < Infinity && amax <= <f32>2 * top) {
+    for (let i = 0; i < 7; i++) v128.store(MIDS + (<usize>i << 4), f32x4.splat(unchecked(KV_MIDS[i]) * d));
+    return true;
+  }
+  for (let i = 1; i < 8; i++) v128.store(SCALED + (<usize>i << 4), f32x4.splat(unchecked(KV_MAG[i]) * d));
+  return false;
 }
 
 /** The sign of x picks index j or 8 + j (a zero magnitude stays index 0, the first of the two zeros). */
