@@ -20,11 +20,15 @@ import { quantizeRowsQ5_K, dequantizeQ5_K } from "./q5_k";
 import { quantizeRowsQ6_K, dequantizeQ6_K } from "./q6_k";
 import { quantizeRowsIQ4_NL, dequantizeIQ4_NL, quantizeRowsIQ4_XS, dequantizeIQ4_XS } from "./iq4";
 import { quantizeRowsIQ2_XXS, dequantizeIQ2_XXS, quantizeRowsIQ2_XS, dequantizeIQ2_XS, quantizeRowsIQ2_S, dequantizeIQ2_S } from "./iq2";
+import { quantizeRowsTQ1_0, dequantizeTQ1_0, quantizeRowsTQ2_0, dequantizeTQ2_0 } from "./ternary";
+import { quantizeRowsMXFP4, dequantizeMXFP4, quantizeRowsNVFP4, dequantizeNVFP4 } from "./fp4";
+import { quantizeRowsQ1_0, dequantizeQ1_0, quantizeRowsQ2_0, dequantizeQ2_0 } from "./q1_q2";
 
 // ggml type ids (ggml.h)
 const F32 = 0, F16 = 1, Q4_0 = 2, Q4_1 = 3, Q5_0 = 6, Q5_1 = 7, Q8_0 = 8;
 const Q2_K = 10, Q3_K = 11, Q4_K = 12, Q5_K = 13, Q6_K = 14, IQ4_NL = 20, IQ4_XS = 23, BF16 = 30;
 const IQ2_XXS = 16, IQ2_XS = 17, IQ2_S = 22;
+const TQ1_0 = 34, TQ2_0 = 35, MXFP4 = 39, NVFP4 = 40, Q1_0 = 41, Q2_0 = 42;
 
 export const ERR_UNSUPPORTED: i32 = -1;
 
@@ -77,6 +81,12 @@ export function quantize(type: i32, src: usize, dst: usize, nrows: i32, ncols: i
     case IQ2_XXS: quantizeRowsIQ2_XXS(src, dst, nrows, ncols, imatrix); break;
     case IQ2_XS: quantizeRowsIQ2_XS(src, dst, nrows, ncols, imatrix); break;
     case IQ2_S: quantizeRowsIQ2_S(src, dst, nrows, ncols, imatrix); break;
+    case TQ1_0: quantizeRowsTQ1_0(src, dst, nrows, ncols, imatrix); break;
+    case TQ2_0: quantizeRowsTQ2_0(src, dst, nrows, ncols, imatrix); break;
+    case MXFP4: quantizeRowsMXFP4(src, dst, nrows, ncols, imatrix); break;
+    case NVFP4: quantizeRowsNVFP4(src, dst, nrows, ncols, imatrix); break;
+    case Q1_0: quantizeRowsQ1_0(src, dst, nrows, ncols, imatrix); break;
+    case Q2_0: quantizeRowsQ2_0(src, dst, nrows, ncols, imatrix); break;
     default: return ERR_UNSUPPORTED;
   }
   return 0;
@@ -103,6 +113,12 @@ export function dequantize(type: i32, src: usize, dst: usize, k: i32): i32 {
     case IQ2_XXS: dequantizeIQ2_XXS(src, dst, k); break;
     case IQ2_XS: dequantizeIQ2_XS(src, dst, k); break;
     case IQ2_S: dequantizeIQ2_S(src, dst, k); break;
+    case TQ1_0: dequantizeTQ1_0(src, dst, k); break;
+    case TQ2_0: dequantizeTQ2_0(src, dst, k); break;
+    case MXFP4: dequantizeMXFP4(src, dst, k); break;
+    case NVFP4: dequantizeNVFP4(src, dst, k); break;
+    case Q1_0: dequantizeQ1_0(src, dst, k); break;
+    case Q2_0: dequantizeQ2_0(src, dst, k); break;
     default: return ERR_UNSUPPORTED;
   }
   return 0;
