@@ -25,7 +25,8 @@ const VOCAB = 64;
 /** A value for each hyper-parameter llama.cpp requires of `arch` (from the generated table). */
 function requiredKV(arch: string, nLayer: number): GGUFKV[] {
   const out: GGUFKV[] = [];
-  for (const template of LLAMA_CPP_ARCHITECTURES[arch]!.required) {
+  const required = LLAMA_CPP_ARCHITECTURES[arch]!.reads.filter((r) => r.required && r.when === undefined).map((r) => r.key);
+  for (const template of new Set(required)) {
     const key = template.replace("%s", arch);
     if (key.endsWith("epsilon")) out.push(f32kv(key, 1e-5));
     else if (key.endsWith("use_parallel_residual")) out.push({ key, type: GGUFValueType.BOOL, value: true });

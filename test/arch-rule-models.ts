@@ -204,7 +204,7 @@ export function ruleRefusedInputs(): RefusedInput[] {
       arch: "llama",
       kv: [...without(llamaKV(), "llama.attention.head_count"), { key: "llama.attention.head_count", type: GGUFValueType.ARRAY, arrayType: GGUFValueType.UINT32, value: [4, 4, 4] }],
       tensors: smallLlama(),
-      error: "key llama.attention.head_count has 3 values, llama.cpp expects one per layer (2)",
+      error: "key llama.attention.head_count has 3 values, llama.cpp expects 2",
     },
   ];
 }
