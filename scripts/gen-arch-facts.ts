@@ -39,9 +39,16 @@ const modelsH = read("src/models/models.h");
 const parentOf = new Map<string, string>();
 for (const m of modelsH.matchAll(/^struct (llama_model_\w+)\s*:\s*public (llama_model_\w+)/gm)) parentOf.set(m[1]!, m[2]!);
 
-/** Comments and string contents removed (strings become ""). */
+/** String literals of the stripped sources, by the index their placeholder `"S<n>"` holds. */
+const literals: string[] = [];
+/** Comments removed, string literals replaced by placeholders (no brackets or quotes inside). */
 function stripped(text: string): string {
-  return text.replace(/\/\/.*$/gm, "").replace(/\/\*[\s\S]*?\*\//g, "").replace(/"(?:[^"\\]|\\.)*"/g, '""');
+  return text
+    .replace(/"(?:[^"\\]|\\.)*"|\/\/.*$|\/\*[\s\S]*?\*\//gm, (m) => {
+      if (!m.startsWith('"')) return "";
+      literals.push(JSON.parse(m) as string);
+      return `"S${literals.length - 1}"`;
+    });
 }
 
 /** The body of `void CLASS::FN(...) {` in text, or undefined. */
@@ -156,6 +163,18 @@ interface Scope {
   locals: Map<string, { type: string; expr?: string }>;
   /** hparams field → the key it was read from (undefined: assigned otherwise, not translatable) */
   fields: Map<string, string | undefined>;
+  /** fields read by a required read */
+  requiredFields: Set<string>;
+  /** what the loader throws or asserts under a translatable condition */
+  refusals: Refusal[];
+}
+
+interface Refusal {
+  /** a predicate over h */
+  when: string;
+  message: string;
+  /** GGML_ASSERT: the process aborts */
+  aborts: boolean;
 }
 
 const UNKNOWN = Symbol("unknown");
@@ -192,12 +211,18 @@ function translate(cond: string, scope: Scope): string | typeof UNKNOWN {
       else if (scope.fields.has(f)) {
         const key = scope.fields.get(f);
         const init = hparamFields.get(f)?.init;
-        if (key === undefined || init === undefined || !/^-?\d+(\.\d+)?f?$/.test(init)) return UNKNOWN;
-        out += `h.num(${JSON.stringify(key)}, ${Number.parseFloat(init)})`;
+        // an absent optional key leaves the initializer; a required one is there by now
+        const absent = init === undefined ? (scope.requiredFields.has(f) ? "0" : undefined) : /^-?\d+(\.\d+)?f?$/.test(init) ? String(Number.parseFloat(init)) : init === "false" ? "0" : init === "true" ? "1" : undefined;
+        if (key === undefined || absent === undefined) return UNKNOWN;
+        out += `h.num(${JSON.stringify(key)}, ${absent})`;
       } else return UNKNOWN;
       i += m[0].length;
     } else if ((m = /^(\d+(?:\.\d+)?)[uUfF]?\b/.exec(rest))) {
       out += m[1];
+      i += m[0].length;
+    } else if ((m = /^"S\d+"/.exec(rest))) {
+      // a message in an assert (`cond && "why"`): always true
+      out += "true";
       i += m[0].length;
     } else if ((m = /^(true|false)\b/.exec(rest))) {
       out += m[1];
@@ -280,7 +305,10 @@ function statementReads(stmt: string, scope: Scope, when: string | undefined, ou
     seen.add(id);
     out.push(r);
   }
-  if (fieldMatch) scope.fields.set(fieldMatch[1]!, key);
+  if (fieldMatch) {
+    scope.fields.set(fieldMatch[1]!, key);
+    if (required) scope.requiredFields.add(fieldMatch[1]!);
+  }
 }
 
 const and = (a: string | undefined, b: string) => (a === undefined ? b : `(${a}) && (${b})`);
@@ -291,6 +319,31 @@ function walk(body: string, scope: Scope, when: string | undefined | typeof UNKN
   const s = body;
   const skipWs = () => {
     while (i < s.length && /\s/.test(s[i]!)) i++;
+  };
+  /** past one statement (a block, an if with its else, or up to its `;`) at i */
+  const skipStatement = () => {
+    skipWs();
+    const rest = s.slice(i);
+    let m: RegExpExecArray | null;
+    if (s[i] === "{") i = matching(s, i);
+    else if ((m = /^(if|switch|for|while)\s*(constexpr\s*)?\(/.exec(rest))) {
+      i = matching(s, i + m[0].length - 1);
+      skipStatement();
+      skipWs();
+      if (m[1] === "if" && /^else\b/.test(s.slice(i))) {
+        i += 4;
+        skipStatement();
+      }
+    } else {
+      let depth = 0;
+      for (; i < s.length; i++) {
+        const ch = s[i]!;
+        if (ch === "(" || ch === "{" || ch === "[") depth++;
+        else if (ch === ")" || ch === "}" || ch === "]") depth--;
+        else if (ch === ";" && depth === 0) break;
+      }
+      i++;
+    }
   };
   /** one statement (a block or up to its `;`) at i, walked under `w` */
   const statement = (w: string | undefined | typeof UNKNOWN) => {
@@ -309,17 +362,40 @@ function walk(body: string, scope: Scope, when: string | undefined | typeof UNKN
       if (w !== UNKNOWN) statementReads(cond.replace(/^!\s*/, ""), scope, w, out, seen);
       const t = w === UNKNOWN ? UNKNOWN : translate(cond, scope);
       i = close;
-      statement(t === UNKNOWN || w === UNKNOWN ? UNKNOWN : and(w, t));
+      // a branch that cannot run for this architecture (`arch == …`) is skipped, locals and all
+      const branch = (taken: string | typeof UNKNOWN) => {
+        if (taken === "false") skipStatement();
+        else statement(taken === UNKNOWN || w === UNKNOWN ? UNKNOWN : taken === "true" ? w : and(w, taken));
+      };
+      branch(t);
       skipWs();
       if (/^else\b/.test(s.slice(i))) {
         i += 4;
-        statement(t === UNKNOWN || w === UNKNOWN ? UNKNOWN : and(w, `!(${t})`));
+        branch(t === UNKNOWN ? UNKNOWN : t === "true" ? "false" : t === "false" ? "true" : `!(${t})`);
       }
     } else if ((m = /^(switch|for|while)\s*\(/.exec(rest))) {
       i = matching(s, i + m[0].length - 1);
       statement(UNKNOWN);
     } else if ((m = /^(case\b[^:]*|default\s*):/.exec(rest))) {
       i += m[0].length;
+    } else if ((m = /^(throw\s+std::runtime_error\s*\(|GGML_ASSERT\s*\()/.exec(rest))) {
+      const open = i + m[0].length - 1;
+      const close = matching(s, open);
+      const arg = s.slice(open + 1, close - 1).trim();
+      if (w !== UNKNOWN) {
+        if (m[1]!.startsWith("throw")) {
+          const literal = /^"S(\d+)"$/.exec(arg);
+          const fmt = /^format\s*\(\s*"S(\d+)"/.exec(arg);
+          // a formatted message: its format string, the values left out
+          const message = literal ? literals[Number(literal[1])]! : fmt ? literals[Number(fmt[1])]!.replace(/%[-\d.]*(z|l|ll)?[a-zA-Z]/g, "…") : undefined;
+          if (message !== undefined) scope.refusals.push({ when: w ?? "true", message, aborts: false });
+        } else {
+          const t = translate(arg, scope);
+          const text = arg.replace(/"S(\d+)"/g, (_, n: string) => JSON.stringify(literals[Number(n)]));
+          if (t !== UNKNOWN) scope.refusals.push({ when: and(w, `!(${t})`), message: `GGML_ASSERT(${text.replace(/\s+/g, " ")}) failed`, aborts: true });
+        }
+      }
+      i = s.indexOf(";", close) + 1;
     } else {
       // up to the `;` outside brackets
       let j = i;
@@ -407,6 +483,8 @@ lines.push("  readonly loader?: string;");
 lines.push("  /** n_layer() at which the loader says LLM_TYPE_70B (attn_v gets q5_K instead of q3_K/q4_K) */");
 lines.push("  readonly seventyBLayers?: number;");
 lines.push("  readonly reads: readonly KeyRead[];");
+lines.push("  /** what its loader throws (or asserts: `aborts`) when the predicate holds, after the reads */");
+lines.push("  readonly refusals?: readonly { readonly when: (h: LoaderView) => boolean; readonly message: string; readonly aborts?: boolean }[];");
 lines.push("}");
 lines.push("");
 
@@ -420,7 +498,7 @@ function readSource(r: Read): string {
 }
 
 /** Base reads every architecture (but clip) shares: listed once. */
-const baseScope: Scope = { arch: "", locals: new Map(), fields: new Map() };
+const baseScope: Scope = { arch: "", locals: new Map(), fields: new Map(), requiredFields: new Set(), refusals: [] };
 const baseReads: Read[] = [];
 walk(baseBody, baseScope, undefined, baseReads, new Set());
 // the base reads with per-architecture conditions (wavtokenizer-dec's) are resolved per architecture below
@@ -433,12 +511,16 @@ for (const [id, name] of archNames) {
   if (id === "LLM_ARCH_UNKNOWN") continue;
   const cls = classOfArch.get(id);
   const reads: Read[] = [];
+  const refusals: Refusal[] = [];
   if (cls && name !== "clip") {
     // conditional base reads, with `arch == …` resolved for this architecture
-    const scope: Scope = { arch: name, locals: new Map(), fields: new Map() };
+    const scope: Scope = { arch: name, locals: new Map(), fields: new Map(), requiredFields: new Set(), refusals };
     const all: Read[] = [];
     walk(baseBody, scope, undefined, all, new Set());
-    reads.push(...all.filter((r) => r.when !== undefined && r.when !== "false" && !/^\(false\)/.test(r.when)).map((r) => (r.when === "true" || r.when === "(true)" ? { ...r, when: undefined } : r)));
+    // the base loader's own checks are src/plan/arch.ts's (they need more than a key's value)
+    refusals.length = 0;
+    // those that differ from BASE_READS (wavtokenizer-dec's) are dropped as shared below
+    reads.push(...all);
     classReads(cls, scope, undefined, reads, new Set());
   }
   const shared = new Set(sharedBase.map(readSource));
@@ -450,9 +532,13 @@ for (const [id, name] of archNames) {
   const loader = loaderCls?.replace(/^llama_model_/, "");
   // the layer count at which the loader sets LLM_TYPE_70B (the only model type llama-quantize looks at)
   const seventyB = loaderCls && /case (\d+):[^;]*LLM_TYPE_70B/.exec(bodies.get(loaderCls) ?? "")?.[1];
+  const checks = refusals
+    .map((r) => ({ ...r, when: r.when.replace(/^\(true\) && /, "") }))
+    .filter((r) => !/(^|\()false\)? &&|^\(?false\)?$/.test(r.when))
+    .map((r) => `{ when: (h) => ${r.when}, message: ${JSON.stringify(r.message)}${r.aborts ? ", aborts: true" : ""} }`);
   const body = cleaned.map((r) => `    ${readSource(r)},`).join("\n");
   lines.push(
-    `  ${JSON.stringify(name)}: { model: ${cls !== undefined}${loader ? `, loader: ${JSON.stringify(loader)}` : ""}${seventyB ? `, seventyBLayers: ${seventyB}` : ""}, reads: [${body ? `\n${body}\n  ` : ""}] },`,
+    `  ${JSON.stringify(name)}: { model: ${cls !== undefined}${loader ? `, loader: ${JSON.stringify(loader)}` : ""}${seventyB ? `, seventyBLayers: ${seventyB}` : ""}, reads: [${body ? `\n${body}\n  ` : ""}]${checks.length ? `, refusals: [\n${checks.map((c) => `    ${c},`).join("\n")}\n  ]` : ""} },`,
   );
 }
 lines.push("};");

@@ -178,6 +178,39 @@ export function ruleRefusedInputs(): RefusedInput[] {
       tensors: smallLlama(),
       error: "key not found in model: mellum.attention.sliding_window_pattern (llama.cpp needs it to load the model)",
     },
+    // what a loader throws or asserts on its keys' values (the generated `refusals`)
+    {
+      label: "cohere2moe with neither norm epsilon",
+      arch: "cohere2moe",
+      kv: archKV("cohere2moe", 2, {
+        nHead: 4,
+        nHeadKv: 2,
+        skipRequired: true,
+        extra: [u32kv("cohere2moe.attention.sliding_window", 128), f32kv("cohere2moe.logit_scale", 1), u32kv("cohere2moe.leading_dense_block_count", 0), u32kv("cohere2moe.expert_feed_forward_length", 64), u32kv("cohere2moe.attention.sliding_window_pattern", 4)],
+      }),
+      tensors: smallLlama(),
+      error: "cohere2moe: missing Cohere2 MoE norm epsilon (llama.cpp refuses the model)",
+    },
+    {
+      label: "minimax-m3 indexer block size 0",
+      arch: "minimax-m3",
+      kv: archKV("minimax-m3", 2, {
+        nHead: 4,
+        nHeadKv: 2,
+        skipRequired: true,
+        extra: [
+          rmsEps("minimax-m3"),
+          u32kv("minimax-m3.expert_feed_forward_length", 64),
+          u32kv("minimax-m3.expert_shared_count", 0),
+          u32kv("minimax-m3.expert_gating_func", 2),
+          ...["head_count", "key_length", "top_k", "local_blocks"].map((k) => u32kv(`minimax-m3.attention.indexer.${k}`, 4)),
+          u32kv("minimax-m3.attention.indexer.block_size", 0),
+        ],
+      }),
+      tensors: smallLlama(),
+      error: "minimax-m3: GGML_ASSERT(hparams.indexer_block_size > 0) failed (llama.cpp aborts)",
+      llamaAborts: true,
+    },
     {
       label: "context_length of type i32",
       arch: "llama",

@@ -40,6 +40,8 @@ export interface ArchFacts {
   /** n_layer() at which the loader says LLM_TYPE_70B (attn_v gets q5_K instead of q3_K/q4_K) */
   readonly seventyBLayers?: number;
   readonly reads: readonly KeyRead[];
+  /** what its loader throws (or asserts: `aborts`) when the predicate holds, after the reads */
+  readonly refusals?: readonly { readonly when: (h: LoaderView) => boolean; readonly message: string; readonly aborts?: boolean }[];
 }
 
 /** llama_model_base::load_hparams: read for every architecture but clip, before load_arch_hparams. */
@@ -253,6 +255,8 @@ export const LLAMA_CPP_ARCHITECTURES: Readonly<Record<string, ArchFacts>> = {
     { key: "%s.ple.layers", method: "get_arr_n", required: false },
     { key: "%s.attention.recurrent_layers", method: "get_key_or_arr", required: false, type: "u32", length: (h) => h.nLayerAll },
     { key: "%s.full_attention_interval", method: "get_key", required: false, type: "u32", when: (h) => !h.has("%s.attention.recurrent_layers") },
+  ], refusals: [
+    { when: (h) => h.num("%s.hyper_connection.count", 0) <= 1, message: "… must be greater than one, got …" },
   ] },
   "phi2": { model: true, loader: "phi2", reads: [
     { key: "%s.attention.layer_norm_epsilon", method: "get_key", required: true, type: "f32" },
@@ -357,6 +361,9 @@ export const LLAMA_CPP_ARCHITECTURES: Readonly<Record<string, ArchFacts>> = {
     { key: "%s.dense_2_feat_out", method: "get_key", required: false, type: "u32" },
     { key: "%s.dense_3_feat_in", method: "get_key", required: false, type: "u32" },
     { key: "%s.dense_3_feat_out", method: "get_key", required: false, type: "u32" },
+  ], refusals: [
+    { when: (h) => !((h.num("%s.dense_2_feat_in", 0) === 0 || h.num("%s.dense_2_feat_in", 0) === h.num("%s.embedding_length", 0)) && true), message: "GGML_ASSERT((hparams.dense_2_feat_in == 0 || hparams.dense_2_feat_in == hparams.n_embd) && \"dense_2_feat_in must be equal to n_embd\") failed", aborts: true },
+    { when: (h) => !((h.num("%s.dense_3_feat_out", 0) === 0 || h.num("%s.dense_3_feat_out", 0) === h.num("%s.embedding_length", 0)) && true), message: "GGML_ASSERT((hparams.dense_3_feat_out == 0 || hparams.dense_3_feat_out == hparams.n_embd) && \"dense_3_feat_out must be equal to n_embd\") failed", aborts: true },
   ] },
   "starcoder2": { model: true, loader: "starcoder2", reads: [
     { key: "%s.attention.layer_norm_epsilon", method: "get_key", required: true, type: "f32" },
@@ -421,6 +428,8 @@ export const LLAMA_CPP_ARCHITECTURES: Readonly<Record<string, ArchFacts>> = {
     { key: "%s.attention.sliding_window_pattern", method: "get_key_or_arr", required: false, type: "u32", scalarOnly: true },
     { key: "%s.attention.sliding_window_pattern", method: "get_key_or_arr", required: true, type: "u32", length: (h) => h.nLayer, when: (h) => !(h.has("%s.attention.sliding_window_pattern")) },
     { key: "%s.rope.freq_base_swa", method: "get_key", required: false, type: "f32" },
+  ], refusals: [
+    { when: (h) => !(h.has("%s.attention.layer_norm_epsilon")) && !(h.has("%s.attention.layer_norm_rms_epsilon")), message: "missing Cohere2 MoE norm epsilon" },
   ] },
   "dbrx": { model: true, loader: "dbrx", reads: [
     { key: "%s.attention.layer_norm_epsilon", method: "get_key", required: true, type: "f32" },
@@ -963,6 +972,8 @@ export const LLAMA_CPP_ARCHITECTURES: Readonly<Record<string, ArchFacts>> = {
     { key: "%s.attention.indexer.top_k", method: "get_key", required: true, type: "u32" },
     { key: "%s.attention.indexer.block_size", method: "get_key", required: true, type: "u32" },
     { key: "%s.attention.indexer.local_blocks", method: "get_key", required: true, type: "u32" },
+  ], refusals: [
+    { when: (h) => !(h.num("%s.attention.indexer.block_size", 0) > 0), message: "GGML_ASSERT(hparams.indexer_block_size > 0) failed", aborts: true },
   ] },
   "cogvlm": { model: true, loader: "cogvlm", reads: [
     { key: "%s.attention.layer_norm_rms_epsilon", method: "get_key", required: true, type: "f32" },
@@ -987,6 +998,8 @@ export const LLAMA_CPP_ARCHITECTURES: Readonly<Record<string, ArchFacts>> = {
     { key: "%s.target_hidden_size", method: "get_key", required: true, type: "u32" },
     { key: "%s.norm_before_residual", method: "get_key", required: false, type: "bool" },
     { key: "%s.norm_before_fc", method: "get_key", required: false, type: "bool" },
+  ], refusals: [
+    { when: (h) => !h.has("%s.target_layers"), message: "EAGLE3 model requires 'extract_layers' in GGUF metadata" },
   ] },
   "dflash": { model: true, loader: "dflash", reads: [
     { key: "%s.attention.layer_norm_rms_epsilon", method: "get_key", required: true, type: "f32" },
@@ -1016,6 +1029,10 @@ export const LLAMA_CPP_ARCHITECTURES: Readonly<Record<string, ArchFacts>> = {
     { key: "%s.attention.compress_ratios", method: "get_arr", required: false, type: "u32", when: (h) => h.num("%s.hyper_connection.count", 0) > 0 },
     { key: "%s.attention.sliding_window", method: "get_key", required: false, type: "u32" },
     { key: "%s.attention.sliding_window_pattern", method: "get_arr", required: true, type: "u32", when: (h) => h.has("%s.attention.sliding_window") && h.num("%s.attention.sliding_window", 0) > 0 },
+  ], refusals: [
+    { when: (h) => !h.has("%s.target_layers"), message: "DFlash model requires 'target_layers' in GGUF metadata" },
+    { when: (h) => (h.num("%s.hyper_connection.count", 0) > 0) && (!(h.num("%s.attention.output_group_count", 0) > 0)), message: "GGML_ASSERT(hparams.dsv4_o_group_count > 0) failed", aborts: true },
+    { when: (h) => (h.num("%s.hyper_connection.count", 0) > 0) && (!(h.num("%s.attention.sliding_window", 0) > 0)), message: "GGML_ASSERT(hparams.n_swa > 0) failed", aborts: true },
   ] },
   "mistral4": { model: true, loader: "deepseek2", reads: [
     { key: "%s.vocab_size", method: "get_key", required: false, type: "u32" },

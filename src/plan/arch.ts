@@ -150,7 +150,10 @@ function loaderView(kv: readonly GGUFKV[], arch: string, counts: { nLayer: numbe
     ...counts,
     nVocab: vocabSize ?? (Array.isArray(tokens) ? tokens.length : 0),
     has: (key) => value(key) !== undefined,
-    num: (key, absent) => asNumber(value(key) as GGUFScalar | undefined) ?? absent,
+    num: (key, absent) => {
+      const v = value(key);
+      return typeof v === "boolean" ? Number(v) : (asNumber(v as GGUFScalar | undefined) ?? absent);
+    },
   };
 }
 
@@ -226,6 +229,9 @@ export function loadedHParams(kv: readonly GGUFKV[], source = "model"): LoadedHP
 
   const archView = loaderView(kv, arch, { nLayer: blockCount - nLayerNextn, nLayerAll: blockCount, nExpert });
   for (const read of facts.reads) checkRead(read, kv, archView, arch, source);
+  for (const refusal of facts.refusals ?? []) {
+    if (refusal.when(archView)) throw new UserError(`${source}: ${arch}: ${refusal.message} (llama.cpp ${refusal.aborts ? "aborts" : "refuses the model"})`);
+  }
 
   let nLayerAll = blockCount;
   const loaded = LOADED_LAYERS[arch]?.(blockCount, kv, arch, source);
