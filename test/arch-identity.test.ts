@@ -30,7 +30,7 @@ describe("inputs llama.cpp refuses or writes wrongly", () => {
     const odd = { ...base, label: "alignment 64 odd", tensors: [...base.tensors, { name: "blk.0.attn_q_norm.weight", shape: [4] }] };
     const model = await writeArchModel(odd, tmp, 201);
     const ref = path.join(tmp, "align-odd.llama.gguf");
-    expect(llamaQuantizeIsolated([{ input: model, output: ref, opts: { ftype: "Q4_K_M", threads: 1 } }])[0]!.status).toBe("ok");
+    expect((await llamaQuantizeIsolated([{ input: model, output: ref, opts: { ftype: "Q4_K_M", threads: 1 } }]))[0]!.status).toBe("ok");
     expect(() => oracleReadHeader(ref)).toThrow("gguf_init_from_file failed");
     const got = await hquantBuild(pool, model, path.join(tmp, "align-odd.hquant.gguf"), "Q4_K_M");
     expect(got.error).toMatch(/^\S+align-odd\.hquant\.gguf: the input's general\.alignment 64: llama-quantize keeps this key but pads the output to 32 bytes, so tensor \S+ would be at offset \d+, not \d+; refusing to write an unreadable file$/);

@@ -212,7 +212,7 @@ export function checkAgainstLlamaQuantize(families: ArchModel[], refused: Refuse
         return { model, runs, jobs };
       }),
     );
-    const reference = llamaQuantizeIsolated(setups.flatMap((s) => s.jobs));
+    const reference = await llamaQuantizeIsolated(setups.flatMap((s) => s.jobs));
     let at = 0;
     prepared = setups.map((s) => ({ ...s, reference: reference.slice(at, (at += s.jobs.length)) }));
   }, 600_000);
@@ -258,7 +258,7 @@ export function checkAgainstLlamaQuantize(families: ArchModel[], refused: Refuse
   describe("inputs llama.cpp refuses", () => {
     it(`${refused.length} inputs: llama.cpp refuses each, hquant refuses with one line`, async () => {
       const models = await Promise.all(refused.map((c, i) => writeArchModel(c, tmp, base + 100 + i)));
-      const reference = llamaQuantizeIsolated(models.map((m, i) => ({ input: m, output: path.join(tmp, `refused-${i}.llama.gguf`), opts: { ftype: "Q4_K_M", threads: 1 } })));
+      const reference = await llamaQuantizeIsolated(models.map((m, i) => ({ input: m, output: path.join(tmp, `refused-${i}.llama.gguf`), opts: { ftype: "Q4_K_M", threads: 1 } })));
       const seen: string[] = [];
       for (const [i, c] of refused.entries()) {
         const want = reference[i]!;

@@ -79,7 +79,7 @@ describe("non-finite values in a tensor that is copied unchanged", () => {
     fs.writeFileSync(bad, bytes);
     const out = path.join(tmp, "inf-norm-out");
     fs.mkdirSync(out);
-    const [ref] = llamaQuantizeIsolated([{ input: bad, output: path.join(out, "ref.gguf"), opts: { ftype: "Q4_K_M", threads: 1 } }]);
+    const [ref] = await llamaQuantizeIsolated([{ input: bad, output: path.join(out, "ref.gguf"), opts: { ftype: "Q4_K_M", threads: 1 } }]);
     expect(ref!.status).toBe("failed");
     expect((ref as { error: string }).error).toContain("tensor 'blk.1.ffn_norm.weight' has invalid data");
     fs.rmSync(path.join(out, "ref.gguf"), { force: true });
