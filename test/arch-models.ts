@@ -19,13 +19,14 @@ export interface ArchModel {
   alignment?: number;
 }
 
-const E = 256;
+export const E = 256;
 const VOCAB = 64;
 
 /** A value for each hyper-parameter llama.cpp requires of `arch` (from the generated table). */
 function requiredKV(arch: string, nLayer: number): GGUFKV[] {
   const out: GGUFKV[] = [];
-  for (const template of LLAMA_CPP_ARCHITECTURES[arch]!.required) {
+  const required = LLAMA_CPP_ARCHITECTURES[arch]!.reads.filter((r) => r.required && r.when === undefined).map((r) => r.key);
+  for (const template of new Set(required)) {
     const key = template.replace("%s", arch);
     if (key.endsWith("epsilon")) out.push(f32kv(key, 1e-5));
     else if (key.endsWith("use_parallel_residual")) out.push({ key, type: GGUFValueType.BOOL, value: true });
@@ -56,11 +57,11 @@ export function archKV(arch: string, nLayer: number, o: { nHead?: number; nHeadK
   return kv;
 }
 
-const W = (name: string, shape: number[]): CustomTensor => ({ name, shape });
-const N = (name: string, n = E): CustomTensor => ({ name, shape: [n], type: GGMLType.F32 });
+export const W = (name: string, shape: number[]): CustomTensor => ({ name, shape });
+export const N = (name: string, n = E): CustomTensor => ({ name, shape: [n], type: GGMLType.F32 });
 
 /** attn_norm, separate q/k/v (head dim 32) or fused qkv, attn_output, ffn_norm, gate/up/down. */
-function denseLayer(l: number, o: { qkv?: boolean; gate?: boolean; nFf?: number; qDim?: number; kvDim?: number } = {}): CustomTensor[] {
+export function denseLayer(l: number, o: { qkv?: boolean; gate?: boolean; nFf?: number; qDim?: number; kvDim?: number } = {}): CustomTensor[] {
   const b = `blk.${l}`;
   const nFf = o.nFf ?? 256;
   const q = o.qDim ?? 128;
@@ -74,7 +75,7 @@ function denseLayer(l: number, o: { qkv?: boolean; gate?: boolean; nFf?: number;
   return t;
 }
 
-function moeFfn(l: number, nExpert: number, nFf = 256, shared = false): CustomTensor[] {
+export function moeFfn(l: number, nExpert: number, nFf = 256, shared = false): CustomTensor[] {
   const b = `blk.${l}`;
   const t = [
     { name: `${b}.ffn_gate_inp.weight`, shape: [E, nExpert], type: GGMLType.F32 },
@@ -86,9 +87,9 @@ function moeFfn(l: number, nExpert: number, nFf = 256, shared = false): CustomTe
   return t;
 }
 
-const embd = (): CustomTensor[] => [W("token_embd.weight", [E, VOCAB])];
-const head = (tied = false): CustomTensor[] => [N("output_norm.weight"), ...(tied ? [] : [W("output.weight", [E, VOCAB])])];
-const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+export const embd = (): CustomTensor[] => [W("token_embd.weight", [E, VOCAB])];
+export const head = (tied = false): CustomTensor[] => [N("output_norm.weight"), ...(tied ? [] : [W("output.weight", [E, VOCAB])])];
+export const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
 /** The families checked against llama_model_quantize for every file type, with and without imatrix. */
 export function archFamilies(): ArchModel[] {
@@ -351,7 +352,7 @@ export interface RefusedInput extends ArchModel {
 }
 
 const llamaLayers = (n: number) => [...embd(), ...range(n).flatMap((l) => denseLayer(l)), ...head()];
-const without = (kv: GGUFKV[], key: string) => kv.filter((e) => e.key !== key);
+export const without = (kv: GGUFKV[], key: string) => kv.filter((e) => e.key !== key);
 
 /** Inputs llama.cpp refuses (returns an error or aborts), with hquant's line for each. */
 export function refusedInputs(): RefusedInput[] {

@@ -15,6 +15,8 @@ import { QuantizePool } from "../src/pool/index.js";
 import { firstDifference, MODEL } from "./build-util.js";
 import { makeModel, SMALL_LLAMA } from "./factory.js";
 import { llamaQuantize } from "./oracle/llama.js";
+import { llamaQuantizeIsolated } from "./oracle/llama-isolated.js";
+import { GGMLType } from "../src/gguf/ggml-types.js";
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "hquant-inputs-"));
 const pool = new QuantizePool(2);
@@ -61,6 +63,29 @@ describe("non-finite weights", () => {
     const err = await buildModel({ input: bad, output: path.join(out, "x.gguf"), pool, schedule: q4km }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(UserError);
     expect((err as Error).message).toBe(`${bad}: tensor blk.1.ffn_up.weight: row 300 contains NaN or Inf`);
+    expect(fs.readdirSync(out)).toEqual([]);
+  });
+});
+
+describe("non-finite values in a tensor that is copied unchanged", () => {
+  it("llama.cpp's loader validates every tensor it reads (an F32 norm too): both refuse, hquant names the tensor and row", async () => {
+    const model = await makeModel({ ...SMALL_LLAMA, nEmbd: 256, nFf: 512, nVocab: 128, dtype: "f32", seed: 5, dir: tmp });
+    const header = await readHeaderAt(model);
+    const t = header.tensors.find((x) => x.name === "blk.1.ffn_norm.weight")!;
+    expect(t.type).toBe(GGMLType.F32);
+    const bytes = Buffer.from(fs.readFileSync(model));
+    bytes.writeFloatLE(Number.POSITIVE_INFINITY, header.dataOffset + t.offset + 4 * 7);
+    const bad = path.join(tmp, "inf-norm.gguf");
+    fs.writeFileSync(bad, bytes);
+    const out = path.join(tmp, "inf-norm-out");
+    fs.mkdirSync(out);
+    const [ref] = await llamaQuantizeIsolated([{ input: bad, output: path.join(out, "ref.gguf"), opts: { ftype: "Q4_K_M", threads: 1 } }]);
+    expect(ref!.status).toBe("failed");
+    expect((ref as { error: string }).error).toContain("tensor 'blk.1.ffn_norm.weight' has invalid data");
+    fs.rmSync(path.join(out, "ref.gguf"), { force: true });
+    const err = await buildModel({ input: bad, output: path.join(out, "x.gguf"), pool, schedule: q4km }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(UserError);
+    expect((err as Error).message).toBe(`${bad}: tensor blk.1.ffn_norm.weight: row 0 contains NaN or Inf`);
     expect(fs.readdirSync(out)).toEqual([]);
   });
 });

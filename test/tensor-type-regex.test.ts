@@ -71,7 +71,7 @@ describe("--tensor-type patterns against llama_model_quantize", () => {
       output: path.join(tmp, `re-${i}.gguf`),
       opts: { ftype: "Q4_0", threads: 1, tensorTypes: [[pattern, "q5_1"]] as [string, string][] },
     }));
-    const reference = llamaQuantizeIsolated(jobs);
+    const reference = await llamaQuantizeIsolated(jobs);
     const got: string[] = [];
     const want: string[] = [];
     let selecting = 0;

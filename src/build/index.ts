@@ -18,6 +18,7 @@ import { isQuantizedType } from "../plan/tensors.js";
 import { BufferPool, defaultThreads, QuantizePool } from "../pool/index.js";
 import { copySlabs, quantizeChunks, TensorDataReader } from "./chunks.js";
 import { importanceFor } from "./importance.js";
+import { firstNonFiniteRow } from "./validate.js";
 import { outputMetadata } from "../plan/metadata.js";
 import { remapImatrix, type Recipe } from "../surgery/index.js";
 
@@ -210,8 +211,14 @@ function* pieces(jobs: readonly TensorJob[], reader: TensorReader, pool: Quantiz
       continue;
     }
     if (!quantize) {
+      const row = rowSize(source.type, source.shape[0]!);
       for (const slab of copySlabs(source.type, source.shape, source.bytes)) {
-        const start = async () => new Uint8Array(await readPooled(io, source, slab.offset, slab.length), 0, slab.length);
+        const start = async () => {
+          const data = new Uint8Array(await readPooled(io, source, slab.offset, slab.length), 0, slab.length);
+          const bad = firstNonFiniteRow(source.type, data, row);
+          if (bad >= 0) throw new UserError(`${input}: tensor ${planned.name}: row ${slab.offset / row + bad} contains NaN or Inf`);
+          return data;
+        };
         yield { tensorIndex: i, inputBytes: slab.length, start };
       }
       continue;

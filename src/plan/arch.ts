@@ -4,10 +4,10 @@
 // for, the required hyper-parameters must be there and consistent, and a few architectures load
 // more layers than `<arch>.block_count` says. hquant refuses what llama.cpp refuses (with one line,
 // also where llama.cpp aborts the process) and uses the layer count llama.cpp actually uses.
-import type { GGUFKV, GGUFScalar } from "../gguf/model.js";
+import { GGUFValueType, type GGUFKV, type GGUFScalar } from "../gguf/model.js";
 import { kvValue } from "../gguf/model.js";
 import { UserError } from "../errors.js";
-import { LLAMA_CPP_ARCHITECTURES } from "./arch-facts.js";
+import { BASE_READS, LLAMA_CPP_ARCHITECTURES, type KeyRead, type LoaderView } from "./arch-facts.js";
 
 /** LLAMA_MAX_LAYERS, LLAMA_MAX_EXPERTS (src/llama-hparams.h) */
 const MAX_LAYERS = 512;
@@ -84,8 +84,77 @@ function maxOfKeyOrArray(kv: readonly GGUFKV[], key: string, source: string): nu
   return Math.max(0, ...(values as number[]));
 }
 
-function requireKey(kv: readonly GGUFKV[], key: string, source: string): void {
-  if (kvValue(kv, key) === undefined) throw new UserError(`${source}: key not found in model: ${key} (llama.cpp needs it to load the model)`);
+/** gguf_type_name */
+const GGUF_TYPE_NAMES: Readonly<Record<number, string>> = {
+  [GGUFValueType.UINT8]: "u8",
+  [GGUFValueType.INT8]: "i8",
+  [GGUFValueType.UINT16]: "u16",
+  [GGUFValueType.INT16]: "i16",
+  [GGUFValueType.UINT32]: "u32",
+  [GGUFValueType.INT32]: "i32",
+  [GGUFValueType.FLOAT32]: "f32",
+  [GGUFValueType.BOOL]: "bool",
+  [GGUFValueType.STRING]: "str",
+  [GGUFValueType.ARRAY]: "arr",
+  [GGUFValueType.UINT64]: "u64",
+  [GGUFValueType.INT64]: "i64",
+  [GGUFValueType.FLOAT64]: "f64",
+};
+
+/** Array element types get_arr accepts for a target of `type` (u32/i32 targets take bool, u32 and i32). */
+function elementFits(type: string, element: string): boolean {
+  return type === "u32" || type === "i32" ? ["bool", "u32", "i32"].includes(element) : type === element;
+}
+
+/**
+ * One read of llama_model_loader (get_key, get_key_or_arr, get_arr, get_arr_n) as llama.cpp does
+ * it: a missing required key, a value of another GGUF type than the target's, an array of the
+ * wrong length or element type are errors; an optional key that is absent is not.
+ */
+function checkRead(read: KeyRead, kv: readonly GGUFKV[], view: LoaderView, arch: string, source: string): void {
+  if (read.when && !read.when(view)) return;
+  const key = read.key.replace("%s", arch);
+  const entry = kv.find((e) => e.key === key);
+  const fail = (what: string) => new UserError(`${source}: key ${key} ${what}`);
+  const isArray = entry?.type === GGUFValueType.ARRAY;
+  if (entry === undefined || (read.method === "get_arr" && !isArray) || (read.scalarOnly && isArray)) {
+    if (read.required) throw new UserError(`${source}: key not found in model: ${key} (llama.cpp needs it to load the model)`);
+    return;
+  }
+  const stored = GGUF_TYPE_NAMES[entry.type] ?? String(entry.type);
+  if (read.method === "get_arr_n") {
+    if (!isArray) throw fail(`has type ${stored}, llama.cpp expects an array`);
+    return;
+  }
+  if (read.type === undefined) return;
+  if (!isArray) {
+    if (read.method === "get_arr" || stored !== read.type) throw fail(`has type ${stored}, llama.cpp expects ${read.type}`);
+    return;
+  }
+  if (read.method === "get_key") throw fail(`is an array, llama.cpp expects ${read.type}`);
+  const element = GGUF_TYPE_NAMES[entry.arrayType ?? -1] ?? "?";
+  const n = (entry.value as GGUFScalar[]).length;
+  if (read.length) {
+    const want = read.length(view);
+    if (n !== want) throw fail(`has ${n} values, llama.cpp expects ${want}`);
+  }
+  if (!elementFits(read.type, element)) throw fail(`is an array of ${element}, llama.cpp expects ${read.type} values`);
+}
+
+/** The loader's view of the file for the reads' conditions. */
+function loaderView(kv: readonly GGUFKV[], arch: string, counts: { nLayer: number; nLayerAll: number; nExpert: number }): LoaderView {
+  const value = (key: string) => kvValue(kv, key.replace("%s", arch));
+  const vocabSize = asNumber(value("%s.vocab_size") as GGUFScalar | undefined);
+  const tokens = kvValue(kv, "tokenizer.ggml.tokens");
+  return {
+    ...counts,
+    nVocab: vocabSize ?? (Array.isArray(tokens) ? tokens.length : 0),
+    has: (key) => value(key) !== undefined,
+    num: (key, absent) => {
+      const v = value(key);
+      return typeof v === "boolean" ? Number(v) : (asNumber(v as GGUFScalar | undefined) ?? absent);
+    },
+  };
 }
 
 /** The checks llama.cpp runs while loading the model for quantization, and the layer counts it ends up with. */
@@ -105,7 +174,10 @@ export function loadedHParams(kv: readonly GGUFKV[], source = "model"): LoadedHP
     return { arch, blockCount: 0, nLayerAll: 0, nLayerMain: 0, nExpert: 0, nHead: undefined, nHeadKv: undefined };
   }
 
-  for (const key of ["context_length", "embedding_length", "block_count"]) requireKey(kv, `${arch}.${key}`, source);
+  // the keys every loader reads, with the counts known before load_arch_hparams runs
+  const rawCount = (key: string) => asNumber(kvValue(kv, `${arch}.${key}`) as GGUFScalar | undefined) ?? 0;
+  const baseView = loaderView(kv, arch, { nLayer: rawCount("block_count") - rawCount("nextn_predict_layers"), nLayerAll: rawCount("block_count"), nExpert: rawCount("expert_count") });
+  for (const read of BASE_READS) checkRead(read, kv, baseView, arch, source);
   const blockCount = optionalNumber(kv, `${arch}.block_count`, source)!;
   if (!Number.isInteger(blockCount) || blockCount <= 0 || blockCount > MAX_LAYERS) {
     throw new UserError(`${source}: ${arch}.block_count ${blockCount} is not in 1..${MAX_LAYERS} (llama.cpp aborts)`);
@@ -155,7 +227,11 @@ export function loadedHParams(kv: readonly GGUFKV[], source = "model"): LoadedHP
     }
   }
 
-  for (const key of facts.required) requireKey(kv, key.replace("%s", arch), source);
+  const archView = loaderView(kv, arch, { nLayer: blockCount - nLayerNextn, nLayerAll: blockCount, nExpert });
+  for (const read of facts.reads) checkRead(read, kv, archView, arch, source);
+  for (const refusal of facts.refusals ?? []) {
+    if (refusal.when(archView)) throw new UserError(`${source}: ${arch}: ${refusal.message} (llama.cpp ${refusal.aborts ? "aborts" : "refuses the model"})`);
+  }
 
   let nLayerAll = blockCount;
   const loaded = LOADED_LAYERS[arch]?.(blockCount, kv, arch, source);

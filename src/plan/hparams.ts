@@ -2,6 +2,7 @@
 // is loaded (arch.ts: the loader's checks, and the layer count it really uses).
 import type { GGUFKV } from "../gguf/model.js";
 import { loadedHParams } from "./arch.js";
+import { LLAMA_CPP_ARCHITECTURES } from "./arch-facts.js";
 
 export interface MixtureHParams {
   arch: string;
@@ -17,15 +18,15 @@ export interface MixtureHParams {
   is70B: boolean;
 }
 
-/** Archs whose loader sets LLM_TYPE_70B, and the layer count (n_layer()) at which it does. */
-const SEVENTY_B_LAYERS: Readonly<Record<string, number>> = { llama: 80, deci: 80, olmo: 80, qwen2: 80, jais2: 68 };
 
 export function mixtureHParams(kv: readonly GGUFKV[], source = "model"): MixtureHParams {
   const hp = loadedHParams(kv, source);
   const { arch, nHead, nHeadKv, nExpert } = hp;
   const nGqa = nHead === undefined || nHeadKv === undefined ? undefined : nHeadKv === 0 ? 0 : Math.floor(nHead / nHeadKv);
-  const seventyB = SEVENTY_B_LAYERS[arch];
+  // the loaders that say LLM_TYPE_70B at some layer count (generated); llama's only without 8
+  // experts (then 8x7B / 8x22B or unknown) and with GQA (else 65B)
+  const facts = LLAMA_CPP_ARCHITECTURES[arch]!;
   const is70B =
-    seventyB !== undefined && hp.nLayerMain === seventyB && (arch !== "llama" || (nExpert !== 8 && nHead !== nHeadKv));
+    facts.seventyBLayers !== undefined && hp.nLayerMain === facts.seventyBLayers && (facts.loader !== "llama" || (nExpert !== 8 && nHead !== nHeadKv));
   return { arch, nLayer: hp.blockCount, nLayerAll: hp.nLayerAll, nExpert, nGqa, is70B };
 }

@@ -1,7 +1,7 @@
 // llama_model_quantize in child processes: llama.cpp aborts the whole process (GGML_ASSERT,
 // GGML_ABORT) on some inputs, which must not take the test runner down. A batch of jobs runs in
 // one child; a job that kills its child is reported as an abort and the rest go on in a new one.
-import { spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -25,8 +25,21 @@ const HERE = path.dirname(fileURLToPath(import.meta.url));
 const CHILD = path.join(HERE, "llama-child.ts");
 const TSX = path.join(HERE, "../../node_modules/tsx/dist/loader.mjs");
 
+/** One child's run: its exit and output (asynchronous, so the test worker keeps answering its runner). */
+function runChild(jobFile: string): Promise<{ status: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ["--import", TSX, CHILD, jobFile], { stdio: ["ignore", "pipe", "pipe"] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on("data", (b: Buffer) => out.push(b));
+    child.stderr.on("data", (b: Buffer) => err.push(b));
+    child.on("error", reject);
+    child.on("close", (status, signal) => resolve({ status, signal, stdout: Buffer.concat(out).toString("utf8"), stderr: Buffer.concat(err).toString("utf8") }));
+  });
+}
+
 /** Runs every job, in order, in as few child processes as the aborts allow. */
-export function llamaQuantizeIsolated(jobs: readonly IsolatedJob[]): IsolatedResult[] {
+export async function llamaQuantizeIsolated(jobs: readonly IsolatedJob[]): Promise<IsolatedResult[]> {
   const results: IsolatedResult[] = [];
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "hquant-oracle-jobs-"));
   try {
@@ -34,7 +47,7 @@ export function llamaQuantizeIsolated(jobs: readonly IsolatedJob[]): IsolatedRes
       const start = results.length;
       const jobFile = path.join(dir, `jobs-${start}.json`);
       fs.writeFileSync(jobFile, JSON.stringify(jobs.slice(start)));
-      const r = spawnSync(process.execPath, ["--import", TSX, CHILD, jobFile], { encoding: "utf8", maxBuffer: 64 << 20 });
+      const r = await runChild(jobFile);
       for (const line of r.stdout.split("\n")) {
         if (line.startsWith("{")) results.push(JSON.parse(line) as IsolatedResult);
       }
