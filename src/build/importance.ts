@@ -12,13 +12,14 @@ const TOKEN_EMBD_NAMES = new Set(["token_embd.weight", "per_layer_token_embd.wei
 /** One vector per expert (each in its own small buffer, cheap to send to a worker), or null. */
 export function importanceFor(t: PlannedTensor, imatrix: Imatrix | undefined): Float32Array[] | null {
   const needed = t.requiresImatrix;
+  const what = `type ${typeName(t.dstType)} (file type ${t.ftype})`;
   if (!imatrix) {
-    if (needed) throw new UserError(`${t.name}: type ${typeName(t.dstType)} needs an importance matrix (--imatrix)`);
+    if (needed) throw new UserError(`${t.name}: ${what} needs an importance matrix (--imatrix)`);
     return null;
   }
   const v = imatrix.vectors.get(t.name);
   if (!v) {
-    if (needed) throw new UserError(`${imatrix.file}: no entry for tensor ${t.name}, which type ${typeName(t.dstType)} needs`);
+    if (needed) throw new UserError(`${imatrix.file}: no entry for tensor ${t.name}, which ${what} needs`);
     return null;
   }
   const ncols = t.shape[0]!;
