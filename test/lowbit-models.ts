@@ -3,12 +3,14 @@
 // model with its imatrix, a GQA-4 model with tied embeddings and 320-wide ffn_down rows (every
 // 256-block type falls back there, q1_0 has no fallback), and an 8-expert MoE model.
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 import type { FileTypeName } from "../src/plan/ftypes.js";
 import { makeModel, syntheticImatrix, SMALL_LLAMA, type FactoryOptions } from "./factory.js";
 import type { RunOptions } from "./arch-models.js";
 
-export const BUNDLED_MODEL = path.resolve(__dirname, "../models/tinyllama-16l-f16.gguf");
-export const BUNDLED_IMATRIX = path.resolve(__dirname, "fixtures/imatrix/imatrix.gguf");
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+export const BUNDLED_MODEL = path.resolve(HERE, "../models/tinyllama-16l-f16.gguf");
+export const BUNDLED_IMATRIX = path.resolve(HERE, "fixtures/imatrix/imatrix.gguf");
 
 /** The file types of the low-bit issue (NVFP4 is recorded as refused). */
 export const LOWBIT_FILE_TYPES: FileTypeName[] = [
