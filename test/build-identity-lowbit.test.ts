@@ -16,7 +16,8 @@ import { UserError } from "../src/errors.js";
 import { GGMLType, mustTypeInfo, typeName } from "../src/gguf/ggml-types.js";
 import { inspectModel } from "../src/gguf/inspect.js";
 import { openModel, readHeaderAt } from "../src/gguf/reader.js";
-import { serializeHeader } from "../src/gguf/writer.js";
+import { GGUFFileWriter, serializeHeader } from "../src/gguf/writer.js";
+import { build } from "../src/index.js";
 import { loadImatrix, readImatrixInfo } from "../src/imatrix/index.js";
 import type { FileTypeName } from "../src/plan/ftypes.js";
 import { mixtureHParams } from "../src/plan/hparams.js";
@@ -249,6 +250,26 @@ describe("low-bit refusals, requantizing and inspect", () => {
       for (const f of [low, ref, ours]) fs.rmSync(f, { force: true });
     }, 120_000);
   }
+
+  it("COPY of a low-bit file without general.file_type records the loader's guess as llama.cpp does", async () => {
+    const low = path.join(tmp, "copy.IQ3_S.gguf");
+    const stripped = path.join(tmp, "copy.IQ3_S.noft.gguf");
+    const ref = path.join(tmp, "copy.llama.gguf");
+    const ours = path.join(tmp, "copy.hquant.gguf");
+    llamaQuantize(model, low, { ftype: "IQ3_S", threads: 2 });
+    const h = await readHeaderAt(low);
+    const bytes = fs.readFileSync(low);
+    const w = await GGUFFileWriter.create(stripped, h.kv.filter((e) => e.key !== "general.file_type"), h.tensors.map((t) => ({ name: t.name, shape: t.shape, type: t.type })));
+    for (const t of h.tensors) await w.writeTensor(bytes.subarray(h.dataOffset + t.offset, h.dataOffset + t.offset + t.bytes));
+    await w.finish();
+    llamaQuantize(stripped, ref, { ftype: "F32", onlyCopy: true, threads: 1 });
+    await build({ input: stripped, output: ours, schedule: { ftype: "COPY" }, hquant: false });
+    // iq3_s is the most common type: LLAMA_FTYPE_MOSTLY_IQ3_S (26) marked LLAMA_FTYPE_GUESSED (1024)
+    expect((await readHeaderAt(ref)).kv.find((e) => e.key === "general.file_type")!.value).toBe(1050);
+    const same = fs.readFileSync(ref).equals(fs.readFileSync(ours));
+    expect(same, same ? "" : firstDifference(ref, ours)).toBe(true);
+    for (const f of [low, stripped, ref, ours]) fs.rmSync(f);
+  });
 
   it("inspect reads a low-bit file llama.cpp wrote: its file type and tensor types", async () => {
     const file = path.join(tmp, "inspect.IQ2_M.gguf");

@@ -58,14 +58,21 @@ export function isIq1Iq2Mixture(ftype: FileTypeName): boolean {
 }
 
 /**
- * Whether llama_tensor_get_type_impl increments this category's counter (and, for ffn tensors,
- * reads the layer from an expert tensor's name) for a tensor of this file type: the MXFP4 branch
- * counts nothing, the IQ1/IQ2 branch only attn_v-like and ffn_down (by the counter alone).
+ * Whether llama_tensor_get_type_impl increments this category's counter for a tensor of this file
+ * type: the MXFP4 branch counts nothing, the IQ1/IQ2 branch only attn_v-like and ffn_down.
  */
 export function countsVisit(ftype: FileTypeName, category: TensorCategory): boolean {
   if (ftype === "MXFP4_MOE") return false;
   if (isIq1Iq2Mixture(ftype)) return category !== "ffn_gate" && category !== "ffn_up";
   return true;
+}
+
+/**
+ * Whether the rule reads an expert ffn tensor's layer from its name (layer_info, which fails on a
+ * name without one): only the per-category branches do, not the IQ1/IQ2 or MXFP4 ones.
+ */
+export function readsFfnLayer(ftype: FileTypeName): boolean {
+  return ftype !== "MXFP4_MOE" && !isIq1Iq2Mixture(ftype);
 }
 
 /** The output rule's Q5_K group (the IQ1/IQ2 mixtures and IQ3_XXS). */

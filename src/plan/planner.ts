@@ -10,7 +10,7 @@ import { UserError } from "../errors.js";
 import { surgeryMetadata, surgeryTensors, type LayerRecipe, type SurgeryOp, type SurgeryTensor } from "../surgery/index.js";
 import { mustFileType, type FileType, type FileTypeName } from "./ftypes.js";
 import { mixtureHParams, type MixtureHParams } from "./hparams.js";
-import { countsVisit, mixtureRule, type RuleContext } from "./mixture-rules.js";
+import { countsVisit, mixtureRule, readsFfnLayer, type RuleContext } from "./mixture-rules.js";
 import { compileStdRegex } from "./std-regex.js";
 import {
   compareWeightNames,
@@ -267,9 +267,8 @@ export function planModel(input: PlannerModel, schedule: ResolvedSchedule, sourc
         nFfnDown: hp.nLayerAll,
         ne2: t.shape[2] ?? 1,
       };
-      // only the branches that count ffn tensors read an expert tensor's layer (and may fail on it)
-      const counted = countsVisit(ftype.name, category);
-      const layerOf = (counter: number) => (counted ? ffnLayer(t.name, counter, hp) : -1);
+      // the IQ1/IQ2 and MXFP4 branches never read an expert tensor's layer (nor fail on it)
+      const layerOf = (counter: number) => (readsFfnLayer(ftype.name) ? ffnLayer(t.name, counter, hp) : -1);
       const layer =
         category === "ffn_down" ? layerOf(counters.iFfnDown)
         : category === "ffn_gate" ? layerOf(counters.iFfnGate)
