@@ -4,7 +4,7 @@
 // byte-identical to llama-quantize's) — each standard type next to llama-perplexity's own figure
 // for llama.cpp's file (anchors.json).
 //
-//   npx tsx bench/quality.ts [--types Q2_K,…,Q8_0] [--presets Q3_K_H,…] [--no-imatrix] [--chunks N]
+//   npx tsx bench/quality.ts [--types IQ1_S,…,Q8_0] [--presets Q3_K_H,…] [--no-imatrix] [--chunks N]
 //                            [--out docs/bench] [--files-dir DIR] [--threads 2] [--cache-dir DIR]
 // The built files go to --files-dir (default: the OS temp dir) and are reused when present.
 import fs from "node:fs";
@@ -13,7 +13,9 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import { buildModel } from "../src/build/index.js";
 import { archNumber } from "../src/gguf/model.js";
+import { readHeaderAt } from "../src/gguf/reader.js";
 import { scheduleFromOptions } from "../src/plan/options.js";
+import { planModel } from "../src/plan/planner.js";
 import { runBench, writeReportFiles, type BenchTarget } from "../src/bench/run.js";
 import { markdownTable } from "../src/bench/report.js";
 
@@ -21,8 +23,12 @@ const BASE = "models/tinyllama-16l-f16.gguf";
 const TEXT = "test/fixtures/eval-test.txt";
 const IMATRIX = "test/fixtures/imatrix/imatrix.gguf";
 const ANCHORS = "test/fixtures/bench/anchors.json";
-const DEFAULT_TYPES = ["Q2_K", "Q3_K_S", "Q3_K_M", "Q3_K_L", "Q4_0", "Q4_K_S", "Q4_K_M", "IQ4_XS", "Q5_K_S", "Q5_K_M", "Q6_K", "Q8_0"];
-const DEFAULT_PRESETS = ["Q3_K_H", "Q4_K_H", "Q5_K_H", "Q6_K_H", "Q4_K_QKV16"];
+const DEFAULT_TYPES = [
+  "IQ1_S", "IQ1_M", "TQ1_0", "Q1_0", "IQ2_XXS", "TQ2_0", "IQ2_XS", "Q2_0", "IQ2_S", "IQ2_M",
+  "Q2_K", "IQ3_XXS", "IQ3_XS", "IQ3_S", "Q3_K_S", "IQ3_M", "Q3_K_M", "Q3_K_L", "Q4_0", "MXFP4_MOE", "Q4_K_S", "Q4_K_M", "IQ4_XS",
+  "Q5_K_S", "Q5_K_M", "Q6_K", "Q8_0",
+];
+const DEFAULT_PRESETS = ["IQ2_H", "Q3_K_H", "Q4_K_H", "Q5_K_H", "Q6_K_H", "Q4_K_QKV16"];
 
 const { values } = parseArgs({
   options: {
@@ -46,9 +52,20 @@ const filesDir = values["files-dir"]!;
 fs.mkdirSync(filesDir, { recursive: true });
 const variants = [{ suffix: "", imatrix: undefined as string | undefined }, ...(values["no-imatrix"] ? [] : [{ suffix: "-imat", imatrix: values.imatrix }])];
 
-/** Builds `name` (a standard type's preset or a hybrid preset) with hquant unless the file exists. */
-async function build(name: string, imatrix: string | undefined, file: string): Promise<void> {
-  if (fs.existsSync(file)) return;
+/**
+ * Builds `name` (a standard type's preset or a hybrid preset) with hquant unless the file exists.
+ * false when the type cannot be made without an imatrix (the low-bit ones) and none is given.
+ */
+async function build(name: string, imatrix: string | undefined, file: string): Promise<boolean> {
+  if (fs.existsSync(file)) return true;
+  if (!imatrix) {
+    const header = await readHeaderAt(BASE);
+    const plan = planModel(header, scheduleFromOptions({ preset: name }, archNumber(header.kv, "block_count") ?? 0));
+    if (plan.tensors.some((t) => t.requiresImatrix)) {
+      process.stderr.write(`skip ${path.basename(file)}: ${name} needs an importance matrix\n`);
+      return false;
+    }
+  }
   process.stderr.write(`hquant build ${path.basename(file)}\n`);
   const tmp = `${file}.tmp`;
   await buildModel({
@@ -59,18 +76,19 @@ async function build(name: string, imatrix: string | undefined, file: string): P
     schedule: (m) => scheduleFromOptions({ preset: name, imatrix }, archNumber(m.kv, "block_count") ?? 0),
   });
   fs.renameSync(tmp, file);
+  return true;
 }
 
 const targets: BenchTarget[] = [];
 for (const v of variants) {
   for (const t of types) {
     const file = path.join(filesDir, `tinyllama-16l-${t}${v.suffix}.gguf`);
-    await build(t, v.imatrix, file);
+    if (!(await build(t, v.imatrix, file))) continue;
     targets.push({ file, label: `${t}${v.suffix}`, producer: "hquant", imatrix: Boolean(v.imatrix) });
   }
   for (const p of presets) {
     const file = path.join(filesDir, `tinyllama-16l-${p}${v.suffix}.gguf`);
-    await build(p, v.imatrix, file);
+    if (!(await build(p, v.imatrix, file))) continue;
     targets.push({ file, label: `${p}${v.suffix}`, preset: p, producer: "hquant", imatrix: Boolean(v.imatrix) });
   }
 }

@@ -34,7 +34,7 @@ describe("hquant build = llama_model_quantize, no imatrix", () => {
       schedule: (m) => uniformSchedule("Q2_K_S", mixtureHParams(m.kv).nLayer),
     }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(UserError);
-    expect((err as Error).message).toBe("blk.0.attn_k.weight: type q2_K needs an importance matrix (--imatrix)");
+    expect((err as Error).message).toBe("blk.0.attn_k.weight: type q2_K (file type Q2_K_S) needs an importance matrix (--imatrix)");
     expect(fs.readdirSync(tmp)).toEqual([]);
   });
 });

@@ -82,13 +82,13 @@ describe("what a build used is visible", () => {
     expect(r.stderr).toContain(`imatrix ${im}: 1 entries, 0 used, 1 unused\n`);
     const s = await hquantAsync("plan", MODEL, "Q2_K_S", "--imatrix", im);
     expect(s.code).toBe(1);
-    expect(s.stderr.split("\n").at(-2)).toBe(`hquant: ${im}: no entry for tensor blk.0.attn_k.weight, which type q2_K needs`);
+    expect(s.stderr.split("\n").at(-2)).toBe(`hquant: ${im}: no entry for tensor blk.0.attn_k.weight, which type q2_K (file type Q2_K_S) needs`);
   });
 
   it("plan refuses what build refuses, with the same message", async () => {
     const p = await hquantAsync("plan", MODEL, "--preset", "Q2_K_S");
     const b = await hquantAsync("build", MODEL, path.join(tmp, "q2ks.gguf"), "--preset", "Q2_K_S");
-    expect(p.stderr).toBe("hquant: blk.0.attn_k.weight: type q2_K needs an importance matrix (--imatrix)\n");
+    expect(p.stderr).toBe("hquant: blk.0.attn_k.weight: type q2_K (file type Q2_K_S) needs an importance matrix (--imatrix)\n");
     expect(b.stderr).toBe(p.stderr);
     expect([p.code, b.code]).toEqual([1, 1]);
   });

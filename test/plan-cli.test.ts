@@ -68,8 +68,16 @@ describe("hquant plan", () => {
     expect(none.err).toBe("hquant: one of --preset, --schedule or --ftype is required\n");
     const badType = await run(["plan", MODEL, "--ftype", "Q4_K_M", "--tensor-type", "attn_q=q9_k"]);
     expect(badType.err).toBe(
-      'hquant: --tensor-type attn_q=q9_k: unknown tensor type "q9_k"; valid: f32, f16, bf16, q4_0, q4_1, q5_0, q5_1, q8_0, q2_K, q3_K, q4_K, q5_K, q6_K, iq4_nl, iq4_xs\n',
+      'hquant: --tensor-type attn_q=q9_k: unknown tensor type "q9_k"; valid: f32, f16, bf16, q4_0, q4_1, q5_0, q5_1, q8_0, q2_K, q3_K, q4_K, q5_K, q6_K, iq4_nl, iq4_xs, ' +
+        "iq1_s, iq1_m, iq2_xxs, iq2_xs, iq2_s, iq3_xxs, iq3_s, tq1_0, tq2_0, mxfp4, nvfp4, q1_0, q2_0\n",
     );
+    const lowBit = await run(["plan", MODEL, "IQ2_XXS"]);
+    expect([lowBit.code, lowBit.err]).toEqual([1, "hquant: blk.0.attn_k.weight: type iq2_xxs (file type IQ2_XXS) needs an importance matrix (--imatrix)\n"]);
+    const nvfp4 = await run(["plan", MODEL, "--ftype", "nvfp4"]);
+    expect([nvfp4.code, nvfp4.err]).toEqual([
+      1,
+      "hquant: --ftype: file type NVFP4 (llama_ftype 39): llama.cpp v0.4.0 has no default tensor type for it and refuses it; name nvfp4 tensors with --tensor-type instead\n",
+    ]);
     const badRe = await run(["plan", MODEL, "--ftype", "Q4_K_M", "--tensor-type", "attn_(q=f16"]);
     expect(badRe.err).toBe('hquant: --tensor-type attn_(q=f16: bad regular expression "attn_(q" (missing \')\' at position 7)\n');
   });

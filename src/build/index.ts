@@ -4,7 +4,8 @@
 // in order, so memory is bounded by (chunks in flight × chunk size) whatever the model size.
 import fs from "node:fs";
 import { UserError } from "../errors.js";
-import { GGMLType, rowSize, typeName } from "../gguf/ggml-types.js";
+import { GGMLType, mustTypeInfo, rowSize, typeName } from "../gguf/ggml-types.js";
+import { dequantizeRows } from "../quant/kernels.js";
 import type { GGUFKV, GGUFModel, TensorInfo } from "../gguf/model.js";
 import { openModel, TensorReader } from "../gguf/reader.js";
 import { createGGUFOutput, isSplitOutput, outputPaths, type GGUFOutput, type SplitOptions } from "../gguf/split.js";
@@ -108,7 +109,28 @@ const REQUANTIZABLE_SOURCE_TYPES = new Set<GGMLType>([
   GGMLType.Q4_0, GGMLType.Q4_1, GGMLType.Q5_0, GGMLType.Q5_1, GGMLType.Q8_0,
   GGMLType.Q2_K, GGMLType.Q3_K, GGMLType.Q4_K, GGMLType.Q5_K, GGMLType.Q6_K,
   GGMLType.IQ4_NL, GGMLType.IQ4_XS,
+  GGMLType.IQ1_S, GGMLType.IQ1_M, GGMLType.IQ2_XXS, GGMLType.IQ2_XS, GGMLType.IQ2_S,
+  GGMLType.IQ3_XXS, GGMLType.IQ3_S, GGMLType.TQ1_0, GGMLType.TQ2_0,
+  GGMLType.MXFP4, GGMLType.NVFP4, GGMLType.Q1_0, GGMLType.Q2_0,
 ]);
+
+/** Whether this build of the kernels can dequantize `type` (probed once per type, on one zero block). */
+const dequantizable = new Map<GGMLType, boolean>();
+function hasDequantizeKernel(type: GGMLType): boolean {
+  let known = dequantizable.get(type);
+  if (known === undefined) {
+    const block = mustTypeInfo(type);
+    try {
+      dequantizeRows(type, new Uint8Array(block.typeSize), 1, block.blockSize);
+      known = true;
+    } catch (err) {
+      if (!/^no (dequantize )?kernel for type/.test((err as Error).message)) throw err;
+      known = false;
+    }
+    dequantizable.set(type, known);
+  }
+  return known;
+}
 
 /** chunks in flight per kernel thread: one running, one queued in the worker, the next ones read */
 const IN_FLIGHT_PER_THREAD = 4;
@@ -135,6 +157,9 @@ function checkSourceType(job: TensorJob, input: string, allowRequantize: boolean
   }
   if (!allowRequantize) {
     throw new UserError(`${input}: tensor ${job.planned.name} is ${typeName(src)}: requantizing is disabled (use --allow-requantize)`);
+  }
+  if (!hasDequantizeKernel(src)) {
+    throw new UserError(`${input}: tensor ${job.planned.name}: cannot convert from type ${typeName(src)} (this build has no ${typeName(src)} dequantize kernel)`);
   }
   if (!warned.has(src)) {
     warned.add(src);

@@ -3,7 +3,7 @@
 import type { Command } from "commander";
 import type { BuildOptions } from "../build/index.js";
 import { UserError } from "../errors.js";
-import { fileTypeByName, isCopyFileType } from "../plan/ftypes.js";
+import { fileTypeByName, isCopyFileType, refusedFileType } from "../plan/ftypes.js";
 import { parseKvOverride } from "../plan/kv-override.js";
 import { addScheduleOptions, listPresets, type ScheduleCliOptions } from "../plan/options.js";
 import { parseThreads } from "./args.js";
@@ -68,6 +68,7 @@ export function applyPositionals(opts: BuildCliOptions, type: string | undefined
     if (opts.ftype !== undefined || opts.preset !== undefined) throw new UserError(`the file type is given twice (${type} and ${opts.ftype !== undefined ? "--ftype" : "--preset"})`);
     if (fileTypeByName(type) !== undefined || isCopyFileType(type)) opts.ftype = type;
     else if (listPresets().some((p) => p.toUpperCase() === type.toUpperCase())) opts.preset = type;
+    else if (refusedFileType(type)) throw new UserError(refusedFileType(type)!);
     else throw new UserError(`${JSON.stringify(type)} is neither a file type nor a preset (see hquant build --help)`);
   }
   if (threads !== undefined) {

@@ -7,7 +7,10 @@ export type FileTypeName =
   | "Q4_0" | "Q4_1" | "Q5_0" | "Q5_1" | "Q8_0"
   | "Q2_K" | "Q2_K_S" | "Q3_K_S" | "Q3_K_M" | "Q3_K_L"
   | "Q4_K_S" | "Q4_K_M" | "Q5_K_S" | "Q5_K_M" | "Q6_K"
-  | "IQ4_NL" | "IQ4_XS";
+  | "IQ4_NL" | "IQ4_XS"
+  | "IQ1_S" | "IQ1_M" | "IQ2_XXS" | "IQ2_XS" | "IQ2_S" | "IQ2_M"
+  | "IQ3_XXS" | "IQ3_XS" | "IQ3_S" | "IQ3_M"
+  | "TQ1_0" | "TQ2_0" | "MXFP4_MOE" | "Q1_0" | "Q2_0";
 
 export interface FileType {
   readonly name: FileTypeName;
@@ -21,10 +24,28 @@ function ft(name: FileTypeName, id: number, defaultType: GGMLType): FileType {
   return { name, id, defaultType };
 }
 
-/** In the order llama-quantize lists them (roughly by size), which is also the order error messages list them. */
+/**
+ * Roughly by size (the low-bit types first), which is also the order error messages list them.
+ * NVFP4 (llama_ftype 39) is absent: llama.cpp v0.4.0 has no default type for it and refuses it.
+ */
 export const FILE_TYPES: readonly FileType[] = [
+  ft("Q1_0", 40, GGMLType.Q1_0),
+  ft("IQ1_S", 24, GGMLType.IQ1_S),
+  ft("TQ1_0", 36, GGMLType.TQ1_0),
+  ft("IQ1_M", 31, GGMLType.IQ1_M),
+  ft("IQ2_XXS", 19, GGMLType.IQ2_XXS),
+  ft("TQ2_0", 37, GGMLType.TQ2_0),
+  ft("Q2_0", 41, GGMLType.Q2_0),
+  ft("IQ2_XS", 20, GGMLType.IQ2_XS),
+  // IQ2_S files are mostly iq2_xs, IQ2_M files mostly iq2_s (llama_ftype_get_default_type)
+  ft("IQ2_S", 28, GGMLType.IQ2_XS),
+  ft("IQ2_M", 29, GGMLType.IQ2_S),
   ft("Q2_K", 10, GGMLType.Q2_K),
   ft("Q2_K_S", 21, GGMLType.Q2_K),
+  ft("IQ3_XXS", 23, GGMLType.IQ3_XXS),
+  ft("IQ3_XS", 22, GGMLType.IQ3_S),
+  ft("IQ3_S", 26, GGMLType.IQ3_S),
+  ft("IQ3_M", 27, GGMLType.IQ3_S),
   ft("Q3_K_S", 11, GGMLType.Q3_K),
   ft("Q3_K_M", 12, GGMLType.Q3_K),
   ft("Q3_K_L", 13, GGMLType.Q3_K),
@@ -32,6 +53,8 @@ export const FILE_TYPES: readonly FileType[] = [
   ft("IQ4_XS", 30, GGMLType.IQ4_XS),
   ft("Q4_0", 2, GGMLType.Q4_0),
   ft("Q4_1", 3, GGMLType.Q4_1),
+  // experts mxfp4, everything else q8_0 (the MXFP4 rule of llama_tensor_get_type_impl)
+  ft("MXFP4_MOE", 38, GGMLType.MXFP4),
   ft("Q4_K_S", 14, GGMLType.Q4_K),
   ft("Q4_K_M", 15, GGMLType.Q4_K),
   ft("Q5_0", 8, GGMLType.Q5_0),
@@ -69,6 +92,21 @@ export function isCopyFileType(name: string): boolean {
   return name.trim().toUpperCase() === "COPY";
 }
 
+/**
+ * llama_ftype values llama.cpp names but refuses to write (llama_ftype_get_default_type has no
+ * case for them: "invalid output file type"), with why, for a clearer error than "unknown".
+ */
+export const REFUSED_FILE_TYPES: Readonly<Record<string, { id: number; why: string }>> = {
+  NVFP4: { id: 39, why: "llama.cpp v0.4.0 has no default tensor type for it and refuses it; name nvfp4 tensors with --tensor-type instead" },
+};
+
+/** The refused file type a name (or number) stands for, if any. */
+export function refusedFileType(name: string): string | undefined {
+  const upper = name.trim().toUpperCase();
+  for (const [n, r] of Object.entries(REFUSED_FILE_TYPES)) if (upper === n || upper === String(r.id)) return `file type ${n} (llama_ftype ${r.id}): ${r.why}`;
+  return undefined;
+}
+
 export function mustFileType(name: string): FileType {
   const f = fileTypeByName(name);
   if (!f) throw new Error(`unknown file type ${name}`);
@@ -85,4 +123,7 @@ export const TARGET_TYPES: readonly GGMLType[] = [
   GGMLType.Q4_0, GGMLType.Q4_1, GGMLType.Q5_0, GGMLType.Q5_1, GGMLType.Q8_0,
   GGMLType.Q2_K, GGMLType.Q3_K, GGMLType.Q4_K, GGMLType.Q5_K, GGMLType.Q6_K,
   GGMLType.IQ4_NL, GGMLType.IQ4_XS,
+  GGMLType.IQ1_S, GGMLType.IQ1_M, GGMLType.IQ2_XXS, GGMLType.IQ2_XS, GGMLType.IQ2_S,
+  GGMLType.IQ3_XXS, GGMLType.IQ3_S, GGMLType.TQ1_0, GGMLType.TQ2_0,
+  GGMLType.MXFP4, GGMLType.NVFP4, GGMLType.Q1_0, GGMLType.Q2_0,
 ];

@@ -4,14 +4,13 @@
 // With the same file type on every layer it is exactly llama.cpp's loop. The counters
 // (i_attention_wv, i_ffn_down) run over the whole model as in llama.cpp, so position rules
 // (first layers, use_more_bits) see the global position whatever the layer's file type.
-import type { GGMLType } from "../gguf/ggml-types.js";
-import { mustTypeInfo, tensorBytes, typeName } from "../gguf/ggml-types.js";
+import { GGMLType, mustTypeInfo, tensorBytes, typeName } from "../gguf/ggml-types.js";
 import type { GGUFKV } from "../gguf/model.js";
 import { UserError } from "../errors.js";
 import { surgeryMetadata, surgeryTensors, type LayerRecipe, type SurgeryOp, type SurgeryTensor } from "../surgery/index.js";
 import { mustFileType, type FileType, type FileTypeName } from "./ftypes.js";
 import { mixtureHParams, type MixtureHParams } from "./hparams.js";
-import { mixtureRule, type RuleContext } from "./mixture-rules.js";
+import { countsVisit, mixtureRule, readsFfnLayer, type RuleContext } from "./mixture-rules.js";
 import { compileStdRegex } from "./std-regex.js";
 import {
   compareWeightNames,
@@ -146,8 +145,9 @@ function ffnLayer(name: string, counter: number, hp: MixtureHParams): number {
   return layer;
 }
 
-/** Increment the counters llama_tensor_get_type_impl increments for this category. */
-function countVisit(c: Counters, category: TensorCategory): void {
+/** Increment the counters llama_tensor_get_type_impl increments for this category and file type. */
+function countVisit(c: Counters, category: TensorCategory, ftype: FileTypeName): void {
+  if (!countsVisit(ftype, category)) return;
   if (isAttnVLike(category)) c.iAttentionWv++;
   else if (category === "ffn_down") c.iFfnDown++;
   else if (category === "ffn_gate") c.iFfnGate++;
@@ -265,16 +265,21 @@ export function planModel(input: PlannerModel, schedule: ResolvedSchedule, sourc
         nAttentionWv: counters.nAttentionWv,
         iFfnDown: counters.iFfnDown,
         nFfnDown: hp.nLayerAll,
+        ne2: t.shape[2] ?? 1,
       };
-      const downLayer = category === "ffn_down" ? ffnLayer(t.name, counters.iFfnDown, hp) : -1;
-      if (category === "ffn_gate") ffnLayer(t.name, counters.iFfnGate, hp);
-      if (category === "ffn_up") ffnLayer(t.name, counters.iFfnUp, hp);
-      const rule = mixtureRule(ctx, category, downLayer);
+      // the IQ1/IQ2 and MXFP4 branches never read an expert tensor's layer (nor fail on it)
+      const layerOf = (counter: number) => (readsFfnLayer(ftype.name) ? ffnLayer(t.name, counter, hp) : -1);
+      const layer =
+        category === "ffn_down" ? layerOf(counters.iFfnDown)
+        : category === "ffn_gate" ? layerOf(counters.iFfnGate)
+        : category === "ffn_up" ? layerOf(counters.iFfnUp)
+        : -1;
+      const rule = mixtureRule(ctx, category, layer);
       type = rule.type;
       reason = rule.rule;
-      countVisit(counters, category);
+      countVisit(counters, category, ftype.name);
     }
-    const fb = shapeFallback(rowLength, type);
+    const fb = shapeFallback(rowLength, type, t.name);
     if (fb.from !== undefined) {
       fallbacks.push({ name: t.name, from: fb.from, to: fb.type });
       reason += ` → fallback ${typeName(fb.from)}→${typeName(fb.type)} (row ${rowLength})`;
@@ -306,9 +311,16 @@ function checkedUserType(t: PlannerInputTensor, type: GGMLType, option: string) 
   return { type, reason: option, quantizable: true };
 }
 
-/** tensor_requires_imatrix: the very low-bit types, and Q2_K inside a Q2_K_S layer. */
-function requiresImatrix(name: string, type: GGMLType, ftype: FileTypeName): boolean {
-  const category = tensorCategory(name);
-  if (name === "token_embd.weight" || name === "per_layer_token_embd.weight" || category === "output") return false;
-  return mustTypeInfo(type).name === "q2_K" && ftype === "Q2_K_S";
+/** Types llama.cpp will not make without importance weights (tensor_requires_imatrix). */
+const IMATRIX_TYPES: ReadonlySet<GGMLType> = new Set([
+  GGMLType.IQ3_XXS, GGMLType.IQ2_XXS, GGMLType.IQ2_XS, GGMLType.IQ2_S, GGMLType.IQ1_M, GGMLType.IQ1_S,
+]);
+
+/**
+ * tensor_requires_imatrix: the very low-bit types, and Q2_K inside a Q2_K_S layer, except for the
+ * token embeddings and output.weight (whatever type they are given).
+ */
+export function requiresImatrix(name: string, type: GGMLType, ftype: FileTypeName): boolean {
+  if (name === "token_embd.weight" || name === "per_layer_token_embd.weight" || name === "output.weight") return false;
+  return IMATRIX_TYPES.has(type) || (type === GGMLType.Q2_K && ftype === "Q2_K_S");
 }

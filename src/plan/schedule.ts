@@ -4,7 +4,7 @@
 import type { ErrorObject } from "ajv";
 import { GGMLType, typeByName, typeName } from "../gguf/ggml-types.js";
 import { UserError } from "../errors.js";
-import { FILE_TYPE_NAMES, TARGET_TYPES, fileTypeByName, type FileTypeName } from "./ftypes.js";
+import { FILE_TYPE_NAMES, TARGET_TYPES, fileTypeByName, refusedFileType, type FileTypeName } from "./ftypes.js";
 import type { ResolvedSchedule, TensorOverride } from "./planner.js";
 import { applySurgery, validateSurgery, type SurgeryOp } from "../surgery/index.js";
 import { compileStdRegex } from "./std-regex.js";
@@ -165,6 +165,8 @@ export function parseTargetType(name: string, where: string): GGMLType {
 
 export function parseFileType(name: string, where: string): FileTypeName {
   const f = fileTypeByName(name);
+  const refused = f ? undefined : refusedFileType(name);
+  if (refused) throw new UserError(`${where}: ${refused}`);
   if (!f) throw new UserError(`${where}: unknown file type ${JSON.stringify(name)}; valid: ${FILE_TYPE_NAMES.join(", ")}`);
   return f.name;
 }

@@ -1,6 +1,7 @@
 // Which tensors llama-quantize quantizes at all, their broad category, the order it visits them in,
 // and the shape fallback (tensor_allows_quantization, tensor_get_category, weight_name_comparer,
 // tensor_type_fallback in llama.cpp's src/llama-quant.cpp and src/llama-model-loader.h).
+import { UserError } from "../errors.js";
 import { GGMLType, mustTypeInfo } from "../gguf/ggml-types.js";
 
 export type TensorCategory =
@@ -110,9 +111,19 @@ export function compareWeightNames(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a, "utf8"), Buffer.from(b, "utf8"));
 }
 
-/** Fallback of a block-256 type when the row length does not fit it (tensor_type_fallback's table). */
+/** Fallback of a type with blocks over 32 when the row length does not fit it (tensor_type_fallback's table). */
 const SHAPE_FALLBACK: ReadonlyMap<GGMLType, GGMLType> = new Map([
+  [GGMLType.IQ1_S, GGMLType.IQ4_NL],
+  [GGMLType.IQ1_M, GGMLType.IQ4_NL],
+  [GGMLType.IQ2_XXS, GGMLType.IQ4_NL],
+  [GGMLType.IQ2_XS, GGMLType.IQ4_NL],
+  [GGMLType.IQ2_S, GGMLType.IQ4_NL],
+  [GGMLType.IQ3_XXS, GGMLType.IQ4_NL],
+  [GGMLType.IQ3_S, GGMLType.IQ4_NL],
   [GGMLType.IQ4_XS, GGMLType.IQ4_NL],
+  [GGMLType.Q2_0, GGMLType.Q4_0],
+  [GGMLType.TQ1_0, GGMLType.Q4_0],
+  [GGMLType.TQ2_0, GGMLType.Q4_0],
   [GGMLType.Q2_K, GGMLType.Q4_0],
   [GGMLType.Q3_K, GGMLType.Q4_0],
   [GGMLType.Q4_K, GGMLType.Q5_0],
@@ -128,15 +139,19 @@ export interface FallbackResult {
 
 /**
  * The type llama.cpp really writes for `target` given the row length: the target when its block
- * divides the row, else its block-32 fallback, else F16.
+ * divides the row, else its block-32 fallback, else F16. q1_0 and nvfp4 have none: llama.cpp
+ * fails the quantization, and so does the plan (naming the tensor).
  */
-export function shapeFallback(rowLength: number, target: GGMLType): FallbackResult {
+export function shapeFallback(rowLength: number, target: GGMLType, tensorName = "tensor"): FallbackResult {
   const block = mustTypeInfo(target).blockSize;
   if (rowLength % block === 0) return { type: target };
   let type = SHAPE_FALLBACK.get(target);
   if (type === undefined) {
-    // every type hquant writes either has a fallback above or a block of at most 32
-    if (block > 32) throw new Error(`no tensor type fallback is defined for type ${mustTypeInfo(target).name}`);
+    if (block > 32) {
+      throw new UserError(
+        `${tensorName}: rows of ${rowLength} are not a multiple of ${block} and no tensor type fallback is defined for type ${mustTypeInfo(target).name} (llama.cpp fails too)`,
+      );
+    }
     type = target;
   }
   if (rowLength % mustTypeInfo(type).blockSize !== 0) type = GGMLType.F16;

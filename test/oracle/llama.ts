@@ -53,6 +53,9 @@ export const LLAMA_FTYPES: Readonly<Record<string, number>> = {
   TQ1_0: 36,
   TQ2_0: 37,
   MXFP4_MOE: 38,
+  NVFP4: 39,
+  Q1_0: 40,
+  Q2_0: 41,
 };
 
 const GGML_TYPE_COUNT = 43;
