@@ -19,12 +19,15 @@ import { quantizeRowsQ4_K, dequantizeQ4_K } from "./q4_k";
 import { quantizeRowsQ5_K, dequantizeQ5_K } from "./q5_k";
 import { quantizeRowsQ6_K, dequantizeQ6_K } from "./q6_k";
 import { quantizeRowsIQ4_NL, dequantizeIQ4_NL, quantizeRowsIQ4_XS, dequantizeIQ4_XS } from "./iq4";
+import { quantizeRowsIQ1_S, dequantizeIQ1_S, quantizeRowsIQ1_M, dequantizeIQ1_M } from "./iq1";
 
 // ggml type ids (ggml.h)
 const F32 = 0, F16 = 1, Q4_0 = 2, Q4_1 = 3, Q5_0 = 6, Q5_1 = 7, Q8_0 = 8;
-const Q2_K = 10, Q3_K = 11, Q4_K = 12, Q5_K = 13, Q6_K = 14, IQ4_NL = 20, IQ4_XS = 23, BF16 = 30;
+const Q2_K = 10, Q3_K = 11, Q4_K = 12, Q5_K = 13, Q6_K = 14, IQ1_S = 19, IQ4_NL = 20, IQ4_XS = 23, IQ1_M = 29, BF16 = 30;
 
 export const ERR_UNSUPPORTED: i32 = -1;
+/** -(2 + row): the reference aborts on that row (GGML_ASSERT in a lattice search: magnitudes overflow). */
+export const ERR_ROW_ABORTS: i32 = -2;
 
 /** First byte free for the caller's buffers. */
 export function heapBase(): usize {
@@ -51,7 +54,8 @@ export function firstNonFiniteRow(src: usize, nrows: i32, ncols: i32): i32 {
 /**
  * Quantize nrows rows of ncols f32 values at src into dst.
  * Returns 0 on success, 1 + row index of the first non-finite row (nothing meaningful written),
- * or ERR_UNSUPPORTED for a type without a kernel.
+ * ERR_UNSUPPORTED for a type without a kernel, or ERR_ROW_ABORTS - row index for a row on which
+ * llama.cpp's quantizer aborts.
  */
 export function quantize(type: i32, src: usize, dst: usize, nrows: i32, ncols: i32, imatrix: usize): i32 {
   const bad = firstNonFiniteRow(src, nrows, ncols);
@@ -72,6 +76,8 @@ export function quantize(type: i32, src: usize, dst: usize, nrows: i32, ncols: i
     case Q6_K: quantizeRowsQ6_K(src, dst, nrows, ncols, imatrix); break;
     case IQ4_NL: quantizeRowsIQ4_NL(src, dst, nrows, ncols, imatrix); break;
     case IQ4_XS: quantizeRowsIQ4_XS(src, dst, nrows, ncols, imatrix); break;
+    case IQ1_S: return imatrix != 0 ? quantizeRowsIQ1_S(src, dst, nrows, ncols, imatrix) : ERR_UNSUPPORTED;
+    case IQ1_M: return quantizeRowsIQ1_M(src, dst, nrows, ncols, imatrix);
     default: return ERR_UNSUPPORTED;
   }
   return 0;
@@ -95,6 +101,8 @@ export function dequantize(type: i32, src: usize, dst: usize, k: i32): i32 {
     case Q6_K: dequantizeQ6_K(src, dst, k); break;
     case IQ4_NL: dequantizeIQ4_NL(src, dst, k); break;
     case IQ4_XS: dequantizeIQ4_XS(src, dst, k); break;
+    case IQ1_S: dequantizeIQ1_S(src, dst, k); break;
+    case IQ1_M: dequantizeIQ1_M(src, dst, k); break;
     default: return ERR_UNSUPPORTED;
   }
   return 0;

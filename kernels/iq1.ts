@@ -1,0 +1,603 @@
+// IQ1_S (super-blocks of 256: {f16 d, u8 qs[32], u16 qh[8]}) and IQ1_M ({u8 qs[32], u8 qh[16],
+// u8 scales[8]}, the f16 super-block scale spread over the scales' top nibbles): groups of 8
+// values on the 2048-point IQ1S lattice (coordinates -1, 0, 1) shifted by ±IQ1S_DELTA, with a 3-bit
+// scale per block of 32 (IQ1_S) or 16 (IQ1_M). ggml's quantize_row_iq1_s_impl /
+// quantize_row_iq1_m_impl: for each block the values are sorted, every split of the sorted values
+// into {-1, 0, 1} is scored (both shifts; IQ1_M: a shift per half-block, four combinations), and
+// groups whose code is off the lattice go to their nearest neighbour (iq1_find_best_neighbour2).
+//
+// Where the work is, and how it keeps the reference's arithmetic:
+// - IQ1_S split search: sumqx/sumq2 come from prefix sums, so each split is a few operations;
+//   four consecutive second boundaries are scored in lanes and only a group with a lane that
+//   beats the best so far is replayed in order, lane by lane, as the scalar loop would.
+// - IQ1_M split search: the reference re-adds all 16 terms per split in sorted order, for four
+//   shift combinations; those four are the lanes of one vector (the per-lane operations are the
+//   scalar ones), and the sums over the first boundary's prefix and the middle segment are carried
+//   from split to split (they are the same partial sums), so only the last segment is re-added.
+// - Neighbour search: each coordinate's three possible terms w*diff*diff are computed once and
+//   four neighbours are scored in lanes, picking the first minimum as the scalar loop does.
+import { fp16ToFp32, fp32ToFp16 } from "./fp16";
+import { expandGrid } from "./iq-grid";
+import { IQ1S_CODES, IQ1S_LEVELS, IQ1S_SIZE } from "./iq-grids";
+import { iq1sGridIndex, iq1sNeighbours, iq1sTablesReady } from "./iq1-neighbours";
+import { nearestInt } from "./quant-common";
+
+const QK_K: i32 = 256;
+const S_BLOCK_BYTES: usize = 50;
+const M_BLOCK_BYTES: usize = 56;
+const GROUP_MAX_EPS_IQ1_S: f32 = 1e-12;
+const GROUP_MAX_EPS_IQ1_M: f32 = 1e-7;
+const DELTA: f32 = 0.125; // IQ1S_DELTA = IQ1M_DELTA
+const FLT_MAX: f32 = 3.4028234663852886e38;
+
+/** quantize()'s code for a row the reference aborts on (GGML_ASSERT): -(2 + row index). */
+export const ERR_LATTICE_BASE: i32 = -2;
+
+// x_p = {-1 + Δ, Δ, 1 + Δ}, x_m = {-1 - Δ, -Δ, 1 - Δ}; lane 3 is padding
+const XP: usize = memory.data<f32>([-1 + DELTA, DELTA, 1 + DELTA, 0]);
+const XM: usize = memory.data<f32>([-1 - DELTA, -DELTA, 1 - DELTA, 0]);
+
+// Scratch (kernels allocate nothing)
+const GRID8: usize = memory.data(2048 * 8, 16); // iq1s_grid as bytes, for dequantization
+let gridReady = false;
+const W: usize = memory.data(32 * 4, 16);
+const ORDER: usize = memory.data(32 * 4, 16);
+const SUMX: usize = memory.data(40 * 4, 16);
+const SUMW: usize = memory.data(40 * 4, 16);
+const LV: usize = memory.data(32, 16);
+const SCALES: usize = memory.data(16 * 4, 16);
+const SHIFTS: usize = memory.data(16 * 4, 16);
+const INDEX: usize = memory.data(4 * 4, 16);
+const NT: usize = memory.data(8 * 16, 16); // neighbour search: per coordinate the terms for levels 0..2
+const TX: usize = memory.data(3 * 16 * 16, 16); // IQ1_M: per segment and sorted position, sumqx terms
+const TQ: usize = memory.data(3 * 16 * 16, 16); // … and sumq2 terms
+const LANES_X: usize = memory.data(16, 16);
+const LANES_Q: usize = memory.data(16, 16);
+
+@inline function ldf(p: usize, i: i32): f32 {
+  return load<f32>(p + (<usize>i << 2));
+}
+@inline function stf(p: usize, i: i32, v: f32): void {
+  store<f32>(p + (<usize>i << 2), v);
+}
+@inline function ldi(p: usize, i: i32): i32 {
+  return load<i32>(p + (<usize>i << 2));
+}
+@inline function sti(p: usize, i: i32, v: i32): void {
+  store<i32>(p + (<usize>i << 2), v);
+}
+@inline function toF32(v: i32): f32 {
+  return <f32>v;
+}
+@inline function gridCode(g: i32): i32 {
+  return <i32>load<u16>(IQ1S_CODES + (<usize>g << 1));
+}
+
+function gridBytesReady(): void {
+  if (gridReady) return;
+  expandGrid(IQ1S_CODES, IQ1S_LEVELS, IQ1S_SIZE, 8, 2, GRID8);
+  gridReady = true;
+}
+
+/**
+ * ORDER[0..n) = indices of xb[0..n) sorted ascending by value, equal values in index order (what
+ * glibc's qsort, a merge sort, gives with iq1_sort_helper): index i goes to rank
+ * #{j : x[j] < x[i]} + #{j < i : x[j] == x[i]}.
+ */
+function sortOrder(xb: usize, n: i32): void {
+  const iota = v128(0, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0);
+  for (let i = 0; i < n; i++) {
+    const xi = f32x4.splat(ldf(xb, i));
+    const iv = i32x4.splat(i);
+    let cnt = i32x4.splat(0);
+    for (let v = 0; v < n; v += 4) {
+      const xv = v128.load(xb + (<usize>v << 2));
+      const before = i32x4.lt_s(i32x4.add(iota, i32x4.splat(v)), iv);
+      cnt = i32x4.sub(cnt, f32x4.lt(xv, xi));
+      cnt = i32x4.sub(cnt, v128.and(f32x4.eq(xv, xi), before));
+    }
+    const rank = i32x4.extract_lane(cnt, 0) + i32x4.extract_lane(cnt, 1) + i32x4.extract_lane(cnt, 2) + i32x4.extract_lane(cnt, 3);
+    sti(ORDER, rank, i);
+  }
+}
+
+/** max |xb[i]| as the reference's MAX loop finds it (values are finite). */
+function absMax(xb: usize, n: i32): f32 {
+  let max = Mathf.abs(ldf(xb, 0));
+  for (let i = 1; i < n; i++) {
+    const a = Mathf.abs(ldf(xb, i));
+    max = max > a ? max : a;
+  }
+  return max;
+}
+
+/** weight[i] = qw[i]*sqrtf(sigma2 + x²), or x² without an importance vector (IQ1_M only). */
+function blockWeights(xb: usize, qw: usize, n: i32, sigma2: f32): void {
+  for (let i = 0; i < n; i++) {
+    const x = ldf(xb, i);
+    stf(W, i, qw != 0 ? ldf(qw, i) * Mathf.sqrt(sigma2 + x * x) : x * x);
+  }
+}
+
+/**
+ * iq1_find_best_neighbour2 for the off-grid code u of the 8 values at xval (weights w, levels xx):
+ * the grid index, or -1 where the reference's assert fires.
+ */
+function bestNeighbour(u: i32, xval: usize, w: usize, scale: f32, xx: usize): i32 {
+  // NT lane l of coordinate i: w*diff*diff for level l, exactly the scalar terms; lane 3 (padding) +inf
+  const xxv = v128.load(xx);
+  const sv = f32x4.splat(scale);
+  for (let i = 0; i < 8; i++) {
+    const diff = f32x4.sub(f32x4.mul(sv, xxv), f32x4.splat(ldf(xval, i)));
+    const t = f32x4.mul(f32x4.mul(f32x4.splat(ldf(w, i)), diff), diff);
+    v128.store(NT + (<usize>i << 4), f32x4.replace_lane(t, 3, Infinity));
+  }
+  const nb = iq1sNeighbours(u);
+  const n = <i32>load<u16>(nb);
+  let bestV = f32x4.splat(FLT_MAX);
+  let bestJ = i32x4.splat(-1);
+  const lanes = v128(0, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0);
+  const byteOffsets = i32x4.splat(0x03020100);
+  const byteScale = i32x4.splat(0x04040404);
+  const three = i32x4.splat(3);
+  for (let j = 1; j <= n; j += 4) {
+    let c = i32x4.splat(0xffff); // padding lanes: level 3 everywhere, +inf
+    c = i32x4.replace_lane(c, 0, gridCode(<i32>load<u16>(nb + (<usize>j << 1))));
+    if (j + 1 <= n) c = i32x4.replace_lane(c, 1, gridCode(<i32>load<u16>(nb + (<usize>(j + 1) << 1))));
+    if (j + 2 <= n) c = i32x4.replace_lane(c, 2, gridCode(<i32>load<u16>(nb + (<usize>(j + 2) << 1))));
+    if (j + 3 <= n) c = i32x4.replace_lane(c, 3, gridCode(<i32>load<u16>(nb + (<usize>(j + 3) << 1))));
+    let d2 = f32x4.splat(0);
+    for (let i = 0; i < 8; i++) {
+      const l = v128.and(i32x4.shr_u(c, 2 * i), three);
+      const t = i8x16.swizzle(v128.load(NT + (<usize>i << 4)), i32x4.add(i32x4.mul(l, byteScale), byteOffsets));
+      d2 = f32x4.add(d2, t);
+    }
+    const upd = f32x4.lt(d2, bestV);
+    bestV = v128.bitselect(d2, bestV, upd);
+    bestJ = v128.bitselect(i32x4.add(lanes, i32x4.splat(j)), bestJ, upd);
+  }
+  // the scalar scan keeps the first strict minimum: the smallest value, then the earliest position
+  v128.store(LANES_X, bestV);
+  v128.store(LANES_Q, bestJ);
+  let best: f32 = FLT_MAX;
+  let bj = -1;
+  for (let k = 0; k < 4; k++) {
+    const jk = ldi(LANES_Q, k);
+    if (jk < 0) continue;
+    const vk = ldf(LANES_X, k);
+    if (vk < best || (vk == best && jk < bj)) { best = vk; bj = jk; }
+  }
+  if (bj >= 0) return <i32>load<u16>(nb + (<usize>bj << 1));
+  return fullGridFallback(xval, w, scale, xx);
+}
+
+/**
+ * The reference's second loop over the whole grid, reached only when no neighbour scores below
+ * FLT_MAX (overflowing magnitudes). It reads xval[grid index] (sic), past the group; that is
+ * reproduced as far as linear memory goes.
+ */
+function fullGridFallback(xval: usize, w: usize, scale: f32, xx: usize): i32 {
+  const memEnd = <usize>memory.size() << 16;
+  let best: f32 = FLT_MAX;
+  let gi = -1;
+  for (let i = 0; i < IQ1S_SIZE; i++) {
+    const code = gridCode(i);
+    const at = xval + (<usize>i << 2);
+    const xi: f32 = at + 4 <= memEnd ? load<f32>(at) : 0;
+    let d2: f32 = 0;
+    for (let j = 0; j < 8; j++) {
+      const q = ldf(xx, (code >> (2 * j)) & 3);
+      const diff = scale * q - xi;
+      d2 += ldf(w, j) * diff * diff;
+    }
+    if (d2 < best) { best = d2; gi = i; }
+  }
+  return gi;
+}
+
+/**
+ * The grid index g of L[8k..8k+8) when it is on the grid, else -2 - (its best neighbour), so
+ * -1 when the neighbour search fails (where the reference aborts).
+ */
+@inline
+function groupIndex(k: i32, xb: usize, scale: f32, xx: usize): i32 {
+  let u = 0;
+  for (let j = 0; j < 8; j++) u |= <i32>load<u8>(LV + <usize>(8 * k + j)) << (2 * j);
+  const g = iq1sGridIndex(u);
+  if (g >= 0) return g;
+  return -2 - bestNeighbour(u, xb + (<usize>(8 * k) << 2), W + (<usize>(8 * k) << 2), scale, xx);
+}
+
+// ---------------------------------------------------------------- IQ1_S
+
+let bestScore: f32 = 0;
+let bestScale: f32 = 0;
+let bestI1 = -1;
+let bestI2 = -1;
+let bestShift = 0;
+
+/** One candidate split of the IQ1_S search, in the reference's order and arithmetic. */
+@inline
+function tryS(i1: i32, i2: i32, x: usize, shift: i32): void {
+  const sx0 = ldf(SUMX, 0), sx1 = ldf(SUMX, i1), sx2 = ldf(SUMX, i2), sx32 = ldf(SUMX, 32);
+  const sw0 = ldf(SUMW, 0), sw1 = ldf(SUMW, i1), sw2 = ldf(SUMW, i2), sw32 = ldf(SUMW, 32);
+  const x0 = ldf(x, 0), x1 = ldf(x, 1), x2 = ldf(x, 2);
+  const sumqx: f32 = (sx1 - sx0) * x0 + (sx2 - sx1) * x1 + (sx32 - sx2) * x2;
+  const sumq2: f32 = (sw1 - sw0) * x0 * x0 + (sw2 - sw1) * x1 * x1 + (sw32 - sw2) * x2 * x2;
+  if (sumq2 > 0 && sumqx * sumqx > bestScore * sumq2) {
+    bestScale = sumqx / sumq2;
+    bestScore = bestScale * sumqx;
+    bestI1 = i1; bestI2 = i2; bestShift = shift;
+  }
+}
+
+/** The split search of one IQ1_S block (SUMX/SUMW filled): sets bestScale, bestI1/2, bestShift. */
+function searchSplitsS(max: f32): void {
+  bestScore = -FLT_MAX; bestScale = max; bestI1 = -1; bestI2 = -1; bestShift = 0;
+  const xp = v128.load(XP), xm = v128.load(XM);
+  const p0 = f32x4.splat(f32x4.extract_lane(xp, 0)), p1 = f32x4.splat(f32x4.extract_lane(xp, 1)), p2 = f32x4.splat(f32x4.extract_lane(xp, 2));
+  const m0 = f32x4.splat(f32x4.extract_lane(xm, 0)), m1 = f32x4.splat(f32x4.extract_lane(xm, 1)), m2 = f32x4.splat(f32x4.extract_lane(xm, 2));
+  const zero = f32x4.splat(0);
+  const sx0 = ldf(SUMX, 0), sw0 = ldf(SUMW, 0);
+  const sx32 = f32x4.splat(ldf(SUMX, 32)), sw32 = f32x4.splat(ldf(SUMW, 32));
+  const lanes = v128(0, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0);
+  for (let i1 = 0; i1 <= 32; i1++) {
+    const sx1s = ldf(SUMX, i1), sw1s = ldf(SUMW, i1);
+    const sx1 = f32x4.splat(sx1s), sw1 = f32x4.splat(sw1s);
+    const ax = f32x4.splat(sx1s - sx0), aw = f32x4.splat(sw1s - sw0);
+    const apx = f32x4.mul(ax, p0), amx = f32x4.mul(ax, m0);
+    const apq = f32x4.mul(f32x4.mul(aw, p0), p0), amq = f32x4.mul(f32x4.mul(aw, m0), m0);
+    for (let i2 = i1; i2 <= 32; i2 += 4) {
+      const s2 = v128.load(SUMX + (<usize>i2 << 2)), w2 = v128.load(SUMW + (<usize>i2 << 2));
+      const bx = f32x4.sub(s2, sx1), cx = f32x4.sub(sx32, s2);
+      const bw = f32x4.sub(w2, sw1), cw = f32x4.sub(sw32, w2);
+      const qxp = f32x4.add(f32x4.add(apx, f32x4.mul(bx, p1)), f32x4.mul(cx, p2));
+      const q2p = f32x4.add(f32x4.add(apq, f32x4.mul(f32x4.mul(bw, p1), p1)), f32x4.mul(f32x4.mul(cw, p2), p2));
+      const qxm = f32x4.add(f32x4.add(amx, f32x4.mul(bx, m1)), f32x4.mul(cx, m2));
+      const q2m = f32x4.add(f32x4.add(amq, f32x4.mul(f32x4.mul(bw, m1), m1)), f32x4.mul(f32x4.mul(cw, m2), m2));
+      const best = f32x4.splat(bestScore);
+      const okp = v128.and(f32x4.gt(q2p, zero), f32x4.gt(f32x4.mul(qxp, qxp), f32x4.mul(best, q2p)));
+      const okm = v128.and(f32x4.gt(q2m, zero), f32x4.gt(f32x4.mul(qxm, qxm), f32x4.mul(best, q2m)));
+      const valid = i32x4.le_s(i32x4.add(lanes, i32x4.splat(i2)), i32x4.splat(32));
+      if (!v128.any_true(v128.and(v128.or(okp, okm), valid))) continue;
+      const last = min(i2 + 3, 32);
+      for (let j = i2; j <= last; j++) {
+        tryS(i1, j, XP, 1);
+        tryS(i1, j, XM, -1);
+      }
+    }
+  }
+}
+
+/** quantize_row_iq1_s_impl for the super-block at x (importance weights qw) into y; 0 or -1 (abort). */
+function quantizeSuperBlockS(x: usize, qw: usize, y: usize): i32 {
+  memory.fill(y, 0, S_BLOCK_BYTES);
+  let maxScale: f32 = 0;
+  let sumx2: f32 = 0;
+  for (let i = 0; i < QK_K; i++) sumx2 += ldf(x, i) * ldf(x, i);
+  const sigma2: f32 = <f32>2 * sumx2 / <f32>QK_K;
+  for (let ib = 0; ib < 8; ib++) {
+    const xb = x + (<usize>ib << 7);
+    blockWeights(xb, qw + (<usize>ib << 7), 32, sigma2);
+    const max = absMax(xb, 32);
+    if (max < GROUP_MAX_EPS_IQ1_S) {
+      stf(SCALES, ib, 0); sti(SHIFTS, ib, 1);
+      continue;
+    }
+    sortOrder(xb, 32);
+    stf(SUMX, 0, 0); stf(SUMW, 0, 0);
+    for (let j = 0; j < 32; j++) {
+      const i = ldi(ORDER, j);
+      stf(SUMX, j + 1, ldf(SUMX, j) + ldf(W, i) * ldf(xb, i));
+      stf(SUMW, j + 1, ldf(SUMW, j) + ldf(W, i));
+    }
+    searchSplitsS(max);
+    let scale = bestScale;
+    let shift = bestShift;
+    if (bestI1 < 0 || bestI2 < 0 || shift == 0) {
+      stf(SCALES, ib, 0); sti(SHIFTS, ib, 1);
+      continue;
+    }
+    for (let j = 0; j < 32; j++) store<u8>(LV + <usize>ldi(ORDER, j), j < bestI1 ? 0 : j < bestI2 ? 1 : 2);
+    if (scale < 0) {
+      for (let j = 0; j < 32; j++) store<u8>(LV + <usize>j, 2 - load<u8>(LV + <usize>j));
+      scale = -scale; shift = -shift;
+    }
+    let allOnGrid = true;
+    const xx = shift == 1 ? XP : XM;
+    for (let k = 0; k < 4; k++) {
+      let g = groupIndex(k, xb, scale, xx);
+      if (g < 0) {
+        allOnGrid = false;
+        g = -2 - g;
+        if (g < 0) return -1;
+      }
+      sti(INDEX, k, g);
+    }
+    if (!allOnGrid) {
+      let sumqx: f32 = 0, sumq2: f32 = 0;
+      for (let k = 0; k < 4; k++) {
+        const code = gridCode(ldi(INDEX, k));
+        for (let j = 0; j < 8; j++) {
+          const w = ldf(W, 8 * k + j);
+          const q = ldf(xx, (code >> (2 * j)) & 3);
+          sumqx += w * q * ldf(xb, 8 * k + j);
+          sumq2 += w * q * q;
+        }
+      }
+      if (sumqx > 0 && sumq2 > 0) scale = sumqx / sumq2;
+    }
+    let h = 0;
+    for (let k = 0; k < 4; k++) {
+      const g = ldi(INDEX, k);
+      store<u8>(y + 2 + <usize>(4 * ib + k), <u8>(g & 255));
+      h |= (g >> 8) << (3 * k);
+    }
+    store<u16>(y + 34 + (<usize>ib << 1), <u16>h);
+    if (!(scale >= 0)) return -1;
+    stf(SCALES, ib, scale); sti(SHIFTS, ib, shift);
+    maxScale = maxScale > scale ? maxScale : scale;
+  }
+  if (maxScale == 0) return 0;
+  const d: f32 = maxScale / <f32>15;
+  store<u16>(y, fp32ToFp16(d * <f32>1.125));
+  const id: f32 = <f32>1 / d;
+  for (let ib = 0; ib < 8; ib++) {
+    let l = nearestInt(<f32>0.5 * (id * ldf(SCALES, ib) - <f32>1));
+    l = max(0, min(7, l));
+    if (ldi(SHIFTS, ib) == -1) l |= 8;
+    const qh = y + 34 + (<usize>ib << 1);
+    store<u16>(qh, load<u16>(qh) | <u16>(l << 12));
+  }
+  return 0;
+}
+
+export function quantizeRowsIQ1_S(src: usize, dst: usize, nrows: i32, ncols: i32, imatrix: usize): i32 {
+  iq1sTablesReady();
+  const nblocks = ncols >> 8;
+  for (let r = 0; r < nrows; r++) {
+    const x = src + ((<usize>r * <usize>ncols) << 2);
+    const y = dst + <usize>r * <usize>nblocks * S_BLOCK_BYTES;
+    for (let b = 0; b < nblocks; b++) {
+      if (quantizeSuperBlockS(x + (<usize>b << 10), imatrix + (<usize>b << 10), y + <usize>b * S_BLOCK_BYTES) != 0) return ERR_LATTICE_BASE - r;
+    }
+  }
+  return 0;
+}
+
+// ---------------------------------------------------------------- IQ1_M
+
+/** The four shift combinations' coefficients for a value in the first / second half of a block. */
+@inline
+function coefficients(s: i32, firstHalf: bool): v128 {
+  const p = ldf(XP, s), m = ldf(XM, s);
+  // k = 0: +,+  1: +,-  2: -,+  3: -,-  (first half's shift, second half's)
+  return firstHalf ? f32x4(p, p, m, m) : f32x4(p, m, p, m);
+}
+
+/** The split search of one IQ1_M block of 16 (W, ORDER filled): sets bestScale, bestI1/2, bestShift (= best_k). */
+function searchSplitsM(xb: usize, max: f32): void {
+  for (let j = 0; j < 16; j++) {
+    const i = ldi(ORDER, j);
+    const w = f32x4.splat(ldf(W, i));
+    const xv = f32x4.splat(ldf(xb, i));
+    for (let s = 0; s < 3; s++) {
+      const c = coefficients(s, i < 8);
+      const wc = f32x4.mul(w, c);
+      const at = <usize>((s * 16 + j) << 4);
+      v128.store(TX + at, f32x4.mul(wc, xv));
+      v128.store(TQ + at, f32x4.mul(wc, c));
+    }
+  }
+  bestScore = -FLT_MAX; bestScale = max; bestI1 = -1; bestI2 = -1; bestShift = -1;
+  const zero = f32x4.splat(0);
+  let px = zero, pq = zero; // segment-0 sums over j < i1
+  for (let i1 = 0; i1 <= 16; i1++) {
+    let rx = px, rq = pq; // … and segment-1 sums over i1 <= j < i2
+    for (let i2 = i1; i2 <= 16; i2++) {
+      let sx = rx, sq = rq;
+      for (let j = i2; j < 16; j++) {
+        const at = <usize>((32 + j) << 4);
+        sx = f32x4.add(sx, v128.load(TX + at));
+        sq = f32x4.add(sq, v128.load(TQ + at));
+      }
+      const ok = v128.and(f32x4.gt(sq, zero), f32x4.gt(f32x4.mul(sx, sx), f32x4.mul(f32x4.splat(bestScore), sq)));
+      if (v128.any_true(ok)) {
+        v128.store(LANES_X, sx);
+        v128.store(LANES_Q, sq);
+        for (let k = 0; k < 4; k++) {
+          const vx = ldf(LANES_X, k), v2 = ldf(LANES_Q, k);
+          if (v2 > 0 && vx * vx > bestScore * v2) {
+            bestScale = vx / v2;
+            bestScore = bestScale * vx;
+            bestI1 = i1; bestI2 = i2; bestShift = k;
+          }
+        }
+      }
+      if (i2 < 16) {
+        const at = <usize>((16 + i2) << 4);
+        rx = f32x4.add(rx, v128.load(TX + at));
+        rq = f32x4.add(rq, v128.load(TQ + at));
+      }
+    }
+    if (i1 < 16) {
+      const at = <usize>(i1 << 4);
+      px = f32x4.add(px, v128.load(TX + at));
+      pq = f32x4.add(pq, v128.load(TQ + at));
+    }
+  }
+}
+
+/** Levels of half-block k (0, 1) under shift combination bestK. */
+@inline
+function levelsM(k: i32, bestK: i32): usize {
+  return k == 0 ? (bestK < 2 ? XP : XM) : (bestK % 2 == 0 ? XP : XM);
+}
+
+const MASKS: usize = memory.data<u8>([0x00, 0x80, 0x08, 0x88]);
+
+/** quantize_row_iq1_m_impl for the super-block at x (qw = 0: no importance vector) into y; 0 or -1 (abort). */
+function quantizeSuperBlockM(x: usize, qw: usize, y: usize): i32 {
+  memory.fill(y, 0, M_BLOCK_BYTES);
+  const qs = y, qh = y + 32, sc = y + 48;
+  let maxScale: f32 = 0;
+  let sumx2: f32 = 0;
+  for (let i = 0; i < QK_K; i++) sumx2 += ldf(x, i) * ldf(x, i);
+  const sigma2: f32 = <f32>2 * sumx2 / <f32>QK_K;
+  for (let ib = 0; ib < 16; ib++) {
+    const xb = x + (<usize>ib << 6);
+    blockWeights(xb, qw != 0 ? qw + (<usize>ib << 6) : 0, 16, sigma2);
+    const max = absMax(xb, 16);
+    if (max < GROUP_MAX_EPS_IQ1_M) {
+      stf(SCALES, ib, 0); sti(SHIFTS, ib, 0);
+      continue;
+    }
+    sortOrder(xb, 16);
+    searchSplitsM(xb, max);
+    let scale = bestScale;
+    let bestK = bestShift;
+    if (bestI1 < 0 || bestI2 < 0 || bestK < 0) {
+      stf(SCALES, ib, 0); sti(SHIFTS, ib, 0);
+      continue;
+    }
+    for (let j = 0; j < 16; j++) store<u8>(LV + <usize>ldi(ORDER, j), j < bestI1 ? 0 : j < bestI2 ? 1 : 2);
+    if (scale < 0) {
+      for (let j = 0; j < 16; j++) store<u8>(LV + <usize>j, 2 - load<u8>(LV + <usize>j));
+      scale = -scale;
+      bestK = 3 - bestK;
+    }
+    let allOnGrid = true;
+    for (let k = 0; k < 2; k++) {
+      let g = groupIndex(k, xb, scale, levelsM(k, bestK));
+      if (g < 0) {
+        allOnGrid = false;
+        g = -2 - g;
+        if (g < 0) return -1;
+      }
+      sti(INDEX, k, g);
+    }
+    if (!allOnGrid) {
+      let sumqx: f32 = 0, sumq2: f32 = 0;
+      for (let k = 0; k < 2; k++) {
+        const xx = levelsM(k, bestK);
+        const code = gridCode(ldi(INDEX, k));
+        for (let j = 0; j < 8; j++) {
+          const w = ldf(W, 8 * k + j);
+          const q = ldf(xx, (code >> (2 * j)) & 3);
+          sumqx += w * q * ldf(xb, 8 * k + j);
+          sumq2 += w * q * q;
+        }
+      }
+      if (sumqx > 0 && sumq2 > 0) scale = sumqx / sumq2;
+    }
+    const g0 = ldi(INDEX, 0), g1 = ldi(INDEX, 1);
+    store<u8>(qs + <usize>(2 * ib), <u8>(g0 & 255));
+    store<u8>(qs + <usize>(2 * ib + 1), <u8>(g1 & 255));
+    store<u8>(qh + <usize>ib, <u8>((g0 >> 8) | ((g1 >> 8) << 4)));
+    if (!(scale >= 0)) return -1;
+    stf(SCALES, ib, scale); sti(SHIFTS, ib, bestK);
+    maxScale = maxScale > scale ? maxScale : scale;
+  }
+  if (maxScale == 0) return 0;
+  let d: f32 = maxScale / <f32>15;
+  const id: f32 = <f32>1 / d;
+  let sumqx: f32 = 0, sumq2: f32 = 0;
+  for (let ib = 0; ib < 16; ib++) {
+    let l = nearestInt(<f32>0.5 * (id * ldf(SCALES, ib) - <f32>1));
+    l = max(0, min(7, l));
+    const scp = sc + (<usize>(ib >> 2) << 1);
+    store<u16>(scp, load<u16>(scp) | <u16>(l << (3 * (ib & 3))));
+    const shift = ldi(SHIFTS, ib);
+    const qhb = <i32>(load<u8>(qh + <usize>ib) | load<u8>(MASKS + <usize>shift));
+    store<u8>(qh + <usize>ib, <u8>qhb);
+    const xb = x + (<usize>ib << 6);
+    blockWeights(xb, qw != 0 ? qw + (<usize>ib << 6) : 0, 16, sigma2);
+    const mult = toF32(2 * l + 1);
+    for (let k = 0; k < 2; k++) {
+      const xx = levelsM(k, shift);
+      const code = gridCode(<i32>load<u8>(qs + <usize>(2 * ib + k)) + ((qhb << (8 - 4 * k)) & 0x700));
+      for (let j = 0; j < 8; j++) {
+        const w = ldf(W, 8 * k + j);
+        const q = ldf(xx, (code >> (2 * j)) & 3) * mult;
+        sumqx += w * q * ldf(xb, 8 * k + j);
+        sumq2 += w * q * q;
+      }
+    }
+  }
+  if (sumq2 > 0) d = sumqx / sumq2;
+  const s = <i32>fp32ToFp16(d * <f32>1.1125);
+  store<u16>(sc, load<u16>(sc) | <u16>((s & 0x000f) << 12));
+  store<u16>(sc + 2, load<u16>(sc + 2) | <u16>((s & 0x00f0) << 8));
+  store<u16>(sc + 4, load<u16>(sc + 4) | <u16>((s & 0x0f00) << 4));
+  store<u16>(sc + 6, load<u16>(sc + 6) | <u16>(s & 0xf000));
+  return 0;
+}
+
+export function quantizeRowsIQ1_M(src: usize, dst: usize, nrows: i32, ncols: i32, imatrix: usize): i32 {
+  iq1sTablesReady();
+  const nblocks = ncols >> 8;
+  for (let r = 0; r < nrows; r++) {
+    const x = src + ((<usize>r * <usize>ncols) << 2);
+    const y = dst + <usize>r * <usize>nblocks * M_BLOCK_BYTES;
+    for (let b = 0; b < nblocks; b++) {
+      const qw = imatrix != 0 ? imatrix + (<usize>b << 10) : 0;
+      if (quantizeSuperBlockM(x + (<usize>b << 10), qw, y + <usize>b * M_BLOCK_BYTES) != 0) return ERR_LATTICE_BASE - r;
+    }
+  }
+  return 0;
+}
+
+// ---------------------------------------------------------------- dequantization
+
+/** y[0..8) = dl*(grid[j] + delta) for grid point g. */
+@inline
+function dequantGroup(g: i32, dl: f32, delta: f32, y: usize): void {
+  const bytes = v128.load64_zero(GRID8 + (<usize>g << 3));
+  const lo = i32x4.extend_low_i16x8_s(i16x8.extend_low_i8x16_s(bytes));
+  const hi = i32x4.extend_high_i16x8_s(i16x8.extend_low_i8x16_s(bytes));
+  const dv = f32x4.splat(dl), deltav = f32x4.splat(delta);
+  v128.store(y, f32x4.mul(dv, f32x4.add(f32x4.convert_i32x4_s(lo), deltav)));
+  v128.store(y, f32x4.mul(dv, f32x4.add(f32x4.convert_i32x4_s(hi), deltav)), 16);
+}
+
+export function dequantizeIQ1_S(src: usize, dst: usize, k: i32): void {
+  gridBytesReady();
+  const nblocks = <usize>k >> 8;
+  for (let b: usize = 0; b < nblocks; b++) {
+    const x = src + b * S_BLOCK_BYTES;
+    const d = fp16ToFp32(load<u16>(x));
+    for (let ib = 0; ib < 8; ib++) {
+      const qh = <i32>load<u16>(x + 34 + (<usize>ib << 1));
+      const dl: f32 = d * toF32(2 * ((qh >> 12) & 7) + 1);
+      const delta: f32 = (qh & 0x8000) != 0 ? -DELTA : DELTA;
+      for (let l = 0; l < 4; l++) {
+        const g = <i32>load<u8>(x + 2 + <usize>(4 * ib + l)) | (((qh >> (3 * l)) & 7) << 8);
+        dequantGroup(g, dl, delta, dst + (b << 10) + <usize>((32 * ib + 8 * l) << 2));
+      }
+    }
+  }
+}
+
+export function dequantizeIQ1_M(src: usize, dst: usize, k: i32): void {
+  gridBytesReady();
+  const nblocks = <usize>k >> 8;
+  for (let b: usize = 0; b < nblocks; b++) {
+    const x = src + b * M_BLOCK_BYTES;
+    const qs = x, qhp = x + 32, sc = x + 48;
+    const sc0 = <i32>load<u16>(sc), sc1 = <i32>load<u16>(sc + 2), sc2 = <i32>load<u16>(sc + 4), sc3 = <i32>load<u16>(sc + 6);
+    const scale16 = (sc0 >> 12) | ((sc1 >> 8) & 0x00f0) | ((sc2 >> 4) & 0x0f00) | (sc3 & 0xf000);
+    const d = fp16ToFp32(<u16>scale16);
+    for (let ib = 0; ib < 8; ib++) {
+      const s = <i32>load<u16>(sc + (<usize>(ib >> 1) << 1));
+      const dl1: f32 = d * toF32(2 * ((s >> (6 * (ib % 2))) & 0x7) + 1);
+      const dl2: f32 = d * toF32(2 * ((s >> (6 * (ib % 2) + 3)) & 0x7) + 1);
+      const h0 = <i32>load<u8>(qhp + <usize>(2 * ib)), h1 = <i32>load<u8>(qhp + <usize>(2 * ib + 1));
+      const y = dst + (b << 10) + <usize>((32 * ib) << 2);
+      const q = qs + <usize>(4 * ib);
+      dequantGroup(<i32>load<u8>(q) | ((h0 << 8) & 0x700), dl1, (h0 & 0x08) != 0 ? -DELTA : DELTA, y);
+      dequantGroup(<i32>load<u8>(q + 1) | ((h0 << 4) & 0x700), dl1, (h0 & 0x80) != 0 ? -DELTA : DELTA, y + 32);
+      dequantGroup(<i32>load<u8>(q + 2) | ((h1 << 8) & 0x700), dl2, (h1 & 0x08) != 0 ? -DELTA : DELTA, y + 64);
+      dequantGroup(<i32>load<u8>(q + 3) | ((h1 << 4) & 0x700), dl2, (h1 & 0x80) != 0 ? -DELTA : DELTA, y + 96);
+    }
+  }
+}
