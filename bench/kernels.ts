@@ -23,8 +23,11 @@ import { LLAMA_BINS, oracleQuantize } from "../test/oracle/ggml.js";
 const TYPES: GGMLType[] = [
   GGMLType.Q4_0, GGMLType.Q4_1, GGMLType.Q5_0, GGMLType.Q5_1, GGMLType.Q8_0,
   GGMLType.Q2_K, GGMLType.Q3_K, GGMLType.Q4_K, GGMLType.Q5_K, GGMLType.Q6_K,
-  GGMLType.IQ4_NL, GGMLType.IQ4_XS, GGMLType.F16, GGMLType.BF16,
+  GGMLType.IQ4_NL, GGMLType.IQ4_XS, GGMLType.IQ1_S, GGMLType.IQ1_M, GGMLType.F16, GGMLType.BF16,
 ];
+
+/** Types llama.cpp aborts on without an importance vector: measured with one only. */
+const IMATRIX_ONLY = new Set<GGMLType>([GGMLType.IQ2_XXS, GGMLType.IQ2_XS, GGMLType.IQ1_S]);
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -168,7 +171,7 @@ lines.push("");
 lines.push("| type | imatrix | hquant MB/s | llama.cpp MB/s | hquant / llama.cpp | same bytes | hquant, rows already in WASM memory (MB/s) |");
 lines.push("|---|---|---:|---:|---:|---|---:|");
 for (const type of types) {
-  for (const imatrix of [null, imat]) {
+  for (const imatrix of IMATRIX_ONLY.has(type) ? [imat] : [null, imat]) {
     const { h, s, l, same } = compare(type, src, imatrix);
     lines.push(
       `| ${typeName(type)} | ${imatrix ? "yes" : "no"} | ${h.toFixed(1)} | ${l.toFixed(1)} | ${(h / l).toFixed(2)}× | ${same ? "yes" : "**NO**"} | ${s.toFixed(1)} |`,
