@@ -13,6 +13,8 @@ const NEIGHBOURS_CAPACITY: i32 = 340000;
 // kmap: grid index (>= 0), -(offset + 1) of the code's list in NEIGHBOURS, or 0x7fffffff (unused)
 const IQ1S_MAP: usize = memory.data(KMAP_SIZE * 4, 16);
 const IQ1S_NEIGHBOURS: usize = memory.data(NEIGHBOURS_CAPACITY * 2, 16);
+// the same lists with each neighbour's code instead of its index (read four at a time)
+const IQ1S_NEIGHBOUR_CODES: usize = memory.data(NEIGHBOURS_CAPACITY * 2 + 16, 16);
 const HIST: usize = memory.data(64 * 4, 16);
 let iq1sReady = false;
 
@@ -55,6 +57,7 @@ function buildIq1s(): void {
       for (let g = 0; g < IQ1S_SIZE; g++) {
         if (dist2Over4(<i32>load<u16>(IQ1S_CODES + (<usize>g << 1)), u) != d) continue;
         store<u16>(IQ1S_NEIGHBOURS + (<usize>counter << 1), <u16>g);
+        store<u16>(IQ1S_NEIGHBOUR_CODES + (<usize>counter << 1), load<u16>(IQ1S_CODES + (<usize>g << 1)));
         counter++;
         n++;
       }
@@ -80,4 +83,10 @@ export function iq1sGridIndex(u: i32): i32 {
 @inline
 export function iq1sNeighbours(u: i32): usize {
   return IQ1S_NEIGHBOURS + (<usize>(-load<i32>(IQ1S_MAP + (<usize>u << 2)) - 1) << 1);
+}
+
+/** The codes of the neighbours of iq1sNeighbours(u), at the same positions. */
+@inline
+export function iq1sNeighbourCodes(u: i32): usize {
+  return IQ1S_NEIGHBOUR_CODES + (<usize>(-load<i32>(IQ1S_MAP + (<usize>u << 2)) - 1) << 1);
 }

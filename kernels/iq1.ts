@@ -19,7 +19,7 @@
 import { fp16ToFp32, fp32ToFp16 } from "./fp16";
 import { expandGrid } from "./iq-grid";
 import { IQ1S_CODES, IQ1S_LEVELS, IQ1S_SIZE } from "./iq-grids";
-import { iq1sGridIndex, iq1sNeighbours, iq1sTablesReady } from "./iq1-neighbours";
+import { iq1sGridIndex, iq1sNeighbourCodes, iq1sNeighbours, iq1sTablesReady } from "./iq1-neighbours";
 import { nearestInt } from "./quant-common";
 
 const QK_K: i32 = 256;
@@ -53,6 +53,14 @@ const TX: usize = memory.data(3 * 16 * 16, 16); // IQ1_M: per segment and sorted
 const TQ: usize = memory.data(3 * 16 * 16, 16); // … and sumq2 terms
 const LANES_X: usize = memory.data(16, 16);
 const LANES_Q: usize = memory.data(16, 16);
+const TAIL_XP: usize = memory.data(40 * 4, 16); // IQ1_S search: last-segment terms per i2
+const TAIL_XM: usize = memory.data(40 * 4, 16);
+const TAIL_QP: usize = memory.data(40 * 4, 16);
+const TAIL_QM: usize = memory.data(40 * 4, 16);
+const LANES_SX: usize = memory.data(16, 16);
+const LANES_SQ: usize = memory.data(16, 16);
+const LANES_MX: usize = memory.data(16, 16);
+const LANES_MQ: usize = memory.data(16, 16);
 
 @inline function ldf(p: usize, i: i32): f32 {
   return load<f32>(p + (<usize>i << 2));
@@ -82,40 +90,43 @@ function gridBytesReady(): void {
 /**
  * ORDER[0..n) = indices of xb[0..n) sorted ascending by value, equal values in index order (what
  * glibc's qsort, a merge sort, gives with iq1_sort_helper): index i goes to rank
- * #{j : x[j] < x[i]} + #{j < i : x[j] == x[i]}.
+ * #{j < i : x[j] <= x[i]} + #{j > i : x[j] < x[i]}, counted four j at a time.
  */
 function sortOrder(xb: usize, n: i32): void {
   const iota = v128(0, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0);
-  for (let i = 0; i < n; i++) {
-    const xi = f32x4.splat(ldf(xb, i));
-    const iv = i32x4.splat(i);
-    let cnt = i32x4.splat(0);
-    for (let v = 0; v < n; v += 4) {
-      const xv = v128.load(xb + (<usize>v << 2));
-      const before = i32x4.lt_s(i32x4.add(iota, i32x4.splat(v)), iv);
-      cnt = i32x4.sub(cnt, f32x4.lt(xv, xi));
-      cnt = i32x4.sub(cnt, v128.and(f32x4.eq(xv, xi), before));
+  for (let c = 0; c < n; c += 4) {
+    // the chunk holding i: lanes before i count <=, lanes after count <
+    const own = v128.load(xb + (<usize>c << 2));
+    for (let l = 0; l < 4; l++) {
+      const i = c + l;
+      const xi = f32x4.splat(ldf(xb, i));
+      const before = i32x4.lt_s(iota, i32x4.splat(l));
+      let cnt = i32x4.sub(i32x4.splat(0), v128.bitselect(f32x4.le(own, xi), f32x4.lt(own, xi), before));
+      for (let v = 0; v < c; v += 4) cnt = i32x4.sub(cnt, f32x4.le(v128.load(xb + (<usize>v << 2)), xi));
+      for (let v = c + 4; v < n; v += 4) cnt = i32x4.sub(cnt, f32x4.lt(v128.load(xb + (<usize>v << 2)), xi));
+      const rank = i32x4.extract_lane(cnt, 0) + i32x4.extract_lane(cnt, 1) + i32x4.extract_lane(cnt, 2) + i32x4.extract_lane(cnt, 3);
+      sti(ORDER, rank, i);
     }
-    const rank = i32x4.extract_lane(cnt, 0) + i32x4.extract_lane(cnt, 1) + i32x4.extract_lane(cnt, 2) + i32x4.extract_lane(cnt, 3);
-    sti(ORDER, rank, i);
   }
 }
 
-/** max |xb[i]| as the reference's MAX loop finds it (values are finite). */
+/** max |xb[i]| (values are finite, so the lane-wise maximum is the reference's MAX loop's). */
 function absMax(xb: usize, n: i32): f32 {
-  let max = Mathf.abs(ldf(xb, 0));
-  for (let i = 1; i < n; i++) {
-    const a = Mathf.abs(ldf(xb, i));
-    max = max > a ? max : a;
-  }
-  return max;
+  let m = f32x4.abs(v128.load(xb));
+  for (let v = 4; v < n; v += 4) m = f32x4.pmax(m, f32x4.abs(v128.load(xb + (<usize>v << 2))));
+  const a = f32x4.extract_lane(m, 0), b = f32x4.extract_lane(m, 1), c = f32x4.extract_lane(m, 2), d = f32x4.extract_lane(m, 3);
+  const ab = a > b ? a : b, cd = c > d ? c : d;
+  return ab > cd ? ab : cd;
 }
 
-/** weight[i] = qw[i]*sqrtf(sigma2 + x²), or x² without an importance vector (IQ1_M only). */
+/** weight[i] = qw[i]*sqrtf(sigma2 + x²), or x² without an importance vector (IQ1_M only); lane-wise. */
 function blockWeights(xb: usize, qw: usize, n: i32, sigma2: f32): void {
-  for (let i = 0; i < n; i++) {
-    const x = ldf(xb, i);
-    stf(W, i, qw != 0 ? ldf(qw, i) * Mathf.sqrt(sigma2 + x * x) : x * x);
+  const s2 = f32x4.splat(sigma2);
+  for (let v = 0; v < n; v += 4) {
+    const at = <usize>v << 2;
+    const x = v128.load(xb + at);
+    const x2 = f32x4.mul(x, x);
+    v128.store(W + at, qw != 0 ? f32x4.mul(v128.load(qw + at), f32x4.sqrt(f32x4.add(s2, x2))) : x2);
   }
 }
 
@@ -133,7 +144,9 @@ function bestNeighbour(u: i32, xval: usize, w: usize, scale: f32, xx: usize): i3
     v128.store(NT + (<usize>i << 4), f32x4.replace_lane(t, 3, Infinity));
   }
   const nb = iq1sNeighbours(u);
+  const codes = iq1sNeighbourCodes(u);
   const n = <i32>load<u16>(nb);
+  const nv = i32x4.splat(n);
   let bestV = f32x4.splat(FLT_MAX);
   let bestJ = i32x4.splat(-1);
   const lanes = v128(0, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0);
@@ -141,11 +154,10 @@ function bestNeighbour(u: i32, xval: usize, w: usize, scale: f32, xx: usize): i3
   const byteScale = i32x4.splat(0x04040404);
   const three = i32x4.splat(3);
   for (let j = 1; j <= n; j += 4) {
-    let c = i32x4.splat(0xffff); // padding lanes: level 3 everywhere, +inf
-    c = i32x4.replace_lane(c, 0, gridCode(<i32>load<u16>(nb + (<usize>j << 1))));
-    if (j + 1 <= n) c = i32x4.replace_lane(c, 1, gridCode(<i32>load<u16>(nb + (<usize>(j + 1) << 1))));
-    if (j + 2 <= n) c = i32x4.replace_lane(c, 2, gridCode(<i32>load<u16>(nb + (<usize>(j + 2) << 1))));
-    if (j + 3 <= n) c = i32x4.replace_lane(c, 3, gridCode(<i32>load<u16>(nb + (<usize>(j + 3) << 1))));
+    // four codes; lanes past the list get code 0xffff: level 3 everywhere, +inf
+    const jv = i32x4.add(lanes, i32x4.splat(j));
+    const c = v128.bitselect(
+      i32x4.extend_low_i16x8_u(v128.load64_zero(codes + (<usize>j << 1))), i32x4.splat(0xffff), i32x4.le_s(jv, nv));
     let d2 = f32x4.splat(0);
     for (let i = 0; i < 8; i++) {
       const l = v128.and(i32x4.shr_u(c, 2 * i), three);
@@ -154,7 +166,7 @@ function bestNeighbour(u: i32, xval: usize, w: usize, scale: f32, xx: usize): i3
     }
     const upd = f32x4.lt(d2, bestV);
     bestV = v128.bitselect(d2, bestV, upd);
-    bestJ = v128.bitselect(i32x4.add(lanes, i32x4.splat(j)), bestJ, upd);
+    bestJ = v128.bitselect(jv, bestJ, upd);
   }
   // the scalar scan keeps the first strict minimum: the smallest value, then the earliest position
   v128.store(LANES_X, bestV);
@@ -216,14 +228,9 @@ let bestI1 = -1;
 let bestI2 = -1;
 let bestShift = 0;
 
-/** One candidate split of the IQ1_S search, in the reference's order and arithmetic. */
+/** One candidate of a split search: the reference's test and update, on its sums. */
 @inline
-function tryS(i1: i32, i2: i32, x: usize, shift: i32): void {
-  const sx0 = ldf(SUMX, 0), sx1 = ldf(SUMX, i1), sx2 = ldf(SUMX, i2), sx32 = ldf(SUMX, 32);
-  const sw0 = ldf(SUMW, 0), sw1 = ldf(SUMW, i1), sw2 = ldf(SUMW, i2), sw32 = ldf(SUMW, 32);
-  const x0 = ldf(x, 0), x1 = ldf(x, 1), x2 = ldf(x, 2);
-  const sumqx: f32 = (sx1 - sx0) * x0 + (sx2 - sx1) * x1 + (sx32 - sx2) * x2;
-  const sumq2: f32 = (sw1 - sw0) * x0 * x0 + (sw2 - sw1) * x1 * x1 + (sw32 - sw2) * x2 * x2;
+function trySplit(sumqx: f32, sumq2: f32, i1: i32, i2: i32, shift: i32): void {
   if (sumq2 > 0 && sumqx * sumqx > bestScore * sumq2) {
     bestScale = sumqx / sumq2;
     bestScore = bestScale * sumqx;
@@ -240,7 +247,15 @@ function searchSplitsS(max: f32): void {
   const zero = f32x4.splat(0);
   const sx0 = ldf(SUMX, 0), sw0 = ldf(SUMW, 0);
   const sx32 = f32x4.splat(ldf(SUMX, 32)), sw32 = f32x4.splat(ldf(SUMW, 32));
-  const lanes = v128(0, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0);
+  // the last segment's terms depend on i2 alone: computed once per i2 (NaN past 32, from the padding)
+  for (let i2: usize = 0; i2 < 36; i2 += 4) {
+    const cx = f32x4.sub(sx32, v128.load(SUMX + (i2 << 2)));
+    const cw = f32x4.sub(sw32, v128.load(SUMW + (i2 << 2)));
+    v128.store(TAIL_XP + (i2 << 2), f32x4.mul(cx, p2));
+    v128.store(TAIL_XM + (i2 << 2), f32x4.mul(cx, m2));
+    v128.store(TAIL_QP + (i2 << 2), f32x4.mul(f32x4.mul(cw, p2), p2));
+    v128.store(TAIL_QM + (i2 << 2), f32x4.mul(f32x4.mul(cw, m2), m2));
+  }
   for (let i1 = 0; i1 <= 32; i1++) {
     const sx1s = ldf(SUMX, i1), sw1s = ldf(SUMW, i1);
     const sx1 = f32x4.splat(sx1s), sw1 = f32x4.splat(sw1s);
@@ -248,22 +263,27 @@ function searchSplitsS(max: f32): void {
     const apx = f32x4.mul(ax, p0), amx = f32x4.mul(ax, m0);
     const apq = f32x4.mul(f32x4.mul(aw, p0), p0), amq = f32x4.mul(f32x4.mul(aw, m0), m0);
     for (let i2 = i1; i2 <= 32; i2 += 4) {
-      const s2 = v128.load(SUMX + (<usize>i2 << 2)), w2 = v128.load(SUMW + (<usize>i2 << 2));
-      const bx = f32x4.sub(s2, sx1), cx = f32x4.sub(sx32, s2);
-      const bw = f32x4.sub(w2, sw1), cw = f32x4.sub(sw32, w2);
-      const qxp = f32x4.add(f32x4.add(apx, f32x4.mul(bx, p1)), f32x4.mul(cx, p2));
-      const q2p = f32x4.add(f32x4.add(apq, f32x4.mul(f32x4.mul(bw, p1), p1)), f32x4.mul(f32x4.mul(cw, p2), p2));
-      const qxm = f32x4.add(f32x4.add(amx, f32x4.mul(bx, m1)), f32x4.mul(cx, m2));
-      const q2m = f32x4.add(f32x4.add(amq, f32x4.mul(f32x4.mul(bw, m1), m1)), f32x4.mul(f32x4.mul(cw, m2), m2));
+      const at = <usize>i2 << 2;
+      const bx = f32x4.sub(v128.load(SUMX + at), sx1);
+      const bw = f32x4.sub(v128.load(SUMW + at), sw1);
+      const qxp = f32x4.add(f32x4.add(apx, f32x4.mul(bx, p1)), v128.load(TAIL_XP + at));
+      const q2p = f32x4.add(f32x4.add(apq, f32x4.mul(f32x4.mul(bw, p1), p1)), v128.load(TAIL_QP + at));
+      const qxm = f32x4.add(f32x4.add(amx, f32x4.mul(bx, m1)), v128.load(TAIL_XM + at));
+      const q2m = f32x4.add(f32x4.add(amq, f32x4.mul(f32x4.mul(bw, m1), m1)), v128.load(TAIL_QM + at));
       const best = f32x4.splat(bestScore);
-      const okp = v128.and(f32x4.gt(q2p, zero), f32x4.gt(f32x4.mul(qxp, qxp), f32x4.mul(best, q2p)));
-      const okm = v128.and(f32x4.gt(q2m, zero), f32x4.gt(f32x4.mul(qxm, qxm), f32x4.mul(best, q2m)));
-      const valid = i32x4.le_s(i32x4.add(lanes, i32x4.splat(i2)), i32x4.splat(32));
-      if (!v128.any_true(v128.and(v128.or(okp, okm), valid))) continue;
-      const last = min(i2 + 3, 32);
-      for (let j = i2; j <= last; j++) {
-        tryS(i1, j, XP, 1);
-        tryS(i1, j, XM, -1);
+      // a superset of the candidates that pass (sumq2 > 0 is left to the replay); lanes past
+      // i2 = 32 read the NaN padding of SUMX/SUMW and never pass
+      const okp = f32x4.gt(f32x4.mul(qxp, qxp), f32x4.mul(best, q2p));
+      const okm = f32x4.gt(f32x4.mul(qxm, qxm), f32x4.mul(best, q2m));
+      if (!v128.any_true(v128.or(okp, okm))) continue;
+      // some lane beats the best so far: replay the four in the reference's order (a new best
+      // may be a rounding below the old one, so every lane is tested again against it)
+      v128.store(LANES_SX, qxp); v128.store(LANES_SQ, q2p);
+      v128.store(LANES_MX, qxm); v128.store(LANES_MQ, q2m);
+      const lanes = min(4, 33 - i2);
+      for (let l = 0; l < lanes; l++) {
+        trySplit(ldf(LANES_SX, l), ldf(LANES_SQ, l), i1, i2 + l, 1);
+        trySplit(ldf(LANES_MX, l), ldf(LANES_MQ, l), i1, i2 + l, -1);
       }
     }
   }
@@ -291,6 +311,7 @@ function quantizeSuperBlockS(x: usize, qw: usize, y: usize): i32 {
       stf(SUMX, j + 1, ldf(SUMX, j) + ldf(W, i) * ldf(xb, i));
       stf(SUMW, j + 1, ldf(SUMW, j) + ldf(W, i));
     }
+    for (let j = 33; j < 40; j++) { stf(SUMX, j, NaN); stf(SUMW, j, NaN); }
     searchSplitsS(max);
     let scale = bestScale;
     let shift = bestShift;
@@ -406,12 +427,7 @@ function searchSplitsM(xb: usize, max: f32): void {
         v128.store(LANES_X, sx);
         v128.store(LANES_Q, sq);
         for (let k = 0; k < 4; k++) {
-          const vx = ldf(LANES_X, k), v2 = ldf(LANES_Q, k);
-          if (v2 > 0 && vx * vx > bestScore * v2) {
-            bestScale = vx / v2;
-            bestScore = bestScale * vx;
-            bestI1 = i1; bestI2 = i2; bestShift = k;
-          }
+          trySplit(ldf(LANES_X, k), ldf(LANES_Q, k), i1, i2, k);
         }
       }
       if (i2 < 16) {
