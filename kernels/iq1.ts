@@ -243,7 +243,7 @@ function searchSplitsS(max: f32): void {
   bestScore = -FLT_MAX; bestScale = max; bestI1 = -1; bestI2 = -1; bestShift = 0;
   const xp = v128.load(XP), xm = v128.load(XM);
   const p0 = f32x4.splat(f32x4.extract_lane(xp, 0)), p1 = f32x4.splat(f32x4.extract_lane(xp, 1)), p2 = f32x4.splat(f32x4.extract_lane(xp, 2));
-  const m0 = f32x4.splat(f32x4.extract_lane(xm, 0)), m1 = f32x4.splat(f32x4.extract_lane(xm, 1)), m2 = f32x4.splat(f32x4.extract_lane(xm, 2));
+  const m0 = f32x4.splat(f32x4.extract_lane(xm, 0)), m2 = f32x4.splat(f32x4.extract_lane(xm, 2));
   const zero = f32x4.splat(0);
   const sx0 = ldf(SUMX, 0), sw0 = ldf(SUMW, 0);
   const sx32 = f32x4.splat(ldf(SUMX, 32)), sw32 = f32x4.splat(ldf(SUMW, 32));
@@ -266,10 +266,12 @@ function searchSplitsS(max: f32): void {
       const at = <usize>i2 << 2;
       const bx = f32x4.sub(v128.load(SUMX + at), sx1);
       const bw = f32x4.sub(v128.load(SUMW + at), sw1);
-      const qxp = f32x4.add(f32x4.add(apx, f32x4.mul(bx, p1)), v128.load(TAIL_XP + at));
-      const q2p = f32x4.add(f32x4.add(apq, f32x4.mul(f32x4.mul(bw, p1), p1)), v128.load(TAIL_QP + at));
-      const qxm = f32x4.add(f32x4.add(amx, f32x4.mul(bx, m1)), v128.load(TAIL_XM + at));
-      const q2m = f32x4.add(f32x4.add(amq, f32x4.mul(f32x4.mul(bw, m1), m1)), v128.load(TAIL_QM + at));
+      // x_m[1] = -x_p[1]: the middle terms of the minus shift are the plus shift's, negated for sumqx
+      const mx = f32x4.mul(bx, p1), mq = f32x4.mul(f32x4.mul(bw, p1), p1);
+      const qxp = f32x4.add(f32x4.add(apx, mx), v128.load(TAIL_XP + at));
+      const q2p = f32x4.add(f32x4.add(apq, mq), v128.load(TAIL_QP + at));
+      const qxm = f32x4.add(f32x4.sub(amx, mx), v128.load(TAIL_XM + at));
+      const q2m = f32x4.add(f32x4.add(amq, mq), v128.load(TAIL_QM + at));
       const best = f32x4.splat(bestScore);
       // a superset of the candidates that pass (sumq2 > 0 is left to the replay); lanes past
       // i2 = 32 read the NaN padding of SUMX/SUMW and never pass
