@@ -51,6 +51,7 @@ const INDEX: usize = memory.data(4 * 4, 16);
 const NT: usize = memory.data(8 * 16, 16); // neighbour search: per coordinate the terms for levels 0..2
 const TX: usize = memory.data(3 * 16 * 16, 16); // IQ1_M: per segment and sorted position, sumqx terms
 const TQ: usize = memory.data(3 * 16 * 16, 16); // … and sumq2 terms
+const P4: usize = memory.data(256 * 4, 16); // neighbour search: partial sums after 4 coordinates
 const LANES_X: usize = memory.data(16, 16);
 const LANES_Q: usize = memory.data(16, 16);
 const TAIL_XP: usize = memory.data(40 * 4, 16); // IQ1_S search: last-segment terms per i2
@@ -143,6 +144,22 @@ function bestNeighbour(u: i32, xval: usize, w: usize, scale: f32, xx: usize): i3
     const t = f32x4.mul(f32x4.mul(f32x4.splat(ldf(w, i)), diff), diff);
     v128.store(NT + (<usize>i << 4), f32x4.replace_lane(t, 3, Infinity));
   }
+  // the partial sums after the first four coordinates depend on their levels alone: all 81 of
+  // them (the scalar loop's first four additions, from 0), at P4[code & 0xff]; lanes: level of coordinate 0
+  const zero = f32x4.splat(0);
+  const p1 = f32x4.add(zero, v128.load(NT));
+  const t1 = NT + 16, t2 = NT + 32, t3 = NT + 48;
+  for (let b = 0; b < 3; b++) {
+    const p2 = f32x4.add(p1, f32x4.splat(ldf(t1, b)));
+    for (let c = 0; c < 3; c++) {
+      const p3 = f32x4.add(p2, f32x4.splat(ldf(t2, c)));
+      const at = P4 + (<usize>((b << 2) | (c << 4)) << 2);
+      v128.store(at, f32x4.add(p3, f32x4.splat(ldf(t3, 0))));
+      v128.store(at, f32x4.add(p3, f32x4.splat(ldf(t3, 1))), 64 << 2);
+      v128.store(at, f32x4.add(p3, f32x4.splat(ldf(t3, 2))), 128 << 2);
+    }
+  }
+  const nt4 = v128.load(NT, 64), nt5 = v128.load(NT, 80), nt6 = v128.load(NT, 96), nt7 = v128.load(NT, 112);
   const nb = iq1sNeighbours(u);
   const codes = iq1sNeighbourCodes(u);
   const n = <i32>load<u16>(nb);
@@ -154,16 +171,23 @@ function bestNeighbour(u: i32, xval: usize, w: usize, scale: f32, xx: usize): i3
   const byteScale = i32x4.splat(0x04040404);
   const three = i32x4.splat(3);
   for (let j = 1; j <= n; j += 4) {
-    // four codes; lanes past the list get code 0xffff: level 3 everywhere, +inf
+    // four codes; lanes past the list get code 0xffff: level 3 (+inf) in the last coordinates
     const jv = i32x4.add(lanes, i32x4.splat(j));
     const c = v128.bitselect(
       i32x4.extend_low_i16x8_u(v128.load64_zero(codes + (<usize>j << 1))), i32x4.splat(0xffff), i32x4.le_s(jv, nv));
-    let d2 = f32x4.splat(0);
-    for (let i = 0; i < 8; i++) {
-      const l = v128.and(i32x4.shr_u(c, 2 * i), three);
-      const t = i8x16.swizzle(v128.load(NT + (<usize>i << 4)), i32x4.add(i32x4.mul(l, byteScale), byteOffsets));
-      d2 = f32x4.add(d2, t);
-    }
+    const lo = v128.and(c, i32x4.splat(0xff));
+    let d2 = f32x4.splat(load<f32>(P4 + (<usize>i32x4.extract_lane(lo, 0) << 2)));
+    d2 = f32x4.replace_lane(d2, 1, load<f32>(P4 + (<usize>i32x4.extract_lane(lo, 1) << 2)));
+    d2 = f32x4.replace_lane(d2, 2, load<f32>(P4 + (<usize>i32x4.extract_lane(lo, 2) << 2)));
+    d2 = f32x4.replace_lane(d2, 3, load<f32>(P4 + (<usize>i32x4.extract_lane(lo, 3) << 2)));
+    const i4 = i32x4.add(i32x4.mul(v128.and(i32x4.shr_u(c, 8), three), byteScale), byteOffsets);
+    d2 = f32x4.add(d2, i8x16.swizzle(nt4, i4));
+    const i5 = i32x4.add(i32x4.mul(v128.and(i32x4.shr_u(c, 10), three), byteScale), byteOffsets);
+    d2 = f32x4.add(d2, i8x16.swizzle(nt5, i5));
+    const i6 = i32x4.add(i32x4.mul(v128.and(i32x4.shr_u(c, 12), three), byteScale), byteOffsets);
+    d2 = f32x4.add(d2, i8x16.swizzle(nt6, i6));
+    const i7 = i32x4.add(i32x4.mul(v128.and(i32x4.shr_u(c, 14), three), byteScale), byteOffsets);
+    d2 = f32x4.add(d2, i8x16.swizzle(nt7, i7));
     const upd = f32x4.lt(d2, bestV);
     bestV = v128.bitselect(d2, bestV, upd);
     bestJ = v128.bitselect(jv, bestJ, upd);
