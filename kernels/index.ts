@@ -108,4 +108,6 @@ export function dequantize(type: i32, src: usize, dst: usize, k: i32): i32 {
   return 0;
 }
 
-export { packLogitsRow, kldRow, expfRow } from "./logits";
+export { packLogitsRow, kldRow, expfRow, logProbAt } from "./logits";
+export { latticeMap, latticeNeighbours, latticePositions } from "./iq-neighbours";
+export { accumulateSquares } from "./imatrix";

@@ -219,3 +219,13 @@ export function kldRow(logits: usize, n: i32, base: usize, tok: i32, res: usize)
   store<f64>(res, sum, 8);
   store<f64>(res, imax == imaxBase ? 1.0 : 0.0, 16);
 }
+
+/**
+ * llama-imatrix's log_softmax for one position: log-probability of `tok`, (l_tok − max) in float
+ * minus log(Σ expf(l_i − max)) in double.
+ */
+const MIN_SCRATCH = memory.data(4, 4);
+export function logProbAt(logits: usize, n: i32, tok: i32): f64 {
+  const max = maxMin(logits, n, MIN_SCRATCH);
+  return <f64>(load<f32>(logits + (<usize>tok << 2)) - max) - Math.log(sumExp(logits, n, max));
+}

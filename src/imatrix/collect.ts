@@ -4,6 +4,7 @@
 // and added in llama.cpp's order (acc += x·x, each product and sum rounded to f32), so the result
 // is the same bits when the activations are.
 import { UserError } from "../errors.js";
+import { ImatrixKernels } from "./accumulate.js";
 
 /** One entry: per-column sums (ne0 × n_mat values) and a row count per matrix (or one for all). */
 export interface ImatrixStats {
@@ -33,8 +34,16 @@ export class ImatrixCollector {
   /** chunks seen so far (llama-imatrix's m_last_chunk) */
   lastChunk = 0;
 
+  private kernelsInstance: ImatrixKernels | undefined;
+
   /** @param chunkSize tokens per chunk (llama-imatrix: n_ctx / n_parallel) */
   constructor(readonly chunkSize: number) {}
+
+  /** The WebAssembly side of the accumulation (and of the perplexity's log-probabilities). */
+  get kernels(): ImatrixKernels {
+    this.kernelsInstance ??= new ImatrixKernels();
+    return this.kernelsInstance;
+  }
 
   /** A dense MUL_MAT: src0 is the weight (ne2·ne3 matrices), src1 the activations. */
   addMatMul(name: string, src0ne: readonly number[], src1: Activations): void {
@@ -53,19 +62,19 @@ export class ImatrixCollector {
     } else if (e.values.length !== ne0 * nMat) {
       throw new UserError(`${name}: inconsistent imatrix size (${e.values.length} vs ${ne0 * nMat})`);
     }
-    const acc = e.values;
+    const pairs = new Int32Array(2 * src1.ne[1] * src1.ne[2] * src1.ne[3]);
+    let p = 0;
     for (let i3 = 0; i3 < src1.ne[3]; i3++) {
       for (let i2 = 0; i2 < src1.ne[2]; i2++) {
         // 3-D+ activations against a 2-D weight are flattened onto it
         const matId = (i3 % src0ne[3]) * src0ne[2] + (i2 % src0ne[2]);
-        const base = matId * ne0;
         for (let row = 0; row < src1.ne[1]; row++) {
-          const at = row * src1.nb[1] + i2 * src1.nb[2] + i3 * src1.nb[3];
-          accumulateSquares(acc, base, src1.data, at, ne0);
+          pairs[p++] = (row * src1.nb[1] + i2 * src1.nb[2] + i3 * src1.nb[3]) >>> 2;
+          pairs[p++] = matId * ne0;
         }
       }
     }
-    checkFinite(name, acc, 0, acc.length);
+    if (!this.kernels.accumulateSquares(e.values, src1.data, pairs, ne0)) throw nonFinite(name);
     const nRows = src1.ne[1] * src1.ne[2] * src1.ne[3];
     for (let i = 0; i < e.counts.length; i++) {
       e.counts[i] += nRows / nMat;
@@ -96,18 +105,18 @@ export class ImatrixCollector {
     } else if (e.counts.length !== nExperts) {
       throw new UserError(`${name}: inconsistent expert count (${e.counts.length} vs ${nExperts})`);
     }
-    const touched = new Uint8Array(nExperts);
+    const pairs = new Int32Array(2 * ids.ne[0] * nTokens);
+    let p = 0;
     for (let slot = 0; slot < ids.ne[0]; slot++) {
       for (let row = 0; row < nTokens; row++) {
         const ex = ids.data.getInt32(row * ids.nb[1] + slot * ids.nb[0], true);
         if (ex < 0 || ex >= nExperts) throw new Error(`${name}: expert id ${ex} outside 0…${nExperts - 1}`);
-        const i11 = slot % src1.ne[1];
-        accumulateSquares(e.values, ex * ne0, src1.data, i11 * src1.nb[1] + row * src1.nb[2], ne0);
+        pairs[p++] = ((slot % src1.ne[1]) * src1.nb[1] + row * src1.nb[2]) >>> 2;
+        pairs[p++] = ex * ne0;
         e.counts[ex]++;
-        touched[ex] = 1;
       }
     }
-    for (let ex = 0; ex < nExperts; ex++) if (touched[ex]) checkFinite(name, e.values, ex * ne0, ne0);
+    if (!this.kernels.accumulateSquares(e.values, src1.data, pairs, ne0)) throw nonFinite(name);
     for (let ex = 0; ex < nExperts; ex++) this.advanceChunk(e.counts[ex]);
   }
 
@@ -155,19 +164,6 @@ export class ImatrixCollector {
   }
 }
 
-/** acc[base + j] += x[j]² for j < n (x from byte offset `at`), f32 throughout. */
-function accumulateSquares(acc: Float32Array, base: number, x: Float32Array, at: number, n: number): void {
-  // the double product of two f32 is exact, so fround gives the f32 product; the f32 sum of two
-  // f32 computed in double and rounded once (the Float32Array store) is the f32 sum (53 ≥ 2·24 + 2)
-  const from = at >>> 2;
-  for (let j = 0; j < n; j++) {
-    const v = x[from + j];
-    acc[base + j] = acc[base + j] + Math.fround(v * v);
-  }
-}
-
-function checkFinite(name: string, v: Float32Array, from: number, n: number): void {
-  for (let i = from; i < from + n; i++) {
-    if (!Number.isFinite(v[i])) throw new UserError(`${name}: non-finite activation statistics (the model produces NaN or Inf on this text)`);
-  }
+function nonFinite(name: string): UserError {
+  return new UserError(`${name}: non-finite activation statistics (the model produces NaN or Inf on this text)`);
 }

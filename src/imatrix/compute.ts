@@ -99,7 +99,7 @@ export async function computeImatrix(opts: ImatrixComputeOptions): Promise<Imatr
         if (computePpl) {
           for (let seq = 0; seq < nSeqBatch; seq++) {
             for (let p = first; p < ctx - 1; p++) {
-              const v = -logSoftmaxAt(context.logitsView(seq, p), nVocab, tokens[start + seq * ctx + p + 1]);
+              const v = -collector.kernels.logProb(context.logitsView(seq, p).subarray(0, nVocab), tokens[start + seq * ctx + p + 1]);
               nll += v;
               nll2 += v * v;
             }
@@ -161,13 +161,4 @@ export function weightName(name: string): string {
   if (p < 0) return name;
   const q = name.indexOf("#", p + 1);
   return q < 0 ? name.slice(p + 1) : name.slice(p + 1, q);
-}
-
-/** llama-imatrix's log_softmax: f32 max, double sum of expf, the token's log-probability. */
-function logSoftmaxAt(logits: Float32Array, n: number, tok: number): number {
-  let max = logits[0];
-  for (let i = 1; i < n; i++) if (logits[i] > max) max = logits[i];
-  let sum = 0;
-  for (let i = 0; i < n; i++) sum += Math.fround(Math.exp(Math.fround(logits[i] - max)));
-  return Math.fround(logits[tok] - max) - Math.log(sum);
 }

@@ -13,6 +13,9 @@ interface KernelExports {
   heapBase(): number;
   quantize(type: number, src: number, dst: number, nrows: number, ncols: number, imatrix: number): number;
   dequantize(type: number, src: number, dst: number, k: number): number;
+  latticePositions(lattice: number): number;
+  latticeMap(lattice: number): number;
+  latticeNeighbours(lattice: number): number;
 }
 
 export const WASM_PATH = fileURLToPath(new URL("../../build/kernels.wasm", import.meta.url));
@@ -252,4 +255,26 @@ export function dequantizeRows(type: GGMLType, src: Uint8Array, nrows: number, n
   const rc = k.dequantize(type, base, dstPtr, n);
   if (rc < 0) throw new Error(`no dequantize kernel for type ${typeName(type)}`);
   return new Float32Array(k.memory.buffer.slice(dstPtr, dstPtr + n * 4));
+}
+
+/** The IQ lattices of kernels/iq-neighbours.ts, in its numbering. */
+export const IQ_LATTICES = { IQ2XXS: 0, IQ2XS: 1, IQ2S: 2, IQ1S: 3, IQ3XXS: 4, IQ3S: 5 } as const;
+
+/**
+ * Copies of one IQ lattice's search tables as the kernels built them (ggml's iq2xs_init_impl /
+ * iq3xs_init_impl): grid positions, the code-word map and the neighbour lists.
+ */
+export function iqLatticeTables(lattice: number, gridPoints: number, coords: number, mapSize: number, neighbourEntries: number): {
+  positions: Int8Array; map: Int32Array; neighbours: Uint16Array;
+} {
+  const k = kernels();
+  const map = k.latticeMap(lattice);
+  const pos = k.latticePositions(lattice);
+  const nbr = k.latticeNeighbours(lattice);
+  const buf = k.memory.buffer;
+  return {
+    positions: new Int8Array(buf.slice(pos, pos + gridPoints * coords)),
+    map: new Int32Array(buf.slice(map, map + mapSize * 4)),
+    neighbours: new Uint16Array(buf.slice(nbr, nbr + neighbourEntries * 2)),
+  };
 }
