@@ -17,9 +17,8 @@
 // - Neighbour search: each coordinate's three possible terms w*diff*diff are computed once and
 //   four neighbours are scored in lanes, picking the first minimum as the scalar loop does.
 import { fp16ToFp32, fp32ToFp16 } from "./fp16";
-import { expandGrid } from "./iq-grid";
-import { IQ1S_CODES, IQ1S_LEVELS, IQ1S_SIZE } from "./iq-grids";
-import { iq1sGridIndex, iq1sNeighbourCodes, iq1sNeighbours, iq1sTablesReady } from "./iq1-neighbours";
+import { IQ1S_CODES, IQ1S_SIZE } from "./iq-grids";
+import { LATTICE_IQ1S, latticeMap, latticeNeighbours, latticeValues } from "./iq-neighbours";
 import { nearestInt } from "./quant-common";
 
 const QK_K: i32 = 256;
@@ -38,8 +37,6 @@ const XP: usize = memory.data<f32>([-1 + DELTA, DELTA, 1 + DELTA, 0]);
 const XM: usize = memory.data<f32>([-1 - DELTA, -DELTA, 1 - DELTA, 0]);
 
 // Scratch (kernels allocate nothing)
-const GRID8: usize = memory.data(2048 * 8, 16); // iq1s_grid as bytes, for dequantization
-let gridReady = false;
 const W: usize = memory.data(32 * 4, 16);
 const ORDER: usize = memory.data(32 * 4, 16);
 const SUMX: usize = memory.data(40 * 4, 16);
@@ -82,10 +79,54 @@ const LANES_MQ: usize = memory.data(16, 16);
   return <i32>load<u16>(IQ1S_CODES + (<usize>g << 1));
 }
 
-function gridBytesReady(): void {
-  if (gridReady) return;
-  expandGrid(IQ1S_CODES, IQ1S_LEVELS, IQ1S_SIZE, 8, 2, GRID8);
-  gridReady = true;
+// ggml's kmap_q2xs / kneighbors_q2xs of the IQ1S grid (kernels/iq-neighbours.ts), and the
+// neighbour lists again with each neighbour's code instead of its index, for the search to read
+// four at a time: NB_CODES_AT[u] is where the list of code u starts (the count, then the codes).
+// Only codes with every level in 0..2 are looked up, so only theirs are copied.
+const KMAP_SIZE: i32 = 43692;
+const NB_CODES_CAPACITY: i32 = 327721 + 4513; // neighbours of the 4513 such codes off the grid, and their counts
+const NB_CODES: usize = memory.data(NB_CODES_CAPACITY * 2 + 16, 16);
+const NB_CODES_AT: usize = memory.data(KMAP_SIZE * 4, 16);
+let kmap: usize = 0;
+let kneighbours: usize = 0;
+
+function tablesReady(): void {
+  if (kmap != 0) return;
+  const map = latticeMap(LATTICE_IQ1S);
+  const lists = latticeNeighbours(LATTICE_IQ1S);
+  let at = 0;
+  for (let u = 0; u < KMAP_SIZE; u++) {
+    if ((u & (u >> 1) & 0x5555) != 0) continue; // a level 3
+    const m = load<i32>(map + (<usize>u << 2));
+    if (m >= 0) continue;
+    const nb = lists + (<usize>(-m - 1) << 1);
+    const n = <i32>load<u16>(nb);
+    if (at + 1 + n > NB_CODES_CAPACITY) unreachable();
+    sti(NB_CODES_AT, u, at);
+    store<u16>(NB_CODES + (<usize>at << 1), <u16>n);
+    for (let j = 1; j <= n; j++) store<u16>(NB_CODES + (<usize>(at + j) << 1), <u16>gridCode(<i32>load<u16>(nb + (<usize>j << 1))));
+    at += 1 + n;
+  }
+  kneighbours = lists;
+  kmap = map;
+}
+
+/** kmap_q2xs[u]: the grid index of code u, or < 0 when u is off the grid. */
+@inline
+function iq1sGridIndex(u: i32): i32 {
+  return load<i32>(kmap + (<usize>u << 2));
+}
+
+/** The neighbour list of an off-grid code u (u16 count, then grid indices). */
+@inline
+function iq1sNeighbours(u: i32): usize {
+  return kneighbours + (<usize>(-load<i32>(kmap + (<usize>u << 2)) - 1) << 1);
+}
+
+/** The codes of the neighbours of iq1sNeighbours(u), at the same positions. */
+@inline
+function iq1sNeighbourCodes(u: i32): usize {
+  return NB_CODES + (<usize>ldi(NB_CODES_AT, u) << 1);
 }
 
 /**
@@ -400,7 +441,7 @@ function quantizeSuperBlockS(x: usize, qw: usize, y: usize): i32 {
 }
 
 export function quantizeRowsIQ1_S(src: usize, dst: usize, nrows: i32, ncols: i32, imatrix: usize): i32 {
-  iq1sTablesReady();
+  tablesReady();
   const nblocks = ncols >> 8;
   for (let r = 0; r < nrows; r++) {
     const x = src + ((<usize>r * <usize>ncols) << 2);
@@ -576,7 +617,7 @@ function quantizeSuperBlockM(x: usize, qw: usize, y: usize): i32 {
 }
 
 export function quantizeRowsIQ1_M(src: usize, dst: usize, nrows: i32, ncols: i32, imatrix: usize): i32 {
-  iq1sTablesReady();
+  tablesReady();
   const nblocks = ncols >> 8;
   for (let r = 0; r < nrows; r++) {
     const x = src + ((<usize>r * <usize>ncols) << 2);
@@ -593,8 +634,8 @@ export function quantizeRowsIQ1_M(src: usize, dst: usize, nrows: i32, ncols: i32
 
 /** y[0..8) = dl*(grid[j] + delta) for grid point g. */
 @inline
-function dequantGroup(g: i32, dl: f32, delta: f32, y: usize): void {
-  const bytes = v128.load64_zero(GRID8 + (<usize>g << 3));
+function dequantGroup(grid: usize, g: i32, dl: f32, delta: f32, y: usize): void {
+  const bytes = v128.load64_zero(grid + (<usize>g << 3));
   const lo = i32x4.extend_low_i16x8_s(i16x8.extend_low_i8x16_s(bytes));
   const hi = i32x4.extend_high_i16x8_s(i16x8.extend_low_i8x16_s(bytes));
   const dv = f32x4.splat(dl), deltav = f32x4.splat(delta);
@@ -603,7 +644,7 @@ function dequantGroup(g: i32, dl: f32, delta: f32, y: usize): void {
 }
 
 export function dequantizeIQ1_S(src: usize, dst: usize, k: i32): void {
-  gridBytesReady();
+  const grid = latticeValues(LATTICE_IQ1S); // iq1s_grid as bytes -1, 0, 1
   const nblocks = <usize>k >> 8;
   for (let b: usize = 0; b < nblocks; b++) {
     const x = src + b * S_BLOCK_BYTES;
@@ -614,14 +655,14 @@ export function dequantizeIQ1_S(src: usize, dst: usize, k: i32): void {
       const delta: f32 = (qh & 0x8000) != 0 ? -DELTA : DELTA;
       for (let l = 0; l < 4; l++) {
         const g = <i32>load<u8>(x + 2 + <usize>(4 * ib + l)) | (((qh >> (3 * l)) & 7) << 8);
-        dequantGroup(g, dl, delta, dst + (b << 10) + <usize>((32 * ib + 8 * l) << 2));
+        dequantGroup(grid, g, dl, delta, dst + (b << 10) + <usize>((32 * ib + 8 * l) << 2));
       }
     }
   }
 }
 
 export function dequantizeIQ1_M(src: usize, dst: usize, k: i32): void {
-  gridBytesReady();
+  const grid = latticeValues(LATTICE_IQ1S); // iq1s_grid as bytes -1, 0, 1
   const nblocks = <usize>k >> 8;
   for (let b: usize = 0; b < nblocks; b++) {
     const x = src + b * M_BLOCK_BYTES;
@@ -636,10 +677,10 @@ export function dequantizeIQ1_M(src: usize, dst: usize, k: i32): void {
       const h0 = <i32>load<u8>(qhp + <usize>(2 * ib)), h1 = <i32>load<u8>(qhp + <usize>(2 * ib + 1));
       const y = dst + (b << 10) + <usize>((32 * ib) << 2);
       const q = qs + <usize>(4 * ib);
-      dequantGroup(<i32>load<u8>(q) | ((h0 << 8) & 0x700), dl1, (h0 & 0x08) != 0 ? -DELTA : DELTA, y);
-      dequantGroup(<i32>load<u8>(q + 1) | ((h0 << 4) & 0x700), dl1, (h0 & 0x80) != 0 ? -DELTA : DELTA, y + 32);
-      dequantGroup(<i32>load<u8>(q + 2) | ((h1 << 8) & 0x700), dl2, (h1 & 0x08) != 0 ? -DELTA : DELTA, y + 64);
-      dequantGroup(<i32>load<u8>(q + 3) | ((h1 << 4) & 0x700), dl2, (h1 & 0x80) != 0 ? -DELTA : DELTA, y + 96);
+      dequantGroup(grid, <i32>load<u8>(q) | ((h0 << 8) & 0x700), dl1, (h0 & 0x08) != 0 ? -DELTA : DELTA, y);
+      dequantGroup(grid, <i32>load<u8>(q + 1) | ((h0 << 4) & 0x700), dl1, (h0 & 0x80) != 0 ? -DELTA : DELTA, y + 32);
+      dequantGroup(grid, <i32>load<u8>(q + 2) | ((h1 << 8) & 0x700), dl2, (h1 & 0x08) != 0 ? -DELTA : DELTA, y + 64);
+      dequantGroup(grid, <i32>load<u8>(q + 3) | ((h1 << 4) & 0x700), dl2, (h1 & 0x80) != 0 ? -DELTA : DELTA, y + 96);
     }
   }
 }
