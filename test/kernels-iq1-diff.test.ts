@@ -4,11 +4,12 @@
 // only (ggml aborts without one; hquant refuses), IQ1_M with and without. Per variant 2000+ random
 // rows at widths of 1, 2, 3, 5 and 11 super-blocks, and 38 edge rows × 6 or 7 importance vectors
 // (zeros, constants, lattice points, ties, magnitudes from subnormal to 1e8, all-zero weights).
-// The oracle's first IQ1 call builds ggml's neighbour tables (seconds of CPU), once per process.
-import { describe, expect, it } from "vitest";
+// The oracle's first IQ1 call builds ggml's neighbour tables (seconds of CPU), once per process,
+// on a worker thread (beforeAll); each test stays short so the runner's event loop is not starved.
+import { beforeAll, describe, expect, it } from "vitest";
 import { GGMLType, rowSize, typeName } from "../src/gguf/ggml-types.js";
 import { dequantizeRows, quantizeRows } from "../src/quant/kernels.js";
-import { oracleDequantize, oracleQuantize } from "./oracle/ggml.js";
+import { oracleDequantize, oracleQuantize, oracleQuantizeInit } from "./oracle/ggml.js";
 import { firstDiff, prng } from "./kernel-test-util.js";
 import { QK_K, edgeImatrices, edgeRows, randomImatrix, randomRow } from "./iq1-rows.js";
 
@@ -28,6 +29,8 @@ function compare(type: GGMLType, src: Float32Array, nrows: number, ncols: number
   return "";
 }
 
+beforeAll(() => oracleQuantizeInit(GGMLType.IQ1_S)); // IQ1_M shares its tables
+
 const VARIANTS = [
   ["iq1_s", GGMLType.IQ1_S, true],
   ["iq1_m", GGMLType.IQ1_M, true],
@@ -35,17 +38,15 @@ const VARIANTS = [
 ] as const;
 
 describe.each(VARIANTS.map(([n, t, im]) => [`${n} ${im ? "imatrix" : "plain"}`, t, im] as const))("%s vs llama.cpp", (_name, type, withImatrix) => {
-  it("random rows at widths of 1, 2, 3, 5 and 11 super-blocks", () => {
-    const rand = prng(0x1c100000 + type * 2 + (withImatrix ? 1 : 0));
-    for (const [blocks, nrows] of [[1, 640], [2, 320], [3, 480], [5, 384], [11, 192]] as const) {
-      const ncols = blocks * QK_K;
-      for (let batch = 0; batch < 4; batch++) {
-        const n = nrows / 4;
-        const src = new Float32Array(n * ncols);
-        for (let r = 0; r < n; r++) src.set(randomRow(rand, ncols), r * ncols);
-        const im = withImatrix ? randomImatrix(rand, ncols, [0, 0.1, 0.5, 0.9][batch]!) : null;
-        expect(compare(type, src, n, ncols, im)).toBe("");
-      }
+  it.each([[1, 640], [2, 320], [3, 480], [5, 384], [11, 192]] as const)("random rows, %i super-block(s) wide (%i rows)", (blocks, nrows) => {
+    const rand = prng(0x1c100000 + type * 64 + blocks * 2 + (withImatrix ? 1 : 0));
+    const ncols = blocks * QK_K;
+    for (let batch = 0; batch < 4; batch++) {
+      const n = nrows / 4;
+      const src = new Float32Array(n * ncols);
+      for (let r = 0; r < n; r++) src.set(randomRow(rand, ncols), r * ncols);
+      const im = withImatrix ? randomImatrix(rand, ncols, [0, 0.1, 0.5, 0.9][batch]!) : null;
+      expect(compare(type, src, n, ncols, im)).toBe("");
     }
   });
 
