@@ -8,10 +8,10 @@
 // on a worker thread (beforeAll); each test stays short so the runner's event loop is not starved.
 import { beforeAll, describe, expect, it } from "vitest";
 import { GGMLType, rowSize, typeName } from "../src/gguf/ggml-types.js";
-import { dequantizeRows, quantizeRows } from "../src/quant/kernels.js";
+import { convertRows, dequantizeRows, quantizeInto, quantizeRows, quantizeStaged, stagingRows } from "../src/quant/kernels.js";
 import { oracleDequantize, oracleQuantize, oracleQuantizeInit } from "./oracle/ggml.js";
 import { firstDiff, prng } from "./kernel-test-util.js";
-import { QK_K, edgeImatrices, edgeRows, randomImatrix, randomRow } from "./iq1-rows.js";
+import { QK_K, edgeImatrices, edgeRows, gauss, randomImatrix, randomRow } from "./iq1-rows.js";
 
 /** Quantize with both, compare bytes then dequantized floats; returns a message or "" when equal. */
 function compare(type: GGMLType, src: Float32Array, nrows: number, ncols: number, imatrix: Float32Array | null): string {
@@ -63,6 +63,28 @@ describe.each(VARIANTS.map(([n, t, im]) => [`${n} ${im ? "imatrix" : "plain"}`, 
   });
 });
 
+describe.each([["iq1_s", GGMLType.IQ1_S], ["iq1_m", GGMLType.IQ1_M]] as const)("%s through every entry point", (_name, type) => {
+  it("quantizeInto, quantizeStaged and convertRows (F32 and F16 sources) give ggml_quantize_chunk's bytes", () => {
+    const rand = prng(0xe7e70000 + type);
+    const nrows = 6, ncols = 3 * QK_K;
+    const src = new Float32Array(nrows * ncols);
+    for (let r = 0; r < nrows; r++) src.set(randomRow(rand, ncols), r * ncols);
+    const im = randomImatrix(rand, ncols, 0.1);
+    const want = oracleQuantize(type, src, nrows, ncols, im);
+    const out = new Uint8Array(want.length + 2).fill(0xaa);
+    quantizeInto(type, src, nrows, ncols, im, out.subarray(1));
+    expect(firstDiff(out.subarray(1, 1 + want.length), want)).toBe(-1);
+    expect([out[0], out[want.length + 1]]).toEqual([0xaa, 0xaa]);
+    stagingRows(nrows, ncols).set(src);
+    expect(firstDiff(quantizeStaged(type, nrows, ncols, im), want)).toBe(-1);
+    expect(firstDiff(convertRows(GGMLType.F32, new Uint8Array(src.buffer), type, nrows, ncols, im), want)).toBe(-1);
+    // an F16 source: the same as quantizing its f32 values
+    const f16 = quantizeRows(GGMLType.F16, src, nrows, ncols, null);
+    const widened = dequantizeRows(GGMLType.F16, f16, nrows, ncols);
+    expect(firstDiff(convertRows(GGMLType.F16, f16, type, nrows, ncols, im), oracleQuantize(type, widened, nrows, ncols, im))).toBe(-1);
+  });
+});
+
 describe.each([["iq1_s", GGMLType.IQ1_S], ["iq1_m", GGMLType.IQ1_M]] as const)("%s dequantization", (_name, type) => {
   it("dequantizes arbitrary blocks (NaN/Inf scales included) exactly like llama.cpp", () => {
     const rand = prng(0xdec0de00 + type);
@@ -79,8 +101,26 @@ describe.each([["iq1_s", GGMLType.IQ1_S], ["iq1_m", GGMLType.IQ1_M]] as const)("
 describe("iq1_s without an importance matrix", () => {
   it("is refused with a one-line error before the kernel runs (ggml would abort)", () => {
     const row = new Float32Array(QK_K).fill(1);
-    expect(() => quantizeRows(GGMLType.IQ1_S, row, 1, QK_K, null)).toThrow(
-      /^iq1_s: quantizing needs an importance matrix \(llama\.cpp aborts without one\)$/,
+    const message = /^iq1_s: quantizing needs an importance matrix \(llama\.cpp aborts without one\)$/;
+    expect(() => quantizeRows(GGMLType.IQ1_S, row, 1, QK_K, null)).toThrow(message);
+    expect(() => convertRows(GGMLType.F32, new Uint8Array(row.buffer), GGMLType.IQ1_S, 1, QK_K, null)).toThrow(message);
+    stagingRows(1, QK_K).set(row);
+    expect(() => quantizeStaged(GGMLType.IQ1_S, 1, QK_K, null)).toThrow(message);
+  });
+});
+
+describe("iq1_m rows llama.cpp aborts on", () => {
+  it("are refused with a one-line error naming the row", () => {
+    // magnitudes ~1e13 without an importance vector: every neighbour's weighted distance
+    // overflows, and ggml's iq1_find_best_neighbour2 fails its GGML_ASSERT(grid_index >= 0)
+    const rand = prng(7);
+    const rows = new Float32Array(3 * QK_K);
+    for (let c = 0; c < rows.length; c++) rows[c] = gauss(rand) * (c >= 2 * QK_K ? 1e13 : 1);
+    expect(() => quantizeRows(GGMLType.IQ1_M, rows, 3, QK_K, null)).toThrow(
+      /^iq1_m: row 2 is out of range for the lattice search \(llama\.cpp aborts on it\)$/,
+    );
+    expect(quantizeRows(GGMLType.IQ1_M, rows.subarray(0, 2 * QK_K), 2, QK_K, null)).toEqual(
+      oracleQuantize(GGMLType.IQ1_M, rows.subarray(0, 2 * QK_K), 2, QK_K, null),
     );
   });
 });
