@@ -76,8 +76,11 @@ function growTo(k: KernelExports, end: number): void {
 
 const align = (n: number) => (n + 63) & ~63;
 
-/** Types ggml_quantize_chunk aborts on without an importance matrix (ggml_quantize_requires_imatrix). */
-const REQUIRES_IMATRIX: ReadonlySet<GGMLType> = new Set([GGMLType.IQ2_XXS, GGMLType.IQ2_XS, GGMLType.IQ1_S]);
+/**
+ * Types with a kernel that ggml_quantize_chunk aborts on without an importance matrix
+ * (ggml_quantize_requires_imatrix: also IQ2_XXS and IQ2_XS, which join with their kernels).
+ */
+const REQUIRES_IMATRIX: ReadonlySet<GGMLType> = new Set([GGMLType.IQ1_S]);
 
 function checkShape(type: GGMLType, nrows: number, ncols: number, imatrix: Float32Array | null | undefined): void {
   const info = mustTypeInfo(type);
