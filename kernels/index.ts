@@ -26,8 +26,6 @@ const F32 = 0, F16 = 1, Q4_0 = 2, Q4_1 = 3, Q5_0 = 6, Q5_1 = 7, Q8_0 = 8;
 const Q2_K = 10, Q3_K = 11, Q4_K = 12, Q5_K = 13, Q6_K = 14, IQ1_S = 19, IQ4_NL = 20, IQ4_XS = 23, IQ1_M = 29, BF16 = 30;
 
 export const ERR_UNSUPPORTED: i32 = -1;
-/** -(2 + row): the reference aborts on that row (GGML_ASSERT in a lattice search: magnitudes overflow). */
-export const ERR_ROW_ABORTS: i32 = -2;
 
 /** First byte free for the caller's buffers. */
 export function heapBase(): usize {
@@ -54,8 +52,8 @@ export function firstNonFiniteRow(src: usize, nrows: i32, ncols: i32): i32 {
 /**
  * Quantize nrows rows of ncols f32 values at src into dst.
  * Returns 0 on success, 1 + row index of the first non-finite row (nothing meaningful written),
- * ERR_UNSUPPORTED for a type without a kernel, or ERR_ROW_ABORTS - row index for a row on which
- * llama.cpp's quantizer aborts.
+ * ERR_UNSUPPORTED for a type without a kernel, or -(2 + row index) for a row on which llama.cpp's
+ * quantizer aborts (ERR_ROW_ABORTS of iq1.ts: a lattice search whose sums overflow).
  */
 export function quantize(type: i32, src: usize, dst: usize, nrows: i32, ncols: i32, imatrix: usize): i32 {
   const bad = firstNonFiniteRow(src, nrows, ncols);

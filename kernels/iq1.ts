@@ -30,7 +30,7 @@ const DELTA: f32 = 0.125; // IQ1S_DELTA = IQ1M_DELTA
 const FLT_MAX: f32 = 3.4028234663852886e38;
 
 /** quantize()'s code for a row the reference aborts on (GGML_ASSERT): -(2 + row index). */
-export const ERR_LATTICE_BASE: i32 = -2;
+export const ERR_ROW_ABORTS: i32 = -2;
 
 // x_p = {-1 + Δ, Δ, 1 + Δ}, x_m = {-1 - Δ, -Δ, 1 - Δ}; lane 3 is padding
 const XP: usize = memory.data<f32>([-1 + DELTA, DELTA, 1 + DELTA, 0]);
@@ -447,7 +447,7 @@ export function quantizeRowsIQ1_S(src: usize, dst: usize, nrows: i32, ncols: i32
     const x = src + ((<usize>r * <usize>ncols) << 2);
     const y = dst + <usize>r * <usize>nblocks * S_BLOCK_BYTES;
     for (let b = 0; b < nblocks; b++) {
-      if (quantizeSuperBlockS(x + (<usize>b << 10), imatrix + (<usize>b << 10), y + <usize>b * S_BLOCK_BYTES) != 0) return ERR_LATTICE_BASE - r;
+      if (quantizeSuperBlockS(x + (<usize>b << 10), imatrix + (<usize>b << 10), y + <usize>b * S_BLOCK_BYTES) != 0) return ERR_ROW_ABORTS - r;
     }
   }
   return 0;
@@ -624,7 +624,7 @@ export function quantizeRowsIQ1_M(src: usize, dst: usize, nrows: i32, ncols: i32
     const y = dst + <usize>r * <usize>nblocks * M_BLOCK_BYTES;
     for (let b = 0; b < nblocks; b++) {
       const qw = imatrix != 0 ? imatrix + (<usize>b << 10) : 0;
-      if (quantizeSuperBlockM(x + (<usize>b << 10), qw, y + <usize>b * M_BLOCK_BYTES) != 0) return ERR_LATTICE_BASE - r;
+      if (quantizeSuperBlockM(x + (<usize>b << 10), qw, y + <usize>b * M_BLOCK_BYTES) != 0) return ERR_ROW_ABORTS - r;
     }
   }
   return 0;
