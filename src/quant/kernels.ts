@@ -77,13 +77,24 @@ function growTo(k: KernelExports, end: number): void {
 const align = (n: number) => (n + 63) & ~63;
 
 /** Types ggml quantizes only with an importance vector (ggml_quantize_requires_imatrix: it aborts without one). */
-const REQUIRES_IMATRIX: ReadonlySet<GGMLType> = new Set([GGMLType.IQ2_XXS, GGMLType.IQ2_XS]);
+const REQUIRES_IMATRIX: ReadonlySet<GGMLType> = new Set([GGMLType.IQ2_XXS, GGMLType.IQ2_XS, GGMLType.IQ1_S]);
 
 function checkShape(type: GGMLType, nrows: number, ncols: number, imatrix: Float32Array | null | undefined): void {
   const info = mustTypeInfo(type);
   if (!imatrix && REQUIRES_IMATRIX.has(type)) throw new Error(`${typeName(type)} needs an importance matrix: llama.cpp does not quantize it without one`);
   if (ncols % info.blockSize !== 0) throw new Error(`${typeName(type)}: row length ${ncols} is not a multiple of ${info.blockSize}`);
   if (imatrix && imatrix.length !== ncols) throw new Error(`quantizeRows: importance vector has ${imatrix.length} values for ${ncols} columns`);
+}
+
+/**
+ * The kernels' quantize() result for rows starting at batch row `first`: 0 ok, 1 + row (NaN/Inf),
+ * -1 (no kernel), -2 - row (a row llama.cpp's quantizer aborts on).
+ */
+function checkResult(type: GGMLType, rc: number, first: number): void {
+  if (rc === 0) return;
+  if (rc > 0) throw new NonFiniteRowError(first + rc - 1);
+  if (rc === -1) throw new Error(`no kernel for type ${typeName(type)}`);
+  throw new Error(`${typeName(type)}: row ${first - rc - 2} is out of range for the lattice search (llama.cpp aborts on it)`);
 }
 
 // Rows go through linear memory a slice at a time, each slice small enough that copying it in,
@@ -113,9 +124,7 @@ function quantizeSlices(
   for (let first = 0; first < nrows; first += sliceRows) {
     const n = Math.min(sliceRows, nrows - first);
     place(k, srcPtr, scratchPtr, first, n);
-    const rc = k.quantize(type, srcPtr, dstPtr, n, ncols, imPtr);
-    if (rc < 0) throw new Error(`no kernel for type ${typeName(type)}`);
-    if (rc > 0) throw new NonFiniteRowError(first + rc - 1);
+    checkResult(type, k.quantize(type, srcPtr, dstPtr, n, ncols, imPtr), first);
     out.set(new Uint8Array(k.memory.buffer, dstPtr, n * rowBytes), first * rowBytes);
   }
 }
@@ -228,9 +237,7 @@ export function quantizeStaged(type: GGMLType, nrows: number, ncols: number, ima
   // growing keeps the staged rows (it only detaches views made before)
   growTo(k, dstPtr + align(dstBytes) + (imatrix ? ncols * 4 : 0));
   if (imatrix) new Float32Array(k.memory.buffer, imPtr, ncols).set(imatrix);
-  const rc = k.quantize(type, srcPtr, dstPtr, nrows, ncols, imPtr);
-  if (rc < 0) throw new Error(`no kernel for type ${typeName(type)}`);
-  if (rc > 0) throw new NonFiniteRowError(rc - 1);
+  checkResult(type, k.quantize(type, srcPtr, dstPtr, nrows, ncols, imPtr), 0);
   return new Uint8Array(k.memory.buffer, dstPtr, dstBytes);
 }
 

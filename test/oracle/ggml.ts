@@ -48,6 +48,15 @@ export function oracleQuantize(
   return dst;
 }
 
+/**
+ * ggml_quantize_init(type) on a koffi worker thread: the IQ lattice types build their tables on
+ * first use, seconds of CPU that would otherwise block the test runner's event loop.
+ */
+export function oracleQuantizeInit(type: GGMLType): Promise<void> {
+  const init = ggml().func("void ggml_quantize_init(int type)") as unknown as { async: (type: number, cb: (err: unknown) => void) => void };
+  return new Promise((resolve, reject) => init.async(type, (err) => (err ? reject(err) : resolve())));
+}
+
 /** llama.cpp's dequantize_row_<type> (or the fp16/bf16 row converters) over whole rows. */
 export function oracleDequantize(type: GGMLType, src: Uint8Array, nrows: number, ncols: number): Float32Array {
   const n = nrows * ncols;
