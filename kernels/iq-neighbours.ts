@@ -4,7 +4,9 @@
 //   map         one i32 per packed code word u (kmapSize of them): the grid index when u is a grid
 //               point, else -(offset+1) with neighbours[offset] = n followed by n grid indices
 //   neighbours  u16 lists: for every u off the grid, the grid points in its nwant nearest
-//               distinct squared distances, ordered by (distance, index)
+//               distinct squared distances, ordered by (distance, index); 2-bit code words
+//               with a level 3 get none (map NO_LIST): ggml builds theirs, but its quantizers
+//               clamp every level to 0…2 and never read them
 // ggml sorts all (distance, index) pairs with qsort; the order is total, so taking the distance
 // buckets in ascending order and each bucket by ascending index gives the same lists without a
 // sort. Kernels allocate nothing, so every table is static, sized for its lattice (the neighbour
@@ -30,12 +32,12 @@ const SPEC_FIELDS = 8;
 const F_SIZE = 0, F_THREE = 1, F_NWANT = 2, F_NB = 3, F_POS = 4, F_MAP = 5, F_NBR = 6, F_VAL = 7;
 const SPEC = memory.data<i32>([
   //  size three nwant neighbours positions map     neighbours values   (offsets: bytes, i32s, u16s, bytes)
-  256, 0, 2, 417400, 0, 0, 0, 0, // IQ2XXS
-  512, 0, 2, 551722, 2048, 43692, 417400, 2048, // IQ2XS
-  1024, 0, 1, 209100, 6144, 87384, 969122, 6144, // IQ2S
-  2048, 0, 3, 1375339, 14336, 131076, 1178222, 14336, // IQ1S
-  256, 1, 2, 22825, 30720, 174768, 2553561, 30720, // IQ3XXS
-  512, 1, 3, 28317, 31744, 178864, 2576386, 31744, // IQ3S
+  256, 0, 2, 119462, 0, 0, 0, 0, // IQ2XXS
+  512, 0, 2, 187770, 2048, 43692, 119462, 2048, // IQ2XS
+  1024, 0, 1, 50253, 6144, 87384, 307232, 6144, // IQ2S
+  2048, 0, 3, 332234, 14336, 131076, 357485, 14336, // IQ1S
+  256, 1, 2, 22825, 30720, 174768, 689719, 30720, // IQ3XXS
+  512, 1, 3, 28317, 31744, 178864, 712544, 31744, // IQ3S
 ]);
 // kmap sizes: every code word of 8 two-bit (IQ2/IQ1) or 4 three-bit (IQ3) coordinates
 const KMAP_2BIT: i32 = 43692;
@@ -43,7 +45,7 @@ const KMAP_3BIT: i32 = 4096;
 const POSITIONS = memory.data(33792, 8);
 const VALUES = memory.data(33792, 8);
 const MAPS = memory.data(182960 * 4, 4);
-const NEIGHBOURS = memory.data(2604703 * 2, 2);
+const NEIGHBOURS = memory.data(740861 * 2, 2);
 
 @inline function spec(lattice: i32, field: i32): i32 {
   return load<i32>(SPEC + (<usize>(lattice * SPEC_FIELDS + field) << 2));
@@ -54,6 +56,9 @@ const DIST = memory.data(2048 * 4, 16);
 const MAX_D2_2BIT: i32 = 8 * 36; // 8 coordinates, |Δ| ≤ 6
 const MAX_D2_3BIT: i32 = 4 * 196; // 4 coordinates, |Δ| ≤ 14
 const SEEN = memory.data((MAX_D2_3BIT + 1) * 4, 4);
+
+/** map value of a code word that has no neighbour list (a 2-bit word with a level 3). */
+export const NO_LIST: i32 = i32.MIN_VALUE;
 
 let built: i32 = 0; // bit per lattice
 let valuesBuilt: i32 = 0;
@@ -140,6 +145,11 @@ function build(lattice: i32): void {
   let counter = 0;
   for (let u = 0; u < kmapSize; u++) {
     if (load<i32>(map + (<usize>u << 2)) >= 0) continue;
+    // a 2-bit code word with a level 3 is never looked up (the quantizers clamp l to 0…2): no list
+    if (!three && (u & (u >> 1) & 0x5555) != 0) {
+      store<i32>(map + (<usize>u << 2), NO_LIST);
+      continue;
+    }
     distances(u, size, coords, bits, pos);
     memory.fill(SEEN, 0, <usize>(maxD2 + 1) << 2);
     for (let j = 0; j < size; j++) store<i32>(SEEN + (<usize>load<i32>(DIST + (<usize>j << 2)) << 2), 1);

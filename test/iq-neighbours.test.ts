@@ -1,16 +1,20 @@
 // The IQ lattices' search tables built by the kernels (kernels/iq-neighbours.ts, which takes the
 // distance buckets in order instead of sorting) against a direct re-derivation of ggml's
 // iq2xs_init_impl / iq3xs_init_impl: sort every (squared distance, index) pair, keep the first nwant
-// distinct distances. Whole tables for the IQ3 lattices, every 41st code word for the larger ones.
+// distinct distances. Whole tables for the IQ3 lattices, every 7th code word for the larger ones,
+// whose code words with a level 3 (never looked up: the quantizers clamp levels to 0…2) have none.
 import { describe, expect, it } from "vitest";
 import { readIqGrids } from "../scripts/gen-iq-grids.js";
 import { IQ_LATTICES, iqLatticeTables } from "../src/quant/kernels.js";
 
+/** kernels/iq-neighbours.ts's NO_LIST. */
+const NO_LIST = -(2 ** 31);
+
 const SPEC = {
-  IQ2XXS: { mapSize: 43692, nwant: 2, entries: 417400, stride: 41 },
-  IQ2XS: { mapSize: 43692, nwant: 2, entries: 551722, stride: 41 },
-  IQ2S: { mapSize: 43692, nwant: 1, entries: 209100, stride: 41 },
-  IQ1S: { mapSize: 43692, nwant: 3, entries: 1375339, stride: 41 },
+  IQ2XXS: { mapSize: 43692, nwant: 2, entries: 119462, stride: 7 },
+  IQ2XS: { mapSize: 43692, nwant: 2, entries: 187770, stride: 7 },
+  IQ2S: { mapSize: 43692, nwant: 1, entries: 50253, stride: 7 },
+  IQ1S: { mapSize: 43692, nwant: 3, entries: 332234, stride: 7 },
   IQ3XXS: { mapSize: 4096, nwant: 2, entries: 22825, stride: 1 },
   IQ3S: { mapSize: 4096, nwant: 3, entries: 28317, stride: 1 },
 } as const;
@@ -32,6 +36,10 @@ describe("IQ lattice search tables", () => {
         continue;
       }
       offGrid++;
+      if (g.bits === 2 && (u & (u >> 1) & 0x5555) !== 0) {
+        expect(t.map[u]).toBe(NO_LIST);
+        continue;
+      }
       if (u % spec.stride !== 0) continue;
       const p = posOf(u);
       const pairs = points.map((q, j) => [q.reduce((s, v, k) => s + (v - p[k]!) ** 2, 0), j] as const).sort((a, b) => a[0] - b[0] || a[1] - b[1]);
