@@ -19,12 +19,20 @@ import { quantizeRowsQ4_K, dequantizeQ4_K } from "./q4_k";
 import { quantizeRowsQ5_K, dequantizeQ5_K } from "./q5_k";
 import { quantizeRowsQ6_K, dequantizeQ6_K } from "./q6_k";
 import { quantizeRowsIQ4_NL, dequantizeIQ4_NL, quantizeRowsIQ4_XS, dequantizeIQ4_XS } from "./iq4";
+import { quantizeRowsIQ3_XXS, dequantizeIQ3_XXS, quantizeRowsIQ3_S, dequantizeIQ3_S } from "./iq3";
 
 // ggml type ids (ggml.h)
 const F32 = 0, F16 = 1, Q4_0 = 2, Q4_1 = 3, Q5_0 = 6, Q5_1 = 7, Q8_0 = 8;
-const Q2_K = 10, Q3_K = 11, Q4_K = 12, Q5_K = 13, Q6_K = 14, IQ4_NL = 20, IQ4_XS = 23, BF16 = 30;
+const Q2_K = 10, Q3_K = 11, Q4_K = 12, Q5_K = 13, Q6_K = 14, IQ3_XXS = 18, IQ4_NL = 20, IQ3_S = 21, IQ4_XS = 23, BF16 = 30;
 
 export const ERR_UNSUPPORTED: i32 = -1;
+/** ERR_REFERENCE_ABORTS - r: ggml's quantizer asserts (aborts the process) on row r of the batch. */
+export const ERR_REFERENCE_ABORTS: i32 = -2;
+
+/** A kernel's 1 + first row ggml would abort on (0: none) as quantize()'s return code. */
+function abortsAt(r: i32): i32 {
+  return r == 0 ? 0 : ERR_REFERENCE_ABORTS - (r - 1);
+}
 
 /** First byte free for the caller's buffers. */
 export function heapBase(): usize {
@@ -51,6 +59,7 @@ export function firstNonFiniteRow(src: usize, nrows: i32, ncols: i32): i32 {
 /**
  * Quantize nrows rows of ncols f32 values at src into dst.
  * Returns 0 on success, 1 + row index of the first non-finite row (nothing meaningful written),
+ * ERR_REFERENCE_ABORTS - r when ggml's quantizer would abort on row r (a GGML_ASSERT of its search),
  * or ERR_UNSUPPORTED for a type without a kernel.
  */
 export function quantize(type: i32, src: usize, dst: usize, nrows: i32, ncols: i32, imatrix: usize): i32 {
@@ -72,6 +81,8 @@ export function quantize(type: i32, src: usize, dst: usize, nrows: i32, ncols: i
     case Q6_K: quantizeRowsQ6_K(src, dst, nrows, ncols, imatrix); break;
     case IQ4_NL: quantizeRowsIQ4_NL(src, dst, nrows, ncols, imatrix); break;
     case IQ4_XS: quantizeRowsIQ4_XS(src, dst, nrows, ncols, imatrix); break;
+    case IQ3_XXS: return abortsAt(quantizeRowsIQ3_XXS(src, dst, nrows, ncols, imatrix));
+    case IQ3_S: return abortsAt(quantizeRowsIQ3_S(src, dst, nrows, ncols, imatrix));
     default: return ERR_UNSUPPORTED;
   }
   return 0;
@@ -95,6 +106,8 @@ export function dequantize(type: i32, src: usize, dst: usize, k: i32): i32 {
     case Q6_K: dequantizeQ6_K(src, dst, k); break;
     case IQ4_NL: dequantizeIQ4_NL(src, dst, k); break;
     case IQ4_XS: dequantizeIQ4_XS(src, dst, k); break;
+    case IQ3_XXS: dequantizeIQ3_XXS(src, dst, k); break;
+    case IQ3_S: dequantizeIQ3_S(src, dst, k); break;
     default: return ERR_UNSUPPORTED;
   }
   return 0;

@@ -27,6 +27,27 @@ export class NonFiniteRowError extends Error {
   }
 }
 
+/**
+ * A row on which llama.cpp's quantizer for the type fails one of its asserts (for IQ3: a neighbour
+ * search that finds no point at a finite distance, from values so large that their squares
+ * overflow) and aborts the process; hquant refuses it.
+ */
+export class ReferenceAbortRowError extends Error {
+  constructor(readonly row: number, type: GGMLType) {
+    super(`row ${row} cannot be quantized to ${typeName(type)}: its values are too large (llama.cpp's quantizer aborts on it)`);
+  }
+}
+
+/** The kernels' return code for "ggml would abort on row r": ERR_REFERENCE_ABORTS (-2) - r. */
+const ERR_REFERENCE_ABORTS = -2;
+
+function checkKernelResult(rc: number, type: GGMLType, firstRow: number): void {
+  if (rc === 0) return;
+  if (rc > 0) throw new NonFiniteRowError(firstRow + rc - 1);
+  if (rc <= ERR_REFERENCE_ABORTS) throw new ReferenceAbortRowError(firstRow + ERR_REFERENCE_ABORTS - rc, type);
+  throw new Error(`no kernel for type ${typeName(type)}`);
+}
+
 let instance: KernelExports | undefined;
 let compiled: WebAssembly.Module | undefined;
 
@@ -109,9 +130,7 @@ function quantizeSlices(
   for (let first = 0; first < nrows; first += sliceRows) {
     const n = Math.min(sliceRows, nrows - first);
     place(k, srcPtr, scratchPtr, first, n);
-    const rc = k.quantize(type, srcPtr, dstPtr, n, ncols, imPtr);
-    if (rc < 0) throw new Error(`no kernel for type ${typeName(type)}`);
-    if (rc > 0) throw new NonFiniteRowError(first + rc - 1);
+    checkKernelResult(k.quantize(type, srcPtr, dstPtr, n, ncols, imPtr), type, first);
     out.set(new Uint8Array(k.memory.buffer, dstPtr, n * rowBytes), first * rowBytes);
   }
 }
@@ -224,9 +243,7 @@ export function quantizeStaged(type: GGMLType, nrows: number, ncols: number, ima
   // growing keeps the staged rows (it only detaches views made before)
   growTo(k, dstPtr + align(dstBytes) + (imatrix ? ncols * 4 : 0));
   if (imatrix) new Float32Array(k.memory.buffer, imPtr, ncols).set(imatrix);
-  const rc = k.quantize(type, srcPtr, dstPtr, nrows, ncols, imPtr);
-  if (rc < 0) throw new Error(`no kernel for type ${typeName(type)}`);
-  if (rc > 0) throw new NonFiniteRowError(rc - 1);
+  checkKernelResult(k.quantize(type, srcPtr, dstPtr, nrows, ncols, imPtr), type, 0);
   return new Uint8Array(k.memory.buffer, dstPtr, dstBytes);
 }
 
