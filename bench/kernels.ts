@@ -23,7 +23,7 @@ import { LLAMA_BINS, oracleQuantize } from "../test/oracle/ggml.js";
 const TYPES: GGMLType[] = [
   GGMLType.Q4_0, GGMLType.Q4_1, GGMLType.Q5_0, GGMLType.Q5_1, GGMLType.Q8_0,
   GGMLType.Q2_K, GGMLType.Q3_K, GGMLType.Q4_K, GGMLType.Q5_K, GGMLType.Q6_K,
-  GGMLType.IQ4_NL, GGMLType.IQ4_XS, GGMLType.F16, GGMLType.BF16,
+  GGMLType.IQ4_NL, GGMLType.IQ4_XS, GGMLType.IQ3_XXS, GGMLType.IQ3_S, GGMLType.F16, GGMLType.BF16,
 ];
 
 function arg(name: string, fallback: string): string {

@@ -499,9 +499,13 @@ export function quantizeRowsIQ3_S(src: usize, dst: usize, nrows: i32, ncols: i32
   return s7 | ((popcnt(s7) & 1) << 7);
 }
 
-/** db * grid[j] * (±1), in the reference's order (the multiplication by -1 kept, as NaN meets it). */
+/**
+ * db * grid[j] * (±1): the compiled reference flips the sign bit for the -1 (a NaN scale comes out
+ * with its sign flipped too), so a negation, not a multiplication.
+ */
 @inline function signedValue(db: f32, g: i32, negative: bool): f32 {
-  return db * <f32>g * (negative ? <f32>-1 : <f32>1);
+  const v = db * <f32>g;
+  return negative ? -v : v;
 }
 
 export function dequantizeIQ3_XXS(src: usize, dst: usize, k: i32): void {
