@@ -3,9 +3,10 @@
 // 256 / 512 points, eight groups per sub-block of 32 with a 4-bit scale each.
 // Both are ggml's quantize_row_iq3_xxs_impl(256, …) / quantize_row_iq3_s_impl(32, …): per sub-block a
 // search over 31 (19) trial scales, each rounding every group to the lattice and, off the lattice,
-// to the best of its listed neighbours (iq3_find_best_neighbour). The trial scales run four
-// sub-blocks at a time, one per lane; a neighbour search tests four candidates at a time, each
-// candidate's distance in ggml's order, the first smallest in list order winning as there.
+// to the best of its listed neighbours (iq3_find_best_neighbour). Here the trial scales run four at
+// a time, one per lane (they are independent until the reference picks the best in order, which is
+// done after, in order): a group's rounding, its neighbour search (once per distinct code word among
+// the lanes) and the sums all take four scales per instruction, each lane in ggml's order.
 // Without an importance vector the weights are x² (with one, qw*sqrt(sigma2 + x²)).
 import { fp16ToFp32, fp32ToFp16 } from "./fp16";
 import { nearestInt, nearestIntX4 } from "./quant-common";
@@ -19,25 +20,29 @@ const GROUP_MAX_EPS_IQ3_XXS: f32 = 1e-8;
 
 // ---- neighbour lists in the layout the search reads ----
 // Per lattice (0: IQ3_XXS, 1: IQ3_S) one i32 per code word u: the grid index when u is on the
-// lattice, else -1 - (first << 4 | blocks): the list of u as `blocks` blocks of four candidates from
-// block `first` on. A block holds the candidates' positions 2l+1 as f32, coordinate-major (four
-// v128), and their grid indices (four i32). Lists are padded to whole blocks with NaN positions,
-// whose distance is NaN and so never below the best.
-const XXS_LIST_BLOCKS: i32 = 6038; // Σ ceil(n/4) over the lists: fixed by the grids
-const S_LIST_BLOCKS: i32 = 7427;
+// lattice, else -1 - (first << 6 | n): its n neighbours are candidates first..first+n-1, in ggml's
+// order. A candidate is its positions 2l+1 as four f32 and its own code word (its levels l, 3 bits
+// each) as an i32.
+const XXS_CANDIDATES: i32 = 18985; // the lists' total length: fixed by the grids
+const S_CANDIDATES: i32 = 24733;
 const SEARCH_MAP = memory.data(2 * 4096 * 4, 16);
-const CAND_POS = memory.data((XXS_LIST_BLOCKS + S_LIST_BLOCKS) * 64, 16);
-const CAND_IDX = memory.data((XXS_LIST_BLOCKS + S_LIST_BLOCKS) * 16, 16);
+const CAND_POS = memory.data((XXS_CANDIDATES + S_CANDIDATES) * 16, 16);
+const CAND_CODE = memory.data((XXS_CANDIDATES + S_CANDIDATES) * 4, 16);
 let searchBuilt: i32 = 0;
+
+@inline function codesOf(s: i32): usize {
+  return s == 0 ? IQ3XXS_CODES : IQ3S_CODES;
+}
 
 function buildSearch(s: i32): void {
   const lattice = s == 0 ? LATTICE_IQ3XXS : LATTICE_IQ3S;
   const map = latticeMap(lattice);
   const nbr = latticeNeighbours(lattice);
   const pos = latticePositions(lattice);
+  const codes = codesOf(s);
   const smap = SEARCH_MAP + (<usize>s << 14);
-  let blk = s == 0 ? 0 : XXS_LIST_BLOCKS;
-  const end = s == 0 ? XXS_LIST_BLOCKS : XXS_LIST_BLOCKS + S_LIST_BLOCKS;
+  let next = s == 0 ? 0 : XXS_CANDIDATES;
+  const end = s == 0 ? XXS_CANDIDATES : XXS_CANDIDATES + S_CANDIDATES;
   for (let u = 0; u < 4096; u++) {
     const m = load<i32>(map + (<usize>u << 2));
     if (m >= 0) {
@@ -46,22 +51,17 @@ function buildSearch(s: i32): void {
     }
     const list = nbr + (<usize>(-m - 1) << 1);
     const n = <i32>load<u16>(list);
-    const nb = (n + 3) >> 2;
-    if (nb > 15 || blk + nb > end) unreachable();
-    store<i32>(smap + (<usize>u << 2), -1 - ((blk << 4) | nb));
-    for (let c = 0; c < nb * 4; c++) {
-      const b = <usize>(blk + (c >> 2));
-      const lane = <usize>(c & 3) << 2;
-      const gi = c < n ? <i32>load<u16>(list + 2 + (<usize>c << 1)) : -1;
-      for (let i = 0; i < 4; i++) {
-        const q: f32 = gi >= 0 ? <f32>load<i8>(pos + <usize>(gi * 4 + i)) : NaN;
-        store<f32>(CAND_POS + (b << 6) + (<usize>i << 4) + lane, q);
-      }
-      store<i32>(CAND_IDX + (b << 4) + lane, gi);
+    if (n == 0 || n > 63 || next + n > end) unreachable();
+    store<i32>(smap + (<usize>u << 2), -1 - ((next << 6) | n));
+    for (let c = 0; c < n; c++) {
+      const gi = <i32>load<u16>(list + 2 + (<usize>c << 1));
+      const at = <usize>(next + c);
+      for (let i = 0; i < 4; i++) store<f32>(CAND_POS + (at << 4) + (<usize>i << 2), <f32>load<i8>(pos + <usize>(gi * 4 + i)));
+      store<i32>(CAND_CODE + (at << 2), <i32>load<u16>(codes + (<usize>gi << 1)));
     }
-    blk += nb;
+    next += n;
   }
-  if (blk != end) unreachable();
+  if (next != end) unreachable();
 }
 
 @inline function searchMap(s: i32): usize {
@@ -72,65 +72,56 @@ function buildSearch(s: i32): void {
   return SEARCH_MAP + (<usize>s << 14);
 }
 
+/** Lanes (bits) of the last bestNeighbours whose search found a point (ggml asserts where none). */
+let searchFound: i32 = 0;
+
 /**
- * iq3_find_best_neighbour for the off-lattice entry `entry` of the search map: the grid index of the
- * listed point with the smallest Σ w[i]*(scale*q[i] - x[i])², the first in list order among equal
- * ones; -1 when no distance is below FLT_MAX (where ggml's assert fires).
+ * iq3_find_best_neighbour at four scales (one per lane) for the off-lattice entry `entry` of the
+ * search map, group values x0..x3 and weights w0..w3 (splat): per lane the code word of the first
+ * listed point with the smallest Σ w[i]*(scale*q[i] - x[i])² below FLT_MAX (searchFound says where
+ * there was one).
  */
-function bestNeighbour(entry: i32, xv: usize, wv: usize, scale: f32): i32 {
-  const code = -1 - entry;
-  const first = <usize>(code >> 4);
-  const nb = code & 15;
-  const s = f32x4.splat(scale);
-  const x0 = v128.load32_splat(xv), x1 = v128.load32_splat(xv + 4), x2 = v128.load32_splat(xv + 8), x3 = v128.load32_splat(xv + 12);
-  const w0 = v128.load32_splat(wv), w1 = v128.load32_splat(wv + 4), w2 = v128.load32_splat(wv + 8), w3 = v128.load32_splat(wv + 12);
-  let best = f32x4.splat(FLT_MAX);
-  let at = i32x4.splat(-1);
-  let cur = i32x4(0, 1, 2, 3);
-  let p = CAND_POS + (first << 6);
-  for (let b = 0; b < nb; b++) {
-    const d0 = f32x4.sub(f32x4.mul(s, v128.load(p)), x0);
+function bestNeighbours(entry: i32, scale: v128, x0: v128, x1: v128, x2: v128, x3: v128, w0: v128, w1: v128, w2: v128, w3: v128): v128 {
+  const e = -1 - entry;
+  const n = e & 63;
+  let p = CAND_POS + (<usize>(e >> 6) << 4);
+  let c = CAND_CODE + (<usize>(e >> 6) << 2);
+  const fltMax = f32x4.splat(FLT_MAX);
+  let best = fltMax;
+  let code = i32x4.splat(0);
+  for (let j = 0; j < n; j++) {
+    const d0 = f32x4.sub(f32x4.mul(scale, v128.load32_splat(p)), x0);
     let d2 = f32x4.mul(f32x4.mul(w0, d0), d0);
-    const d1 = f32x4.sub(f32x4.mul(s, v128.load(p, 16)), x1);
+    const d1 = f32x4.sub(f32x4.mul(scale, v128.load32_splat(p, 4)), x1);
     d2 = f32x4.add(d2, f32x4.mul(f32x4.mul(w1, d1), d1));
-    const dd2 = f32x4.sub(f32x4.mul(s, v128.load(p, 32)), x2);
+    const dd2 = f32x4.sub(f32x4.mul(scale, v128.load32_splat(p, 8)), x2);
     d2 = f32x4.add(d2, f32x4.mul(f32x4.mul(w2, dd2), dd2));
-    const d3 = f32x4.sub(f32x4.mul(s, v128.load(p, 48)), x3);
+    const d3 = f32x4.sub(f32x4.mul(scale, v128.load32_splat(p, 12)), x3);
     d2 = f32x4.add(d2, f32x4.mul(f32x4.mul(w3, d3), d3));
     const lt = f32x4.lt(d2, best);
     best = v128.bitselect(d2, best, lt);
-    at = v128.bitselect(cur, at, lt);
-    cur = i32x4.add(cur, i32x4.splat(4));
-    p += 64;
+    code = v128.bitselect(v128.load32_splat(c), code, lt);
+    p += 16;
+    c += 4;
   }
-  // each lane holds the first smallest of its candidates (never NaN); the list's first smallest
-  // is the lowest position among the lanes holding the smallest value
-  let m = f32x4.min(best, v128.shuffle<f32>(best, best, 2, 3, 0, 1));
-  m = f32x4.min(m, v128.shuffle<f32>(m, m, 1, 0, 3, 2));
-  let c = v128.bitselect(at, i32x4.splat(i32.MAX_VALUE), f32x4.eq(best, m));
-  c = i32x4.min_s(c, v128.shuffle<i32>(c, c, 2, 3, 0, 1));
-  c = i32x4.min_s(c, v128.shuffle<i32>(c, c, 1, 0, 3, 2));
-  const k = i32x4.extract_lane(c, 0);
-  if (k < 0) return -1;
-  return load<i32>(CAND_IDX + (first << 4) + (<usize>k << 2));
+  searchFound = i32x4.bitmask(f32x4.lt(best, fltMax));
+  return code;
 }
 
-// ---- scratch of one group of four sub-blocks (kernels allocate nothing) ----
-const XV = memory.data(4 * 32 * 4, 16); // |x| per sub-block (one sign-flipped for IQ3_XXS parity)
-const WV = memory.data(4 * 32 * 4, 16); // weights
-const WA = memory.data(4 * 32 * 4, 16); // sqrt(weights): the neighbour search's weights
-const XT = memory.data(32 * 16, 16); // XV transposed: value j of the four sub-blocks in one v128
-const WT = memory.data(32 * 16, 16); // WV transposed
-const WXT = memory.data(32 * 16, 16); // w*x transposed
-const LAUX = memory.data(32 * 16, 16); // levels of the trial scale, transposed (i32 lanes)
-const LBEST = memory.data(32 * 16, 16); // levels of the best scale so far, transposed
-const MAXS = memory.data(16, 16);
-const TSCALE = memory.data(16, 16);
+// ---- scratch of one sub-block (kernels allocate nothing) ----
+const XV = memory.data(32 * 4, 16); // |x| (one sign-flipped for IQ3_XXS parity)
+const WV = memory.data(32 * 4, 16); // weights
+const WA = memory.data(32 * 4, 16); // sqrt(weights): the neighbour search's weights
+const MAX_SCALE_VECTORS = 8; // 31 trial scales, four a vector
+const IDV = memory.data(MAX_SCALE_VECTORS * 16, 16); // 1/scale of the trial scales
+const TSV = memory.data(MAX_SCALE_VECTORS * 16, 16); // the trial scales (1/id)
+const SQX = memory.data(MAX_SCALE_VECTORS * 16, 16); // Σ w*x*q per trial scale
+const SQ2 = memory.data(MAX_SCALE_VECTORS * 16, 16); // Σ w*q*q
+const CODES = memory.data(MAX_SCALE_VECTORS * 8 * 16, 16); // code word per trial scale, per group
+const ONV = memory.data(MAX_SCALE_VECTORS * 8 * 16, 16); // on the lattice (mask) per trial scale, per group
 const USCR = memory.data(16, 16);
-const ACTIVE = memory.data(4 * 4, 16); // i32 per lane: the sub-block is searched
-const ON_AUX = memory.data(4 * 8, 16); // per lane, per group: the trial scale's point is on the lattice
-const ON_GRID = memory.data(4 * 8, 16); // same for the best scale
-const LS = memory.data(32, 16); // one sub-block's final levels (i8)
+const LS = memory.data(32, 16); // the sub-block's levels (i8)
+const ON_GRID = memory.data(8, 16); // per group: the best scale's point is on the lattice
 
 // results for the eight sub-blocks of a super-block
 const SCALES = memory.data(8 * 4, 16);
@@ -154,37 +145,16 @@ let aborts: bool = false;
   v128.store(p + (<usize>i << 4), v);
 }
 
-function transpose4x32(src: usize, dst: usize): void {
-  for (let i = 0; i < 32; i += 4) {
-    const p = src + (<usize>i << 2);
-    const a = v128.load(p), b = v128.load(p + 128), c = v128.load(p + 256), d = v128.load(p + 384);
-    const t0 = v128.shuffle<i32>(a, b, 0, 4, 1, 5);
-    const t1 = v128.shuffle<i32>(a, b, 2, 6, 3, 7);
-    const t2 = v128.shuffle<i32>(c, d, 0, 4, 1, 5);
-    const t3 = v128.shuffle<i32>(c, d, 2, 6, 3, 7);
-    stv(dst, i, v128.shuffle<i32>(t0, t2, 0, 1, 4, 5));
-    stv(dst, i + 1, v128.shuffle<i32>(t0, t2, 2, 3, 6, 7));
-    stv(dst, i + 2, v128.shuffle<i32>(t1, t3, 0, 1, 4, 5));
-    stv(dst, i + 3, v128.shuffle<i32>(t1, t3, 2, 3, 6, 7));
-  }
-}
-
-@inline function codesOf(s: i32): usize {
-  return s == 0 ? IQ3XXS_CODES : IQ3S_CODES;
-}
-
 /**
- * Weights, |x|, signs and max of sub-block `lane` of the group at x (sub-block sb of the super-block);
- * returns whether the reference searches it (max ≥ GROUP_MAX_EPS_IQ3_XXS, or max != 0 for IQ3_S).
+ * Weights, |x| and signs of sub-block sb at xb, into XV/WV/WA and SUB_SIGNS; returns its max |x|
+ * (as the reference's MAX over the values in order).
  */
-function prepareSubBlock(xxs: bool, xb: usize, qw: usize, sigma2: f32, lane: i32, sb: i32): bool {
-  const off = <usize>lane << 7;
-  const xv = XV + off, wv = WV + off, wa = WA + off;
+function prepareSubBlock(xxs: bool, xb: usize, qw: usize, sigma2: f32, sb: i32): f32 {
   for (let i = 0; i < 32; ++i) {
     const x = ldf(xb, i);
     const w: f32 = qw != 0 ? ldf(qw, i) * Mathf.sqrt(sigma2 + x * x) : x * x;
-    stf(wv, i, w);
-    stf(wa, i, Mathf.sqrt(w));
+    stf(WV, i, w);
+    stf(WA, i, Mathf.sqrt(w));
   }
   const signs = SUB_SIGNS + (<usize>sb << 2);
   for (let k = 0; k < 4; ++k) {
@@ -192,9 +162,9 @@ function prepareSubBlock(xxs: bool, xb: usize, qw: usize, sigma2: f32, lane: i32
     let s = 0;
     for (let i = 0; i < 8; ++i) {
       const x = ldf(xb, 8 * k + i);
-      if (x >= 0) stf(xv, 8 * k + i, x);
+      if (x >= 0) stf(XV, 8 * k + i, x);
       else {
-        stf(xv, 8 * k + i, -x);
+        stf(XV, 8 * k + i, -x);
         ++nflip;
         s |= 1 << i;
       }
@@ -202,163 +172,170 @@ function prepareSubBlock(xxs: bool, xb: usize, qw: usize, sigma2: f32, lane: i32
     if (xxs && (nflip & 1) != 0) {
       // an even number of minus signs is stored: flip the group's least important value
       let imin = 0;
-      let min: f32 = ldf(wv, 8 * k) * ldf(xb, 8 * k) * ldf(xb, 8 * k);
+      let min: f32 = ldf(WV, 8 * k) * ldf(xb, 8 * k) * ldf(xb, 8 * k);
       for (let i = 1; i < 8; ++i) {
-        const ax: f32 = ldf(wv, 8 * k + i) * ldf(xb, 8 * k + i) * ldf(xb, 8 * k + i);
+        const ax: f32 = ldf(WV, 8 * k + i) * ldf(xb, 8 * k + i) * ldf(xb, 8 * k + i);
         if (ax < min) {
           min = ax;
           imin = i;
         }
       }
-      stf(xv, 8 * k + imin, -ldf(xv, 8 * k + imin));
+      stf(XV, 8 * k + imin, -ldf(XV, 8 * k + imin));
       s ^= 1 << imin;
     }
     store<u8>(signs + <usize>k, <u8>(xxs ? s & 127 : s));
   }
-  let max = ldf(xv, 0);
+  let max = ldf(XV, 0);
   for (let i = 1; i < 32; ++i) {
-    const v = ldf(xv, i);
+    const v = ldf(XV, i);
     max = max > v ? max : v;
   }
-  stf(MAXS, lane, max);
-  const active = xxs ? !(max < GROUP_MAX_EPS_IQ3_XXS) : max != 0;
-  store<i32>(ACTIVE + (<usize>lane << 2), active ? 1 : 0);
-  return active;
-}
-
-/** The levels of grid point gi into lane `lane` of the transposed levels at lt, group k. */
-@inline function setLevels(codes: usize, gi: i32, lt: usize, k: i32, lane: i32): void {
-  const code = <i32>load<u16>(codes + (<usize>gi << 1));
-  const p = lt + (<usize>(4 * k) << 4) + (<usize>lane << 2);
-  store<i32>(p, code & 7);
-  store<i32>(p, (code >> 3) & 7, 16);
-  store<i32>(p, (code >> 6) & 7, 32);
-  store<i32>(p, (code >> 9) & 7, 48);
+  return max;
 }
 
 /**
- * The trial-scale search of four sub-blocks (sb0..sb0+3 of the super-block at xbl), one per lane,
- * then each one's refinement and final scale. Results in SCALES, SUB_ACTIVE, SUB_SIGNS, SUB_GRID.
+ * The trial scales of one prepared sub-block (max: its max |x|), then the best one's refinement:
+ * grid indices and scale of sub-block sb into SUB_GRID and SCALES.
  */
-function searchGroup(xxs: bool, xbl: usize, qwbl: usize, sigma2: f32, sb0: i32): void {
-  const s = xxs ? 0 : 1;
-  const smap = searchMap(s);
-  const codes = codesOf(s);
-  let anyActive = false;
-  for (let lane = 0; lane < 4; ++lane) {
-    const sb = sb0 + lane;
-    const a = prepareSubBlock(xxs, xbl + (<usize>sb << 7), qwbl != 0 ? qwbl + (<usize>sb << 7) : 0, sigma2, lane, sb);
-    store<u8>(SUB_ACTIVE + <usize>sb, a ? 1 : 0);
-    anyActive = anyActive || a;
-  }
-  if (!anyActive) {
-    for (let lane = 0; lane < 4; ++lane) stf(SCALES, sb0 + lane, 0);
-    return;
-  }
-  transpose4x32(XV, XT);
-  transpose4x32(WV, WT);
-  for (let j = 0; j < 32; ++j) stv(WXT, j, f32x4.mul(ldv(WT, j), ldv(XT, j)));
-  const zero = f32x4.splat(0);
-  for (let j = 0; j < 32; ++j) stv(LBEST, j, zero);
-  memory.fill(ON_GRID, xxs ? 1 : 0, 32);
-  const maxv = v128.load(MAXS);
-  let scale = f32x4.div(maxv, f32x4.splat(15));
-  let best = zero;
+function searchSubBlock(xxs: bool, max: f32, sb: i32): void {
+  const smap = searchMap(xxs ? 0 : 1);
   const nscale = xxs ? 15 : 9;
+  const count = 2 * nscale + 1;
+  const nvec = (count + 3) >> 2;
+  const maxv = f32x4.splat(max);
+  for (let v = 0; v < nvec; v++) {
+    // trial scale t = 4v + lane is the reference's is = t - nscale; the lanes past the last repeat it
+    for (let lane = 0; lane < 4; lane++) {
+      const is = min(4 * v + lane, count - 1) - nscale;
+      stf(USCR, lane, <f32>15 + <f32>is * <f32>0.2);
+    }
+    const id = f32x4.div(v128.load(USCR), maxv);
+    stv(IDV, v, id);
+    stv(TSV, v, f32x4.div(f32x4.splat(1), id));
+    stv(SQX, v, f32x4.splat(0));
+    stv(SQ2, v, f32x4.splat(0));
+  }
+  const zero = i32x4.splat(0);
   const seven = i32x4.splat(7);
-  for (let is = -nscale; is <= nscale; ++is) {
-    const id = f32x4.div(f32x4.splat(<f32>15 + <f32>is * <f32>0.2), maxv);
-    v128.store(TSCALE, f32x4.div(f32x4.splat(1), id));
-    for (let k = 0; k < 8; ++k) {
-      let u = i32x4.splat(0);
-      for (let i = 0; i < 4; ++i) {
-        const j = 4 * k + i;
-        let l = nearestIntX4(f32x4.mul(f32x4.splat(0.5), f32x4.sub(f32x4.mul(id, ldv(XT, j)), f32x4.splat(1))));
-        l = i32x4.max_s(zero, i32x4.min_s(seven, l));
-        stv(LAUX, j, l);
-        u = v128.or(u, i32x4.shl(l, 3 * i));
-      }
+  const half = f32x4.splat(0.5);
+  const one = f32x4.splat(1);
+  for (let k = 0; k < 8; ++k) {
+    const xp = XV + (<usize>k << 4), wp = WV + (<usize>k << 4), ap = WA + (<usize>k << 4);
+    const x0 = v128.load32_splat(xp), x1 = v128.load32_splat(xp, 4), x2 = v128.load32_splat(xp, 8), x3 = v128.load32_splat(xp, 12);
+    const a0 = v128.load32_splat(ap), a1 = v128.load32_splat(ap, 4), a2 = v128.load32_splat(ap, 8), a3 = v128.load32_splat(ap, 12);
+    const w0 = v128.load32_splat(wp), w1 = v128.load32_splat(wp, 4), w2 = v128.load32_splat(wp, 8), w3 = v128.load32_splat(wp, 12);
+    const wx0 = f32x4.mul(w0, x0), wx1 = f32x4.mul(w1, x1), wx2 = f32x4.mul(w2, x2), wx3 = f32x4.mul(w3, x3);
+    for (let v = 0; v < nvec; v++) {
+      const id = ldv(IDV, v);
+      const l0 = i32x4.max_s(zero, i32x4.min_s(seven, nearestIntX4(f32x4.mul(half, f32x4.sub(f32x4.mul(id, x0), one)))));
+      const l1 = i32x4.max_s(zero, i32x4.min_s(seven, nearestIntX4(f32x4.mul(half, f32x4.sub(f32x4.mul(id, x1), one)))));
+      const l2 = i32x4.max_s(zero, i32x4.min_s(seven, nearestIntX4(f32x4.mul(half, f32x4.sub(f32x4.mul(id, x2), one)))));
+      const l3 = i32x4.max_s(zero, i32x4.min_s(seven, nearestIntX4(f32x4.mul(half, f32x4.sub(f32x4.mul(id, x3), one)))));
+      const u = v128.or(v128.or(l0, i32x4.shl(l1, 3)), v128.or(i32x4.shl(l2, 6), i32x4.shl(l3, 9)));
+      let code = u;
+      let on = zero;
+      // once per distinct code word among the lanes
       v128.store(USCR, u);
-      for (let lane = 0; lane < 4; ++lane) {
-        if (load<i32>(ACTIVE + (<usize>lane << 2)) == 0) continue;
-        const e = load<i32>(smap + (<usize>load<i32>(USCR + (<usize>lane << 2)) << 2));
-        store<u8>(ON_AUX + <usize>(lane * 8 + k), e >= 0 ? 1 : 0);
-        if (e >= 0) continue;
-        const off = (<usize>lane << 7) + (<usize>k << 4);
-        const gi = bestNeighbour(e, XV + off, WA + off, ldf(TSCALE, lane));
-        if (gi < 0) {
-          aborts = true;
+      let pending = 15;
+      while (pending != 0) {
+        const uw = load<i32>(USCR + (<usize>ctz(pending) << 2));
+        const same = i32x4.eq(u, i32x4.splat(uw));
+        pending &= ~i32x4.bitmask(same);
+        const e = load<i32>(smap + (<usize>uw << 2));
+        if (e >= 0) {
+          on = v128.or(on, same);
           continue;
         }
-        setLevels(codes, gi, LAUX, k, lane);
+        const found = bestNeighbours(e, ldv(TSV, v), x0, x1, x2, x3, a0, a1, a2, a3);
+        if ((i32x4.bitmask(same) & ~searchFound) != 0) aborts = true;
+        code = v128.bitselect(found, code, same);
       }
-    }
-    let sumqx = zero, sumq2 = zero;
-    for (let j = 0; j < 32; ++j) {
-      const q = f32x4.convert_i32x4_s(i32x4.add(i32x4.shl(ldv(LAUX, j), 1), i32x4.splat(1)));
-      sumqx = f32x4.add(sumqx, f32x4.mul(ldv(WXT, j), q));
-      sumq2 = f32x4.add(sumq2, f32x4.mul(f32x4.mul(ldv(WT, j), q), q));
-    }
-    const upd = v128.and(f32x4.gt(sumq2, zero), f32x4.gt(f32x4.mul(sumqx, sumqx), f32x4.mul(best, sumq2)));
-    if (!v128.any_true(upd)) continue;
-    scale = v128.bitselect(f32x4.div(sumqx, sumq2), scale, upd);
-    best = v128.bitselect(f32x4.mul(scale, sumqx), best, upd);
-    for (let j = 0; j < 32; ++j) stv(LBEST, j, v128.bitselect(ldv(LAUX, j), ldv(LBEST, j), upd));
-    const m = i32x4.bitmask(upd);
-    for (let lane = 0; lane < 4; ++lane) {
-      if ((m & (1 << lane)) != 0) store<u64>(ON_GRID + <usize>(lane * 8), load<u64>(ON_AUX + <usize>(lane * 8)));
+      stv(CODES, v * 8 + k, code);
+      stv(ONV, v * 8 + k, on);
+      // Σ w*x*q and Σ w*q*q, coordinate by coordinate in the reference's order
+      const q0 = f32x4.convert_i32x4_s(i32x4.add(i32x4.shl(v128.and(code, seven), 1), i32x4.splat(1)));
+      const q1 = f32x4.convert_i32x4_s(i32x4.add(i32x4.shl(v128.and(i32x4.shr_u(code, 3), seven), 1), i32x4.splat(1)));
+      const q2 = f32x4.convert_i32x4_s(i32x4.add(i32x4.shl(v128.and(i32x4.shr_u(code, 6), seven), 1), i32x4.splat(1)));
+      const q3 = f32x4.convert_i32x4_s(i32x4.add(i32x4.shl(v128.and(i32x4.shr_u(code, 9), seven), 1), i32x4.splat(1)));
+      let sqx = ldv(SQX, v);
+      sqx = f32x4.add(sqx, f32x4.mul(wx0, q0));
+      sqx = f32x4.add(sqx, f32x4.mul(wx1, q1));
+      sqx = f32x4.add(sqx, f32x4.mul(wx2, q2));
+      sqx = f32x4.add(sqx, f32x4.mul(wx3, q3));
+      stv(SQX, v, sqx);
+      let sq2 = ldv(SQ2, v);
+      sq2 = f32x4.add(sq2, f32x4.mul(f32x4.mul(w0, q0), q0));
+      sq2 = f32x4.add(sq2, f32x4.mul(f32x4.mul(w1, q1), q1));
+      sq2 = f32x4.add(sq2, f32x4.mul(f32x4.mul(w2, q2), q2));
+      sq2 = f32x4.add(sq2, f32x4.mul(f32x4.mul(w3, q3), q3));
+      stv(SQ2, v, sq2);
     }
   }
-  v128.store(TSCALE, scale);
-  for (let lane = 0; lane < 4; ++lane) {
-    const sb = sb0 + lane;
-    if (load<i32>(ACTIVE + (<usize>lane << 2)) == 0) {
-      stf(SCALES, sb, 0);
-      continue;
+  // the reference's pick, in order of the trial scales
+  let best: f32 = 0;
+  let scale: f32 = max / <f32>15;
+  let bestT = -1;
+  for (let t = 0; t < count; t++) {
+    const sumqx = ldf(SQX, t), sumq2 = ldf(SQ2, t);
+    if (sumq2 > 0 && sumqx * sumqx > best * sumq2) {
+      scale = sumqx / sumq2;
+      best = scale * sumqx;
+      bestT = t;
     }
-    for (let j = 0; j < 32; ++j) store<i8>(LS + <usize>j, <i8>load<i32>(LBEST + (<usize>j << 4) + (<usize>lane << 2)));
-    finishSubBlock(xxs, smap, codes, lane, sb, ldf(TSCALE, lane));
   }
+  if (bestT < 0) {
+    memory.fill(LS, 0, 32);
+    memory.fill(ON_GRID, xxs ? 1 : 0, 8);
+  } else {
+    const lane = <usize>(bestT & 3) << 2;
+    const v = bestT >> 2;
+    for (let k = 0; k < 8; k++) {
+      const code = load<i32>(CODES + (<usize>(v * 8 + k) << 4) + lane);
+      for (let i = 0; i < 4; i++) store<i8>(LS + <usize>(4 * k + i), <i8>((code >> (3 * i)) & 7));
+      store<u8>(ON_GRID + <usize>k, load<i32>(ONV + (<usize>(v * 8 + k) << 4) + lane) != 0 ? 1 : 0);
+    }
+  }
+  finishSubBlock(xxs, smap, sb, scale);
 }
 
 /**
- * One sub-block after the trial scales (levels in LS, lane `lane` of the scratch): groups off the
- * lattice are rounded again with the best scale (IQ3_S redoes every group), the scale refitted,
- * a negative scale made positive with the signs flipped; grid indices and scale stored for sb.
+ * One sub-block after the trial scales (levels in LS): groups off the lattice are rounded again
+ * with the best scale (IQ3_S redoes every group), the scale refitted, a negative scale made
+ * positive with the signs flipped; grid indices and scale stored for sb.
  */
-function finishSubBlock(xxs: bool, smap: usize, codes: usize, lane: i32, sb: i32, scale: f32): void {
-  const off = <usize>lane << 7;
-  const xv = XV + off, wv = WV + off, wa = WA + off;
-  const on = ON_GRID + <usize>(lane * 8);
+function finishSubBlock(xxs: bool, smap: usize, sb: i32, scale: f32): void {
   let notOnGrid = 0;
-  for (let k = 0; k < 8; ++k) if (load<u8>(on + <usize>k) == 0) ++notOnGrid;
+  for (let k = 0; k < 8; ++k) if (load<u8>(ON_GRID + <usize>k) == 0) ++notOnGrid;
   if (notOnGrid > 0 && scale > 0) {
     const id: f32 = <f32>1 / scale;
+    const sv = f32x4.splat(scale);
     for (let k = 0; k < 8; ++k) {
-      if (xxs && load<u8>(on + <usize>k) != 0) continue;
+      if (xxs && load<u8>(ON_GRID + <usize>k) != 0) continue;
       let u = 0;
       for (let i = 0; i < 4; ++i) {
-        let l = nearestInt(<f32>0.5 * (id * ldf(xv, 4 * k + i) - <f32>1));
+        let l = nearestInt(<f32>0.5 * (id * ldf(XV, 4 * k + i) - <f32>1));
         l = max(0, min(7, l));
         u |= l << (3 * i);
       }
-      let gi = load<i32>(smap + (<usize>u << 2));
-      if (gi < 0) {
-        gi = bestNeighbour(gi, xv + (<usize>k << 4), wa + (<usize>k << 4), scale);
-        if (gi < 0) {
-          aborts = true;
-          gi = 0;
-        }
+      const e = load<i32>(smap + (<usize>u << 2));
+      if (e < 0) {
+        const xp = XV + (<usize>k << 4), ap = WA + (<usize>k << 4);
+        const code = bestNeighbours(
+          e, sv,
+          v128.load32_splat(xp), v128.load32_splat(xp, 4), v128.load32_splat(xp, 8), v128.load32_splat(xp, 12),
+          v128.load32_splat(ap), v128.load32_splat(ap, 4), v128.load32_splat(ap, 8), v128.load32_splat(ap, 12),
+        );
+        if (searchFound == 0) aborts = true;
+        u = i32x4.extract_lane(code, 0);
       }
-      const code = <i32>load<u16>(codes + (<usize>gi << 1));
-      for (let i = 0; i < 4; ++i) store<i8>(LS + <usize>(4 * k + i), <i8>((code >> (3 * i)) & 7));
+      for (let i = 0; i < 4; ++i) store<i8>(LS + <usize>(4 * k + i), <i8>((u >> (3 * i)) & 7));
     }
     let sumqx: f32 = 0, sumq2: f32 = 0;
     for (let i = 0; i < 32; ++i) {
-      const w = ldf(wv, i);
+      const w = ldf(WV, i);
       const li: i32 = 2 * <i32>load<i8>(LS + <usize>i) + 1;
       const q = <f32>li;
-      sumqx += w * ldf(xv, i) * q;
+      sumqx += w * ldf(XV, i) * q;
       sumq2 += w * q * q;
     }
     if (sumq2 > 0) scale = sumqx / sumq2;
@@ -381,6 +358,18 @@ function finishSubBlock(xxs: bool, smap: usize, codes: usize, lane: i32, sb: i32
   stf(SCALES, sb, scale);
 }
 
+/** The eight sub-blocks of the super-block at x (importance weights at qw, or 0). */
+function searchSuperBlock(xxs: bool, x: usize, qw: usize): void {
+  const sigma2 = superBlockSigma2(x);
+  for (let sb = 0; sb < 8; ++sb) {
+    const max = prepareSubBlock(xxs, x + (<usize>sb << 7), qw != 0 ? qw + (<usize>sb << 7) : 0, sigma2, sb);
+    const active = xxs ? !(max < GROUP_MAX_EPS_IQ3_XXS) : max != 0;
+    store<u8>(SUB_ACTIVE + <usize>sb, active ? 1 : 0);
+    if (active) searchSubBlock(xxs, max, sb);
+    else stf(SCALES, sb, 0);
+  }
+}
+
 /** sigma2 of quantize_row_iq3_*_impl: 2*Σx²/QK_K, summed in order. */
 function superBlockSigma2(x: usize): f32 {
   let sumx2: f32 = 0;
@@ -400,9 +389,7 @@ function maxScale(): f32 {
 }
 
 function quantizeSuperBlockXXS(x: usize, qw: usize, y: usize): void {
-  const sigma2 = superBlockSigma2(x);
-  searchGroup(true, x, qw, sigma2, 0);
-  searchGroup(true, x, qw, sigma2, 4);
+  searchSuperBlock(true, x, qw);
   const qs = y + 2;
   const sas = y + 66;
   const maxs = maxScale();
@@ -430,9 +417,7 @@ function quantizeSuperBlockXXS(x: usize, qw: usize, y: usize): void {
 
 function quantizeSuperBlockS(x: usize, qw: usize, y: usize): void {
   memory.fill(y, 0, S_BLOCK_BYTES);
-  const sigma2 = superBlockSigma2(x);
-  searchGroup(false, x, qw, sigma2, 0);
-  searchGroup(false, x, qw, sigma2, 4);
+  searchSuperBlock(false, x, qw);
   const qh = y + 66, signsOut = y + 74, scalesOut = y + 106;
   // the reference advances its qs and signs pointers only past sub-blocks it searched (an all-zero
   // sub-block leaves them where they are), while qh is indexed by sub-block
