@@ -23,8 +23,9 @@ import { LLAMA_BINS, oracleQuantize } from "../test/oracle/ggml.js";
 const TYPES: GGMLType[] = [
   GGMLType.Q4_0, GGMLType.Q4_1, GGMLType.Q5_0, GGMLType.Q5_1, GGMLType.Q8_0,
   GGMLType.Q2_K, GGMLType.Q3_K, GGMLType.Q4_K, GGMLType.Q5_K, GGMLType.Q6_K,
-  GGMLType.IQ4_NL, GGMLType.IQ4_XS, GGMLType.IQ2_XXS, GGMLType.IQ2_XS, GGMLType.IQ2_S, GGMLType.IQ1_S, GGMLType.IQ1_M,
-  GGMLType.TQ1_0, GGMLType.TQ2_0, GGMLType.MXFP4, GGMLType.NVFP4, GGMLType.Q1_0, GGMLType.Q2_0, GGMLType.F16, GGMLType.BF16,
+  GGMLType.IQ4_NL, GGMLType.IQ4_XS, GGMLType.IQ3_XXS, GGMLType.IQ3_S, GGMLType.IQ2_XXS, GGMLType.IQ2_XS, GGMLType.IQ2_S,
+  GGMLType.IQ1_S, GGMLType.IQ1_M, GGMLType.TQ1_0, GGMLType.TQ2_0, GGMLType.MXFP4, GGMLType.NVFP4, GGMLType.Q1_0, GGMLType.Q2_0,
+  GGMLType.F16, GGMLType.BF16,
 ];
 /** ggml_quantize_requires_imatrix: llama.cpp aborts on these without an importance vector, hquant refuses. */
 const IMATRIX_ONLY = new Set<GGMLType>([GGMLType.IQ2_XXS, GGMLType.IQ2_XS, GGMLType.IQ1_S]);

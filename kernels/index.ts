@@ -24,15 +24,24 @@ import { quantizeRowsTQ1_0, dequantizeTQ1_0, quantizeRowsTQ2_0, dequantizeTQ2_0 
 import { quantizeRowsMXFP4, dequantizeMXFP4, quantizeRowsNVFP4, dequantizeNVFP4 } from "./fp4";
 import { quantizeRowsQ1_0, dequantizeQ1_0, quantizeRowsQ2_0, dequantizeQ2_0 } from "./q1_q2";
 import { quantizeRowsIQ1_S, dequantizeIQ1_S, quantizeRowsIQ1_M, dequantizeIQ1_M } from "./iq1";
+import { quantizeRowsIQ3_XXS, dequantizeIQ3_XXS, quantizeRowsIQ3_S, dequantizeIQ3_S } from "./iq3";
 
 // ggml type ids (ggml.h)
 const F32 = 0, F16 = 1, Q4_0 = 2, Q4_1 = 3, Q5_0 = 6, Q5_1 = 7, Q8_0 = 8;
 const Q2_K = 10, Q3_K = 11, Q4_K = 12, Q5_K = 13, Q6_K = 14, IQ4_NL = 20, IQ4_XS = 23, BF16 = 30;
 const IQ2_XXS = 16, IQ2_XS = 17, IQ2_S = 22;
 const IQ1_S = 19, IQ1_M = 29;
+const IQ3_XXS = 18, IQ3_S = 21;
 const TQ1_0 = 34, TQ2_0 = 35, MXFP4 = 39, NVFP4 = 40, Q1_0 = 41, Q2_0 = 42;
 
 export const ERR_UNSUPPORTED: i32 = -1;
+/** ERR_REFERENCE_ABORTS - r: ggml's quantizer asserts (aborts the process) on row r of the batch. */
+export const ERR_REFERENCE_ABORTS: i32 = -2;
+
+/** A kernel's 1 + first row ggml would abort on (0: none) as quantize()'s return code. */
+function abortsAt(r: i32): i32 {
+  return r == 0 ? 0 : ERR_REFERENCE_ABORTS - (r - 1);
+}
 
 /** First byte free for the caller's buffers. */
 export function heapBase(): usize {
@@ -59,8 +68,8 @@ export function firstNonFiniteRow(src: usize, nrows: i32, ncols: i32): i32 {
 /**
  * Quantize nrows rows of ncols f32 values at src into dst.
  * Returns 0 on success, 1 + row index of the first non-finite row (nothing meaningful written),
- * ERR_UNSUPPORTED for a type without a kernel, or -(2 + row index) for a row on which llama.cpp's
- * quantizer aborts (ERR_ROW_ABORTS of iq1.ts: a lattice search whose sums overflow).
+ * ERR_UNSUPPORTED for a type without a kernel, or ERR_REFERENCE_ABORTS - r when ggml's quantizer
+ * would abort on row r (a GGML_ASSERT of its lattice search, whose sums overflow).
  */
 export function quantize(type: i32, src: usize, dst: usize, nrows: i32, ncols: i32, imatrix: usize): i32 {
   const bad = firstNonFiniteRow(src, nrows, ncols);
@@ -92,6 +101,8 @@ export function quantize(type: i32, src: usize, dst: usize, nrows: i32, ncols: i
     case Q2_0: quantizeRowsQ2_0(src, dst, nrows, ncols, imatrix); break;
     case IQ1_S: return imatrix != 0 ? quantizeRowsIQ1_S(src, dst, nrows, ncols, imatrix) : ERR_UNSUPPORTED;
     case IQ1_M: return quantizeRowsIQ1_M(src, dst, nrows, ncols, imatrix);
+    case IQ3_XXS: return abortsAt(quantizeRowsIQ3_XXS(src, dst, nrows, ncols, imatrix));
+    case IQ3_S: return abortsAt(quantizeRowsIQ3_S(src, dst, nrows, ncols, imatrix));
     default: return ERR_UNSUPPORTED;
   }
   return 0;
@@ -126,6 +137,8 @@ export function dequantize(type: i32, src: usize, dst: usize, k: i32): i32 {
     case Q2_0: dequantizeQ2_0(src, dst, k); break;
     case IQ1_S: dequantizeIQ1_S(src, dst, k); break;
     case IQ1_M: dequantizeIQ1_M(src, dst, k); break;
+    case IQ3_XXS: dequantizeIQ3_XXS(src, dst, k); break;
+    case IQ3_S: dequantizeIQ3_S(src, dst, k); break;
     default: return ERR_UNSUPPORTED;
   }
   return 0;

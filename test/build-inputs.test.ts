@@ -8,6 +8,7 @@ import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { buildModel } from "../src/build/index.js";
 import { UserError } from "../src/errors.js";
+import { GGMLType } from "../src/gguf/ggml-types.js";
 import { readHeaderAt } from "../src/gguf/reader.js";
 import { mixtureHParams } from "../src/plan/hparams.js";
 import { uniformSchedule } from "../src/plan/schedule.js";
@@ -86,6 +87,29 @@ describe("non-finite values in a tensor that is copied unchanged", () => {
     const err = await buildModel({ input: bad, output: path.join(out, "x.gguf"), pool, schedule: q4km }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(UserError);
     expect((err as Error).message).toBe(`${bad}: tensor blk.1.ffn_norm.weight: row 0 contains NaN or Inf`);
+    expect(fs.readdirSync(out)).toEqual([]);
+  });
+});
+
+describe("weights llama.cpp's quantizer aborts on", () => {
+  it("names the tensor and the row, and writes nothing", async () => {
+    // IQ3_XXS's neighbour search overflows on values this large and ggml asserts; hquant refuses
+    const model = await makeModel({ ...SMALL_LLAMA, nEmbd: 256, nFf: 512, nVocab: 128, dtype: "f32", seed: 5, dir: tmp });
+    const header = await readHeaderAt(model);
+    const t = header.tensors.find((x) => x.name === "blk.0.ffn_up.weight")!;
+    const bytes = Buffer.from(fs.readFileSync(model));
+    for (let c = 0; c < t.shape[0]!; c++) bytes.writeFloatLE(c % 2 ? 1e19 : -1e19, header.dataOffset + t.offset + 4 * (t.shape[0]! * 41 + c)); // row 41
+    const bad = path.join(tmp, "huge.gguf");
+    fs.writeFileSync(bad, bytes);
+    const out = path.join(tmp, "huge-out");
+    fs.mkdirSync(out);
+    const schedule = (m: { kv: Parameters<typeof mixtureHParams>[0] }) =>
+      uniformSchedule("Q4_K_M", mixtureHParams(m.kv).nLayer, { tensorTypes: [{ pattern: "ffn_up", type: GGMLType.IQ3_XXS }] });
+    const err = await buildModel({ input: bad, output: path.join(out, "x.gguf"), pool, schedule }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(UserError);
+    expect((err as Error).message).toBe(
+      `${bad}: tensor blk.0.ffn_up.weight: row 41 cannot be quantized to iq3_xxs: its values are too large (llama.cpp's quantizer aborts on it)`,
+    );
     expect(fs.readdirSync(out)).toEqual([]);
   });
 });

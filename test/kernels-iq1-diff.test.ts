@@ -117,7 +117,7 @@ describe("iq1_m rows llama.cpp aborts on", () => {
     const rows = new Float32Array(3 * QK_K);
     for (let c = 0; c < rows.length; c++) rows[c] = gauss(rand) * (c >= 2 * QK_K ? 1e13 : 1);
     expect(() => quantizeRows(GGMLType.IQ1_M, rows, 3, QK_K, null)).toThrow(
-      /^iq1_m: row 2 is out of range for the lattice search \(llama\.cpp aborts on it\)$/,
+      /^row 2 cannot be quantized to iq1_m: its values are too large \(llama\.cpp's quantizer aborts on it\)$/,
     );
     expect(quantizeRows(GGMLType.IQ1_M, rows.subarray(0, 2 * QK_K), 2, QK_K, null)).toEqual(
       oracleQuantize(GGMLType.IQ1_M, rows.subarray(0, 2 * QK_K), 2, QK_K, null),

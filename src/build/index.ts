@@ -175,6 +175,13 @@ interface Piece {
 }
 
 /** A computed tensor (layer surgery): each chunk reads the same rows of every input, in one buffer. */
+/** A row llama.cpp's quantizer would abort on (GGML_ASSERT), refused with the tensor named. */
+function referenceAbortError(input: string, planned: PlannedTensor, row: number): UserError {
+  return new UserError(
+    `${input}: tensor ${planned.name}: row ${row} cannot be quantized to ${typeName(planned.dstType)}: its values are too large (llama.cpp's quantizer aborts on it)`,
+  );
+}
+
 function* computedPieces(i: number, job: TensorJob, reader: TensorReader, pool: QuantizePool, input: string, signal?: AbortSignal): Generator<Piece> {
   const { planned, importance } = job;
   const { inputs, recipe } = job.computed!;
@@ -207,6 +214,7 @@ function* computedPieces(i: number, job: TensorJob, reader: TensorReader, pool: 
           signal,
         );
         if (!(result instanceof ArrayBuffer)) {
+          if ("referenceAbortRow" in result) throw referenceAbortError(input, planned, chunk.row + result.referenceAbortRow);
           throw new UserError(`${input}: tensor ${planned.name}: row ${chunk.row + result.nonFiniteRow} is NaN or Inf after layer surgery`);
         }
         return new Uint8Array(result);
@@ -269,6 +277,7 @@ function* pieces(jobs: readonly TensorJob[], reader: TensorReader, pool: Quantiz
             signal,
           );
           if (!(result instanceof ArrayBuffer)) {
+            if ("referenceAbortRow" in result) throw referenceAbortError(input, planned, chunk.row + result.referenceAbortRow);
             throw new UserError(`${input}: tensor ${planned.name}: row ${chunk.row + result.nonFiniteRow} contains NaN or Inf`);
           }
           // the quantized rows, at the start of the (usually same, pooled) buffer

@@ -2,7 +2,7 @@
 // kernel instance per worker thread). Kept apart from the thread entry (worker.ts) so it can be
 // called directly too.
 import { rowSize } from "../gguf/ggml-types.js";
-import { convertRows, NonFiniteRowError, quantizeRows } from "../quant/kernels.js";
+import { convertRows, NonFiniteRowError, quantizeRows, ReferenceAbortRowError } from "../quant/kernels.js";
 import { surgeryChunkF32 } from "../surgery/chunk.js";
 import type { QuantizeTask, QuantizeTaskResult } from "./task.js";
 
@@ -26,13 +26,14 @@ function convertChunk(task: QuantizeTask): ArrayBuffer {
   return out.buffer as ArrayBuffer;
 }
 
-/** The quantized rows (an ArrayBuffer to transfer back), or the first row holding NaN/Inf. */
+/** The quantized rows (an ArrayBuffer to transfer back), or the first row holding NaN/Inf or that llama.cpp would abort on. */
 export function quantizeChunk(task: QuantizeTask): QuantizeTaskResult {
   try {
     if (!task.surgery) return convertChunk(task);
     return quantizeRows(task.dstType, surgeryRowsF32(task), task.nrows, task.ncols, task.imatrix).buffer as ArrayBuffer;
   } catch (err) {
     if (err instanceof NonFiniteRowError) return { nonFiniteRow: err.row };
+    if (err instanceof ReferenceAbortRowError) return { referenceAbortRow: err.row };
     throw err;
   }
 }

@@ -26,8 +26,11 @@ export interface QuantizeTask {
   surgery?: { recipe: Recipe<number>; inputs: SurgeryTaskInput[] };
 }
 
-/** the quantized rows (transferred back), or the first row (within the chunk) holding NaN/Inf */
-export type QuantizeTaskResult = ArrayBuffer | { nonFiniteRow: number };
+/**
+ * the quantized rows (transferred back), or the first row (within the chunk) holding NaN/Inf, or
+ * the first row llama.cpp's quantizer for the type would abort on
+ */
+export type QuantizeTaskResult = ArrayBuffer | { nonFiniteRow: number } | { referenceAbortRow: number };
 
 /** A chunk as posted to a worker (`task.data` transferred). */
 export interface WorkerRequest {

@@ -27,6 +27,27 @@ export class NonFiniteRowError extends Error {
   }
 }
 
+/**
+ * A row on which llama.cpp's quantizer for the type fails one of its asserts (for IQ3: a neighbour
+ * search that finds no point at a finite distance, from values so large that their squares
+ * overflow) and aborts the process; hquant refuses it.
+ */
+export class ReferenceAbortRowError extends Error {
+  constructor(readonly row: number, type: GGMLType) {
+    super(`row ${row} cannot be quantized to ${typeName(type)}: its values are too large (llama.cpp's quantizer aborts on it)`);
+  }
+}
+
+/** The kernels' return code for "ggml would abort on row r": ERR_REFERENCE_ABORTS (-2) - r. */
+const ERR_REFERENCE_ABORTS = -2;
+
+function checkKernelResult(rc: number, type: GGMLType, firstRow: number): void {
+  if (rc === 0) return;
+  if (rc > 0) throw new NonFiniteRowError(firstRow + rc - 1);
+  if (rc <= ERR_REFERENCE_ABORTS) throw new ReferenceAbortRowError(firstRow + ERR_REFERENCE_ABORTS - rc, type);
+  throw new Error(`no kernel for type ${typeName(type)}`);
+}
+
 let instance: KernelExports | undefined;
 let compiled: WebAssembly.Module | undefined;
 
@@ -86,16 +107,6 @@ function checkShape(type: GGMLType, nrows: number, ncols: number, imatrix: Float
   if (imatrix && imatrix.length !== ncols) throw new Error(`quantizeRows: importance vector has ${imatrix.length} values for ${ncols} columns`);
 }
 
-/**
- * The kernels' quantize() result for rows starting at batch row `first`: 0 ok, 1 + row (NaN/Inf),
- * -1 (no kernel), -2 - row (a row llama.cpp's quantizer aborts on).
- */
-function checkResult(type: GGMLType, rc: number, first: number): void {
-  if (rc === 0) return;
-  if (rc > 0) throw new NonFiniteRowError(first + rc - 1);
-  if (rc === -1) throw new Error(`no kernel for type ${typeName(type)}`);
-  throw new Error(`${typeName(type)}: row ${first - rc - 2} is out of range for the lattice search (llama.cpp aborts on it)`);
-}
 
 // Rows go through linear memory a slice at a time, each slice small enough that copying it in,
 // quantizing it and copying the result out all happen in the core's L2 cache. Rows are
@@ -124,7 +135,7 @@ function quantizeSlices(
   for (let first = 0; first < nrows; first += sliceRows) {
     const n = Math.min(sliceRows, nrows - first);
     place(k, srcPtr, scratchPtr, first, n);
-    checkResult(type, k.quantize(type, srcPtr, dstPtr, n, ncols, imPtr), first);
+    checkKernelResult(k.quantize(type, srcPtr, dstPtr, n, ncols, imPtr), type, first);
     out.set(new Uint8Array(k.memory.buffer, dstPtr, n * rowBytes), first * rowBytes);
   }
 }
@@ -237,7 +248,7 @@ export function quantizeStaged(type: GGMLType, nrows: number, ncols: number, ima
   // growing keeps the staged rows (it only detaches views made before)
   growTo(k, dstPtr + align(dstBytes) + (imatrix ? ncols * 4 : 0));
   if (imatrix) new Float32Array(k.memory.buffer, imPtr, ncols).set(imatrix);
-  checkResult(type, k.quantize(type, srcPtr, dstPtr, nrows, ncols, imPtr), 0);
+  checkKernelResult(k.quantize(type, srcPtr, dstPtr, nrows, ncols, imPtr), type, 0);
   return new Uint8Array(k.memory.buffer, dstPtr, dstBytes);
 }
 
