@@ -17,7 +17,6 @@ import { firstDifference, MODEL } from "./build-util.js";
 import { makeModel, SMALL_LLAMA } from "./factory.js";
 import { llamaQuantize } from "./oracle/llama.js";
 import { llamaQuantizeIsolated } from "./oracle/llama-isolated.js";
-import { GGMLType } from "../src/gguf/ggml-types.js";
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "hquant-inputs-"));
 const pool = new QuantizePool(2);
