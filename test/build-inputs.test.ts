@@ -92,7 +92,7 @@ describe("non-finite values in a tensor that is copied unchanged", () => {
 
 describe("weights llama.cpp's quantizer aborts on", () => {
   it("names the tensor and the row, and writes nothing", async () => {
-    // IQ3_XXS's neighbour search overflows on values this large and ggml asserts; hquant refuses
+    // IQ3_S's neighbour search overflows on values this large and ggml asserts; hquant refuses
     const model = await makeModel({ ...SMALL_LLAMA, nEmbd: 256, nFf: 512, nVocab: 128, dtype: "f32", seed: 5, dir: tmp });
     const header = await readHeaderAt(model);
     const t = header.tensors.find((x) => x.name === "blk.0.ffn_up.weight")!;
@@ -103,11 +103,11 @@ describe("weights llama.cpp's quantizer aborts on", () => {
     const out = path.join(tmp, "huge-out");
     fs.mkdirSync(out);
     const schedule = (m: { kv: Parameters<typeof mixtureHParams>[0] }) =>
-      uniformSchedule("Q4_K_M", mixtureHParams(m.kv).nLayer, { tensorTypes: [{ pattern: "ffn_up", type: GGMLType.IQ3_XXS }] });
+      uniformSchedule("Q4_K_M", mixtureHParams(m.kv).nLayer, { tensorTypes: [{ pattern: "ffn_up", type: GGMLType.IQ3_S }] });
     const err = await buildModel({ input: bad, output: path.join(out, "x.gguf"), pool, schedule }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(UserError);
     expect((err as Error).message).toBe(
-      `${bad}: tensor blk.0.ffn_up.weight: row 41 cannot be quantized to iq3_xxs: its values are too large (llama.cpp's quantizer aborts on it)`,
+      `${bad}: tensor blk.0.ffn_up.weight: row 41 cannot be quantized to iq3_s: its values are too large (llama.cpp's quantizer aborts on it)`,
     );
     expect(fs.readdirSync(out)).toEqual([]);
   });
