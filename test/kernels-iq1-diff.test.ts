@@ -7,27 +7,14 @@
 // The oracle's first IQ1 call builds ggml's neighbour tables (seconds of CPU), once per process,
 // on a worker thread (beforeAll); each test stays short so the runner's event loop is not starved.
 import { beforeAll, describe, expect, it } from "vitest";
-import { GGMLType, rowSize, typeName } from "../src/gguf/ggml-types.js";
+import { GGMLType } from "../src/gguf/ggml-types.js";
 import { convertRows, dequantizeRows, quantizeInto, quantizeRows, quantizeStaged, stagingRows } from "../src/quant/kernels.js";
-import { oracleDequantize, oracleQuantize, oracleQuantizeInit } from "./oracle/ggml.js";
-import { firstDiff, prng } from "./kernel-test-util.js";
-import { QK_K, edgeImatrices, edgeRows, gauss, randomImatrix, randomRow } from "./iq1-rows.js";
-
-/** Quantize with both, compare bytes then dequantized floats; returns a message or "" when equal. */
-function compare(type: GGMLType, src: Float32Array, nrows: number, ncols: number, imatrix: Float32Array | null): string {
-  const expected = oracleQuantize(type, src, nrows, ncols, imatrix);
-  const got = quantizeRows(type, src, nrows, ncols, imatrix);
-  const at = firstDiff(got, expected);
-  if (at >= 0) {
-    const rs = rowSize(type, ncols);
-    return `${typeName(type)} ${imatrix ? "imatrix" : "plain"} ${nrows}×${ncols}: bytes differ at ${at} (row ${Math.floor(at / rs)}, byte ${at % rs} of the row): ${got[at]} vs ${expected[at]}`;
-  }
-  const deqGot = new Uint8Array(dequantizeRows(type, got, nrows, ncols).buffer);
-  const deqExp = new Uint8Array(oracleDequantize(type, expected, nrows, ncols).buffer);
-  const dat = firstDiff(deqGot, deqExp);
-  if (dat >= 0) return `${typeName(type)} ${imatrix ? "imatrix" : "plain"}: dequantized floats differ at element ${dat >> 2}`;
-  return "";
-}
+import { oracleQuantize, oracleQuantizeInit } from "./oracle/ggml.js";
+import {
+  compareWithLlama as compare, concatRows, edgeImatrices, expectDequantizesLikeLlama, firstDiff, gauss, prng, QK_K,
+  randomBlocks, randomImatrix, randomRows,
+} from "./kernel-test-util.js";
+import { IQ1_ROWS, iq1EdgeRows } from "./iq1-rows.js";
 
 beforeAll(() => oracleQuantizeInit(GGMLType.IQ1_S)); // IQ1_M shares its tables
 
@@ -43,19 +30,18 @@ describe.each(VARIANTS.map(([n, t, im]) => [`${n} ${im ? "imatrix" : "plain"}`, 
     const ncols = blocks * QK_K;
     for (let batch = 0; batch < 4; batch++) {
       const n = nrows / 4;
-      const src = new Float32Array(n * ncols);
-      for (let r = 0; r < n; r++) src.set(randomRow(rand, ncols), r * ncols);
+      const src = randomRows(rand, n, ncols, IQ1_ROWS);
       const im = withImatrix ? randomImatrix(rand, ncols, [0, 0.1, 0.5, 0.9][batch]!) : null;
       expect(compare(type, src, n, ncols, im)).toBe("");
     }
   });
 
   it("edge rows: zeros, constants, lattice points, ties, tiny and huge magnitudes, zero weights", () => {
-    const rows = edgeRows(prng(0xed9e0013));
+    const rows = iq1EdgeRows(prng(0xed9e0013));
     const ncols = rows[0]!.length;
-    const src = new Float32Array(rows.length * ncols);
-    rows.forEach((r, i) => src.set(r, i * ncols));
-    for (const im of withImatrix ? edgeImatrices(prng(0x1a7e0013), ncols) : [null]) {
+    const src = concatRows(rows, ncols);
+    const ones = Float32Array.from({ length: ncols }, () => 1);
+    for (const im of withImatrix ? [...edgeImatrices(prng(0x1a7e0013), ncols), ones] : [null]) {
       // all edge rows in one call, and each alone (a row's bytes must not depend on its batch)
       expect(compare(type, src, rows.length, ncols, im)).toBe("");
       for (const r of rows) expect(compare(type, r, 1, ncols, im)).toBe("");
@@ -67,8 +53,7 @@ describe.each([["iq1_s", GGMLType.IQ1_S], ["iq1_m", GGMLType.IQ1_M]] as const)("
   it("quantizeInto, quantizeStaged and convertRows (F32 and F16 sources) give ggml_quantize_chunk's bytes", () => {
     const rand = prng(0xe7e70000 + type);
     const nrows = 6, ncols = 3 * QK_K;
-    const src = new Float32Array(nrows * ncols);
-    for (let r = 0; r < nrows; r++) src.set(randomRow(rand, ncols), r * ncols);
+    const src = randomRows(rand, nrows, ncols, IQ1_ROWS);
     const im = randomImatrix(rand, ncols, 0.1);
     const want = oracleQuantize(type, src, nrows, ncols, im);
     const out = new Uint8Array(want.length + 2).fill(0xaa);
@@ -88,13 +73,7 @@ describe.each([["iq1_s", GGMLType.IQ1_S], ["iq1_m", GGMLType.IQ1_M]] as const)("
 describe.each([["iq1_s", GGMLType.IQ1_S], ["iq1_m", GGMLType.IQ1_M]] as const)("%s dequantization", (_name, type) => {
   it("dequantizes arbitrary blocks (NaN/Inf scales included) exactly like llama.cpp", () => {
     const rand = prng(0xdec0de00 + type);
-    const nrows = 64;
-    const ncols = 768;
-    const bytes = new Uint8Array(rowSize(type, ncols) * nrows);
-    for (let i = 0; i < bytes.length; i++) bytes[i] = Math.floor(rand() * 256);
-    const got = new Uint8Array(dequantizeRows(type, bytes, nrows, ncols).buffer);
-    const exp = new Uint8Array(oracleDequantize(type, bytes, nrows, ncols).buffer);
-    expect(firstDiff(got, exp)).toBe(-1);
+    expectDequantizesLikeLlama(type, randomBlocks(rand, type, 64, 768), 64, 768);
   });
 });
 

@@ -5,96 +5,27 @@
 // with importance vectors (row lengths 256..768), 29 edge rows × 6 importance vectors, and the
 // dequantization of random bytes (including NaN/Inf fp16 scales).
 import { describe, expect, it } from "vitest";
-import { GGMLType, rowSize, typeName } from "../src/gguf/ggml-types.js";
-import { dequantizeRows, quantizeRows } from "../src/quant/kernels.js";
-import { oracleDequantize, oracleQuantize } from "./oracle/ggml.js";
-import { firstDiff, prng } from "./kernel-test-util.js";
+import { GGMLType, typeName } from "../src/gguf/ggml-types.js";
+import {
+  BASE_SHAPES, compareWithLlama as compare, concatRows, edgeImatrices, edgeRows, expectDequantizesLikeLlama, gauss, prng, QK_K,
+  randomBlocks, randomImatrix, randomRows, type RowKinds,
+} from "./kernel-test-util.js";
 
-const QK_K = 256;
 const K_TYPES = [GGMLType.Q2_K, GGMLType.Q3_K, GGMLType.Q4_K, GGMLType.Q5_K, GGMLType.Q6_K];
+const ROWS: RowKinds = { minExp: -4, maxExp: 2, shapes: BASE_SHAPES }; // 1e-4 .. 1e2
 
-function gauss(rand: () => number): number {
-  const u = Math.max(rand(), 1e-12);
-  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rand());
-}
-
-/** One random row in one of several shapes real weights (and worse) take. */
-function randomRow(rand: () => number, ncols: number): Float32Array {
-  const row = new Float32Array(ncols);
-  const scale = 10 ** (rand() * 6 - 4); // 1e-4 .. 1e2
-  const kind = Math.floor(rand() * 6);
-  for (let c = 0; c < ncols; c++) {
-    let v = gauss(rand) * scale;
-    if (kind === 1 && rand() < 0.02) v *= 30; // outliers
-    if (kind === 2) v = Math.abs(v); // all positive
-    if (kind === 3) v = -Math.abs(v) - scale * 0.1; // all negative
-    if (kind === 4 && rand() < 0.7) v = 0; // sparse
-    if (kind === 5) v = Math.round(v / scale * 2) * scale; // few distinct values (ties)
-    row[c] = v;
-  }
-  return row;
-}
-
-function randomImatrix(rand: () => number, ncols: number, zeros: number): Float32Array {
-  const w = new Float32Array(ncols);
-  for (let c = 0; c < ncols; c++) {
-    const u = rand();
-    w[c] = rand() < zeros ? 0 : u * u * 4 + 1e-3 * rand();
-    if (c % 61 === 7) w[c] *= 40;
-  }
-  return w;
-}
-
-function edgeRows(rand: () => number): Float32Array[] {
-  const n = QK_K * 2;
-  const fill = (f: (c: number) => number) => Float32Array.from({ length: n }, (_, c) => f(c));
-  return [
-    fill(() => 0),
-    fill(() => -0),
-    fill(() => 0.5),
-    fill(() => -0.25),
-    fill(() => 1e-3),
-    fill((c) => (c === 77 ? 1000 : gauss(rand) * 0.01)),
-    fill((c) => (c === 300 ? -3e4 : gauss(rand) * 1e-3)),
-    fill(() => gauss(rand) * 1e-30),
-    fill(() => 1e-30),
-    fill((c) => (c % 2 ? 1e-30 : -1e-30)),
-    fill(() => gauss(rand) * 1e-38), // subnormal and near-subnormal
-    fill((c) => (c % 3) * 1.4e-45), // smallest subnormals
-    fill((c) => (c % 5 === 0 ? 5e-39 : 0)),
-    fill(() => 65504),
-    fill(() => -65504),
-    fill((c) => (c % 2 ? 65504 : -65504)),
-    fill((c) => (c % 7 === 0 ? 65504 : gauss(rand))),
-    fill((c) => (c % 2 ? 1 : -1) + gauss(rand) * 0.001),
-    fill(() => -Math.abs(gauss(rand))),
-    fill(() => Math.abs(gauss(rand))),
-    fill((c) => (c % 16) - 8),
-    fill((c) => ((c * 7919) % 13) - 6),
-    fill((c) => (c < QK_K ? 0 : gauss(rand))),
-    fill((c) => (c % 32 === 0 ? gauss(rand) : 0)),
-    fill(() => gauss(rand) * 1e4),
-    fill(() => gauss(rand) * 3e5),
-    fill((c) => (c === 5 ? 1e-20 : c === 6 ? -1e20 : 0)),
-    fill((c) => (c % 9 === 0 ? 3e38 : c % 9 === 1 ? -3e38 : gauss(rand))), // sums overflow to Inf/NaN
-    fill((c) => (c % 2 ? 1e19 : -1e19)),
-  ];
-}
-
-/** Quantize with both, compare bytes then dequantized floats; returns a message or "" when equal. */
-function compare(type: GGMLType, src: Float32Array, nrows: number, ncols: number, imatrix: Float32Array | null): string {
-  const expected = oracleQuantize(type, src, nrows, ncols, imatrix);
-  const got = quantizeRows(type, src, nrows, ncols, imatrix);
-  const at = firstDiff(got, expected);
-  if (at >= 0) {
-    const rs = rowSize(type, ncols);
-    return `${typeName(type)} ${imatrix ? "imatrix" : "plain"}: bytes differ at ${at} (row ${Math.floor(at / rs)}, byte ${at % rs} of the row)`;
-  }
-  const deqGot = new Uint8Array(dequantizeRows(type, got, nrows, ncols).buffer);
-  const deqExp = new Uint8Array(oracleDequantize(type, expected, nrows, ncols).buffer);
-  const dat = firstDiff(deqGot, deqExp);
-  if (dat >= 0) return `${typeName(type)} ${imatrix ? "imatrix" : "plain"}: dequantized floats differ at element ${dat >> 2}`;
-  return "";
+/** The shared edge rows, and the K-quants' own (sums overflowing to Inf/NaN among them). */
+function kquantEdgeRows(rand: () => number): Float32Array[] {
+  return edgeRows(rand, QK_K * 2, {
+    tiny: [(c) => (c % 2 ? 1e-30 : -1e-30)],
+    smallestSubnormals: [(c) => (c % 5 === 0 ? 5e-39 : 0)],
+    large: [
+      () => gauss(rand) * 3e5,
+      (c) => (c === 5 ? 1e-20 : c === 6 ? -1e20 : 0),
+      (c) => (c % 9 === 0 ? 3e38 : c % 9 === 1 ? -3e38 : gauss(rand)), // sums overflow to Inf/NaN
+      (c) => (c % 2 ? 1e19 : -1e19),
+    ],
+  });
 }
 
 describe.each(K_TYPES.map((t) => [typeName(t), t] as const))("%s vs llama.cpp", (_name, type) => {
@@ -102,9 +33,7 @@ describe.each(K_TYPES.map((t) => [typeName(t), t] as const))("%s vs llama.cpp", 
     const rand = prng(0x5eed0000 + type);
     for (const ncols of [256, 512, 768]) {
       const nrows = 1536 / (ncols / 256); // 1536 / 768 / 512 rows
-      const src = new Float32Array(nrows * ncols);
-      for (let r = 0; r < nrows; r++) src.set(randomRow(rand, ncols), r * ncols);
-      expect(compare(type, src, nrows, ncols, null)).toBe("");
+      expect(compare(type, randomRows(rand, nrows, ncols, ROWS), nrows, ncols, null)).toBe("");
     }
   });
 
@@ -113,8 +42,7 @@ describe.each(K_TYPES.map((t) => [typeName(t), t] as const))("%s vs llama.cpp", 
     for (const [ncols, zeros] of [[256, 0], [512, 0.1], [768, 0.5], [256, 0.9]] as const) {
       const nrows = 96;
       for (let batch = 0; batch < 4; batch++) {
-        const src = new Float32Array(nrows * ncols);
-        for (let r = 0; r < nrows; r++) src.set(randomRow(rand, ncols), r * ncols);
+        const src = randomRows(rand, nrows, ncols, ROWS);
         expect(compare(type, src, nrows, ncols, randomImatrix(rand, ncols, zeros))).toBe("");
       }
     }
@@ -122,19 +50,10 @@ describe.each(K_TYPES.map((t) => [typeName(t), t] as const))("%s vs llama.cpp", 
 
   it("edge rows: zeros, constants, outliers, tiny, subnormal, ±65504, mixed signs", () => {
     const rand = prng(0xed9e0000 + type);
-    const rows = edgeRows(rand);
+    const rows = kquantEdgeRows(rand);
     const ncols = rows[0].length;
-    const src = new Float32Array(rows.length * ncols);
-    rows.forEach((r, i) => src.set(r, i * ncols));
-    const imatrices: (Float32Array | null)[] = [
-      null,
-      randomImatrix(rand, ncols, 0),
-      randomImatrix(rand, ncols, 0.5),
-      new Float32Array(ncols), // all zero weights
-      Float32Array.from({ length: ncols }, (_, c) => (c < 40 ? 0 : 1)),
-      Float32Array.from({ length: ncols }, (_, c) => (c % 16 === 3 ? 1e-30 : 1)),
-    ];
-    for (const im of imatrices) {
+    const src = concatRows(rows, ncols);
+    for (const im of [null, ...edgeImatrices(rand, ncols)]) {
       // one call with all edge rows, and each row alone (a row's bytes must not depend on its batch)
       expect(compare(type, src, rows.length, ncols, im)).toBe("");
       for (const r of rows) expect(compare(type, r, 1, ncols, im)).toBe("");
@@ -143,12 +62,6 @@ describe.each(K_TYPES.map((t) => [typeName(t), t] as const))("%s vs llama.cpp", 
 
   it("dequantizes arbitrary blocks exactly like llama.cpp", () => {
     const rand = prng(0xdec0de00 + type);
-    const nrows = 64;
-    const ncols = 512;
-    const bytes = new Uint8Array(rowSize(type, ncols) * nrows);
-    for (let i = 0; i < bytes.length; i++) bytes[i] = Math.floor(rand() * 256);
-    const got = new Uint8Array(dequantizeRows(type, bytes, nrows, ncols).buffer);
-    const exp = new Uint8Array(oracleDequantize(type, bytes, nrows, ncols).buffer);
-    expect(firstDiff(got, exp)).toBe(-1);
+    expectDequantizesLikeLlama(type, randomBlocks(rand, type, 64, 512), 64, 512);
   });
 });

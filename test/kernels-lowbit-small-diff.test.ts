@@ -6,37 +6,28 @@
 // three row widths (1, 3 and 5..17 blocks), each batch also with an importance vector; 40 edge rows
 // alone and together; every scale-exponent boundary of MXFP4; and the dequantization of random bytes.
 import { describe, expect, it } from "vitest";
-import { GGMLType, mustTypeInfo, rowSize, typeName } from "../src/gguf/ggml-types.js";
-import { NonFiniteRowError, dequantizeRows, quantizeRows } from "../src/quant/kernels.js";
-import { oracleDequantize, oracleQuantize } from "./oracle/ggml.js";
-import { firstDiff, prng } from "./kernel-test-util.js";
+import { GGMLType, mustTypeInfo, typeName } from "../src/gguf/ggml-types.js";
+import { NonFiniteRowError, quantizeRows } from "../src/quant/kernels.js";
+import { oracleQuantize } from "./oracle/ggml.js";
+import {
+  allNegative, allPositive, compareWithLlama, concatRows, expectDequantizesLikeLlama, firstDiff, gauss, outliers,
+  plainGaussian, prng, randomBlocks, randomRows, type RowKinds, type RowShape,
+} from "./kernel-test-util.js";
 
 const TYPES = [GGMLType.TQ1_0, GGMLType.TQ2_0, GGMLType.MXFP4, GGMLType.NVFP4, GGMLType.Q1_0, GGMLType.Q2_0];
 
-function gauss(rand: () => number): number {
-  const u = Math.max(rand(), 1e-12);
-  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rand());
-}
+const signedZerosSparse: RowShape = (v, _scale, _c, rand) => (rand() < 0.7 ? (rand() < 0.5 ? 0 : -0) : v);
+const quarterTies: RowShape = (v, scale) => Math.round((v / scale) * 4) * scale * 0.25; // few distinct values (ties)
+const fp4Grid: RowShape = (_v, scale, _c, rand) => (Math.round(rand() * 24) - 12) * scale; // on the FP4 grid of some scale
+// 1e-8 .. 1e4: NVFP4's E4M3 scale under- and overflows at the ends
+const ROWS: RowKinds = {
+  minExp: -8,
+  maxExp: 4,
+  shapes: [plainGaussian, outliers, allPositive, allNegative, signedZerosSparse, quarterTies, fp4Grid],
+};
 
-/** One random row in one of several shapes real weights (and worse) take. */
-function randomRow(rand: () => number, ncols: number): Float32Array {
-  const row = new Float32Array(ncols);
-  const scale = 10 ** (rand() * 12 - 8); // 1e-8 .. 1e4: NVFP4's E4M3 scale under- and overflows at the ends
-  const kind = Math.floor(rand() * 7);
-  for (let c = 0; c < ncols; c++) {
-    let v = gauss(rand) * scale;
-    if (kind === 1 && rand() < 0.02) v *= 30; // outliers
-    if (kind === 2) v = Math.abs(v); // all positive
-    if (kind === 3) v = -Math.abs(v) - scale * 0.1; // all negative
-    if (kind === 4 && rand() < 0.7) v = rand() < 0.5 ? 0 : -0; // sparse, signed zeros
-    if (kind === 5) v = Math.round((v / scale) * 4) * scale * 0.25; // few distinct values (ties)
-    if (kind === 6) v = (Math.round(rand() * 24) - 12) * scale; // on the FP4 grid of some scale
-    row[c] = v;
-  }
-  return row;
-}
-
-function randomImatrix(rand: () => number, ncols: number): Float32Array {
+/** ggml ignores it for these types: any weights will do. */
+function ignoredImatrix(rand: () => number, ncols: number): Float32Array {
   return Float32Array.from({ length: ncols }, (_, c) => (c % 5 === 0 ? 0 : rand() * 4 + 1e-3));
 }
 
@@ -108,27 +99,13 @@ function edgeRows(rand: () => number, n: number): Float32Array[] {
   ];
 }
 
-function describeType(type: GGMLType, imatrix: Float32Array | null): string {
-  return `${typeName(type)} ${imatrix ? "imatrix" : "plain"}`;
-}
-
-/** Quantize with both, compare bytes then dequantized floats; returns a message or "" when equal. */
+/** compareWithLlama, and with an importance vector also that llama.cpp's bytes do not depend on it. */
 function compare(type: GGMLType, src: Float32Array, nrows: number, ncols: number, imatrix: Float32Array | null): string {
+  const msg = compareWithLlama(type, src, nrows, ncols, imatrix);
+  if (msg || !imatrix) return msg;
+  const plain = oracleQuantize(type, src, nrows, ncols, null);
   const expected = oracleQuantize(type, src, nrows, ncols, imatrix);
-  const rs = rowSize(type, ncols);
-  const got = quantizeRows(type, src, nrows, ncols, imatrix);
-  const at = firstDiff(got, expected);
-  if (at >= 0) return `${describeType(type, imatrix)}: bytes differ at ${at} (row ${Math.floor(at / rs)}, byte ${at % rs} of the row): ${got[at]} vs ${expected[at]}`;
-  if (imatrix) {
-    // the reference ignores it: the plain bytes must be the same
-    const plain = oracleQuantize(type, src, nrows, ncols, null);
-    if (firstDiff(plain, expected) >= 0) return `${describeType(type, imatrix)}: llama.cpp's bytes depend on the importance vector`;
-  }
-  const deqGot = new Uint8Array(dequantizeRows(type, got, nrows, ncols).buffer);
-  const deqExp = new Uint8Array(oracleDequantize(type, expected, nrows, ncols).buffer);
-  const dat = firstDiff(deqGot, deqExp);
-  if (dat >= 0) return `${describeType(type, imatrix)}: dequantized floats differ at element ${dat >> 2}`;
-  return "";
+  return firstDiff(plain, expected) >= 0 ? `${typeName(type)} imatrix: llama.cpp's bytes depend on the importance vector` : "";
 }
 
 describe.each(TYPES.map((t) => [typeName(t), t] as const))("%s vs llama.cpp", (_name, type) => {
@@ -141,10 +118,9 @@ describe.each(TYPES.map((t) => [typeName(t), t] as const))("%s vs llama.cpp", (_
         // the third width: an odd block count from 5 to 17, one per batch
         const ncols = block * (blocks || [5, 7, 13, 17][batch]);
         const rows = 256;
-        const src = new Float32Array(rows * ncols);
-        for (let r = 0; r < rows; r++) src.set(randomRow(rand, ncols), r * ncols);
+        const src = randomRows(rand, rows, ncols, ROWS);
         expect(compare(type, src, rows, ncols, null)).toBe("");
-        expect(compare(type, src, rows, ncols, randomImatrix(rand, ncols))).toBe("");
+        expect(compare(type, src, rows, ncols, ignoredImatrix(rand, ncols))).toBe("");
       }
     }
   });
@@ -153,9 +129,8 @@ describe.each(TYPES.map((t) => [typeName(t), t] as const))("%s vs llama.cpp", (_
     const rand = prng(0xed9e1000 + type);
     const ncols = 768; // an odd block count for the 256-blocks, and Q1_0's lanes of four blocks plus two alone
     const rows = edgeRows(rand, ncols);
-    const src = new Float32Array(rows.length * ncols);
-    rows.forEach((r, i) => src.set(r, i * ncols));
-    for (const im of [null, randomImatrix(rand, ncols), new Float32Array(ncols)]) {
+    const src = concatRows(rows, ncols);
+    for (const im of [null, ignoredImatrix(rand, ncols), new Float32Array(ncols)]) {
       // one call with all edge rows, and each row alone (a row's bytes must not depend on its batch)
       expect(compare(type, src, rows.length, ncols, im)).toBe("");
       rows.forEach((r, i) => expect(compare(type, r, 1, ncols, im), `edge row ${i}`).toBe(""));
@@ -164,13 +139,7 @@ describe.each(TYPES.map((t) => [typeName(t), t] as const))("%s vs llama.cpp", (_
 
   it("dequantizes arbitrary blocks exactly like llama.cpp", () => {
     const rand = prng(0xdec0d100 + type);
-    const nrows = 64;
-    const ncols = 768;
-    const bytes = new Uint8Array(rowSize(type, ncols) * nrows);
-    for (let i = 0; i < bytes.length; i++) bytes[i] = Math.floor(rand() * 256);
-    const got = new Uint8Array(dequantizeRows(type, bytes, nrows, ncols).buffer);
-    const exp = new Uint8Array(oracleDequantize(type, bytes, nrows, ncols).buffer);
-    expect(firstDiff(got, exp)).toBe(-1);
+    expectDequantizesLikeLlama(type, randomBlocks(rand, type, 64, 768), 64, 768);
   });
 
   it("refuses a row holding NaN or Inf", () => {
