@@ -217,7 +217,7 @@ export function checkAgainstLlamaQuantize(families: ArchModel[], refused: Refuse
     const reference = await llamaQuantizeIsolated(setups.flatMap((s) => s.jobs));
     let at = 0;
     prepared = setups.map((s) => ({ ...s, reference: reference.slice(at, (at += s.jobs.length)) }));
-  }, 600_000);
+  }, SWEEP ? 7_200_000 : 600_000); // the sweep runs every file type on 80-layer models: up to an hour
 
   describe("every file type on every architecture family: identical to llama_model_quantize, or both refuse", () => {
     families.forEach((family, index) => {
