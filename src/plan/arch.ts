@@ -6,6 +6,7 @@
 // also where llama.cpp aborts the process) and uses the layer count llama.cpp actually uses.
 import { GGUFValueType, type GGUFKV, type GGUFScalar } from "../gguf/model.js";
 import { kvValue } from "../gguf/model.js";
+import { VALUE_TYPE_NAMES } from "../gguf/reader.js";
 import { UserError } from "../errors.js";
 import { BASE_READS, LLAMA_CPP_ARCHITECTURES, type KeyRead, type LoaderView } from "./arch-facts.js";
 
@@ -84,21 +85,11 @@ function maxOfKeyOrArray(kv: readonly GGUFKV[], key: string, source: string): nu
   return Math.max(0, ...(values as number[]));
 }
 
-/** gguf_type_name */
+/** gguf_type_name: hquant's value-type names, but for "str" and "arr" */
 const GGUF_TYPE_NAMES: Readonly<Record<number, string>> = {
-  [GGUFValueType.UINT8]: "u8",
-  [GGUFValueType.INT8]: "i8",
-  [GGUFValueType.UINT16]: "u16",
-  [GGUFValueType.INT16]: "i16",
-  [GGUFValueType.UINT32]: "u32",
-  [GGUFValueType.INT32]: "i32",
-  [GGUFValueType.FLOAT32]: "f32",
-  [GGUFValueType.BOOL]: "bool",
+  ...VALUE_TYPE_NAMES,
   [GGUFValueType.STRING]: "str",
   [GGUFValueType.ARRAY]: "arr",
-  [GGUFValueType.UINT64]: "u64",
-  [GGUFValueType.INT64]: "i64",
-  [GGUFValueType.FLOAT64]: "f64",
 };
 
 /** Array element types get_arr accepts for a target of `type` (u32/i32 targets take bool, u32 and i32). */
