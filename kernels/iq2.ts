@@ -12,7 +12,7 @@
 // steps (weights, signs, rounding to levels) four elements at a time. Every sum over the
 // elements of a block stays sequential, in the reference's order.
 import { fp16ToFp32, fp32ToFp16 } from "./fp16";
-import { GROUP_MAX_EPS, nearestInt, nearestIntX4, transposeX4 } from "./quant-common";
+import { GROUP_MAX_EPS, nearestInt, nearestIntX4, refineQpQuants, transposeX4 } from "./quant-common";
 import { LATTICE_IQ2S, LATTICE_IQ2XS, LATTICE_IQ2XXS, latticeMap, latticeNeighbours, latticePositions, latticeValues } from "./iq-neighbours";
 
 const QK_K = 256;
@@ -377,45 +377,7 @@ function makeQpQuantsXXS(x: usize, L: usize, quantWeights: usize): f32 {
       iscale = ldf(QP_ISCALE, k);
     }
   }
-  let sumlx: f32 = 0;
-  let suml2: f32 = 0;
-  for (let i = 0; i < n; ++i) {
-    const xi = ldf(x, i);
-    let l = nearestInt(iscale * xi);
-    l = nmax < l ? nmax : l;
-    store<u8>(L + <usize>i, <u8>l);
-    const w = ldf(quantWeights, i);
-    const fl = <f32>l;
-    sumlx += w * xi * fl;
-    suml2 += w * fl * fl;
-  }
-  for (let itry = 0; itry < 5; ++itry) {
-    let nChanged = 0;
-    for (let i = 0; i < n; ++i) {
-      const xi = ldf(x, i);
-      const w = ldf(quantWeights, i);
-      const li = <f32>load<u8>(L + <usize>i);
-      let slx = sumlx - w * xi * li;
-      let sl2 = suml2 - w * li * li;
-      if (slx > 0 && sl2 > 0) {
-        let newL = nearestInt(xi * sl2 / slx);
-        newL = nmax < newL ? nmax : newL;
-        if (newL != <i32>load<u8>(L + <usize>i)) {
-          const fn = <f32>newL;
-          slx += w * xi * fn;
-          sl2 += w * fn * fn;
-          if (slx * slx * suml2 > sumlx * sumlx * sl2) {
-            store<u8>(L + <usize>i, <u8>newL);
-            sumlx = slx;
-            suml2 = sl2;
-            ++nChanged;
-          }
-        }
-      }
-    }
-    if (!nChanged) break;
-  }
-  return suml2 > 0 ? sumlx / suml2 : 0;
+  return refineQpQuants(n, nmax, x, L, quantWeights, iscale);
 }
 const QP_MSE = memory.data(8 * 4, 16);
 const QP_ISCALE = memory.data(8 * 4, 16);

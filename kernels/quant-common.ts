@@ -107,6 +107,14 @@ export function makeQpQuants(n: i32, nmax: i32, x: usize, L: usize, quantWeights
       iscale = iscaleIs;
     }
   }
+  return refineQpQuants(n, nmax, x, L, quantWeights, iscale);
+}
+
+/**
+ * The end of make_qp_quants once its scale search chose `iscale`: quantize at it, then up to five
+ * passes moving single levels while that raises sumlx²/suml2; returns sumlx/suml2 (0 when suml2 is 0).
+ */
+export function refineQpQuants(n: i32, nmax: i32, x: usize, L: usize, quantWeights: usize, iscale: f32): f32 {
   let sumlx: f32 = 0;
   let suml2: f32 = 0;
   for (let i = 0; i < n; ++i) {
