@@ -28,7 +28,7 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import { llamaTool } from "./llama-tools.js";
 import { buildModel } from "../src/build/index.js";
-import { evaluateAgainstBase, evaluateBase } from "../src/bench/evaluate.js";
+import { evaluateAgainstBase, evaluateBase } from "../src/eval/evaluate.js";
 import { archNumber, GGUFValueType, type GGUFKV } from "../src/gguf/model.js";
 import { readHeaderAt } from "../src/gguf/reader.js";
 import { GGUFFileWriter } from "../src/gguf/writer.js";

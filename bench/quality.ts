@@ -16,8 +16,8 @@ import { archNumber } from "../src/gguf/model.js";
 import { readHeaderAt } from "../src/gguf/reader.js";
 import { scheduleFromOptions } from "../src/plan/options.js";
 import { planModel } from "../src/plan/planner.js";
-import { runBench, writeReportFiles, type BenchTarget } from "../src/bench/run.js";
-import { markdownTable } from "../src/bench/report.js";
+import { runBench, writeReportFiles, type BenchTarget } from "../src/eval/run.js";
+import { markdownTable } from "../src/eval/report.js";
 
 const BASE = "models/tinyllama-16l-f16.gguf";
 const TEXT = "test/fixtures/eval-test.txt";

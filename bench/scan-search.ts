@@ -10,7 +10,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { defaultCacheDir } from "../src/bench/run.js";
+import { defaultCacheDir } from "../src/eval/run.js";
 import { greedySearch, greedyMarkdown } from "../src/scan/greedy.js";
 import { HiddenStateSimilarity, lacoSearch } from "../src/scan/laco.js";
 import { CandidateMeasurer, type Measurement } from "../src/scan/measure.js";

@@ -2,8 +2,8 @@
 // thin layer over these same functions. Nothing here exits the process or installs signal
 // handlers: cancel with an AbortSignal (`signal`), and catch UserError for bad input.
 import { buildModel, prepareBuild, type BuildOptions, type BuildResult, type PrepareOptions } from "./build/index.js";
-import { runBench, type BenchOptions } from "./bench/run.js";
-import type { BenchReport } from "./bench/report.js";
+import { runBench, type BenchOptions } from "./eval/run.js";
+import type { BenchReport } from "./eval/report.js";
 import { inspectModel, type InspectReport } from "./gguf/inspect.js";
 import type { GGUFModel } from "./gguf/model.js";
 import { openModel } from "./gguf/reader.js";
@@ -23,8 +23,8 @@ export { listPresets, loadPreset } from "./plan/options.js";
 export { parseKvOverride } from "./plan/kv-override.js";
 export { FILE_TYPE_NAMES, FILE_TYPE_ALIASES } from "./plan/ftypes.js";
 export type { BuildProgress, BuildResult, ImatrixUse } from "./build/index.js";
-export type { BenchReport, BenchRow, QualityMetric } from "./bench/report.js";
-export type { BenchTarget } from "./bench/run.js";
+export type { BenchReport, BenchRow, QualityMetric } from "./eval/report.js";
+export type { BenchTarget } from "./eval/run.js";
 export type { InspectReport } from "./gguf/inspect.js";
 export type { Plan, PlannedTensor, ResolvedSchedule } from "./plan/planner.js";
 export type { PlanSizes } from "./plan/summary.js";

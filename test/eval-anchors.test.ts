@@ -15,7 +15,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildModel } from "../src/build/index.js";
-import { evaluateAgainstBase, evaluateBase, type BaseEvaluation } from "../src/bench/evaluate.js";
+import { evaluateAgainstBase, evaluateBase, type BaseEvaluation } from "../src/eval/evaluate.js";
 import type { FileTypeName } from "../src/plan/ftypes.js";
 import { mixtureHParams } from "../src/plan/hparams.js";
 import { uniformSchedule } from "../src/plan/schedule.js";

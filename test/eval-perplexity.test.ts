@@ -8,12 +8,12 @@ import { createRequire } from "node:module";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { evaluateAgainstBase, evaluateBase, type BaseEvaluation } from "../src/bench/evaluate.js";
-import { chunkInput, planChunks, scoredTarget } from "../src/bench/chunks.js";
-import { addPosition, nearestInt, packedRowLength, percentile, unpackLogProb, newKldAccumulator, summarizeKld } from "../src/bench/kld-math.js";
-import { VocabKernels } from "../src/bench/vocab-math.js";
-import { chunksPerDecode, ModelEvaluator } from "../src/bench/runtime.js";
-import { BaseCacheReader } from "../src/bench/base-cache.js";
+import { evaluateAgainstBase, evaluateBase, type BaseEvaluation } from "../src/eval/evaluate.js";
+import { chunkInput, planChunks, scoredTarget } from "../src/eval/chunks.js";
+import { addPosition, nearestInt, packedRowLength, percentile, unpackLogProb, newKldAccumulator, summarizeKld } from "../src/eval/kld-math.js";
+import { VocabKernels } from "../src/eval/vocab-math.js";
+import { chunksPerDecode, ModelEvaluator } from "../src/runtime/evaluator.js";
+import { BaseCacheReader } from "../src/eval/base-cache.js";
 import { referencePerplexity, type ReferencePerplexity } from "./oracle/perplexity.js";
 import { llamaQuantize } from "./oracle/llama.js";
 

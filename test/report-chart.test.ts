@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { renderChart, escapeXml } from "../src/bench/chart.js";
-import { markPareto, markdownTable, type BenchRow } from "../src/bench/report.js";
+import { renderChart, escapeXml } from "../src/eval/chart.js";
+import { markPareto, markdownTable, type BenchRow } from "../src/eval/report.js";
 
 function row(label: string, bytes: number, kld: number, ppl = 90): BenchRow {
   return { label, file: `${label}.gguf`, bytes, bpw: (bytes * 8) / 14_688_512, ppl, pplErr: 1, kld, kld99: kld * 8, kldMax: kld * 50, topTokenPct: 95, ftype: label, imatrix: false };

@@ -4,7 +4,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { evaluateBase } from "../src/bench/evaluate.js";
+import { evaluateBase } from "../src/eval/evaluate.js";
 import { GGMLType } from "../src/gguf/ggml-types.js";
 import { openModel } from "../src/gguf/reader.js";
 import { tuneSpace } from "../src/tune/candidates.js";

@@ -1,7 +1,7 @@
 // The tune report's acceptance arithmetic: a tuned file must beat every standard file / preset
 // that is not larger; the standard types' curve is their Pareto front interpolated in log KLD.
 import { describe, expect, it } from "vitest";
-import type { BenchRow } from "../src/bench/report.js";
+import type { BenchRow } from "../src/eval/report.js";
 import type { TuneResult } from "../src/tune/index.js";
 import { acceptance, standardCurve, tunedRows } from "../src/tune/report.js";
 

@@ -2,7 +2,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { UserError } from "../errors.js";
-import { writeFileAtomic } from "../bench/run.js";
+import { writeFileAtomic } from "../eval/run.js";
 import { resolveOutputTarget } from "../gguf/output-path.js";
 
 /** A positive integer option, or undefined when the option was not given. */

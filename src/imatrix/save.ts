@@ -4,7 +4,7 @@
 import { GGMLType } from "../gguf/ggml-types.js";
 import { GGUFValueType, type GGUFKV } from "../gguf/model.js";
 import { GGUFFileWriter, type TensorSpec } from "../gguf/writer.js";
-import { writeFileAtomic } from "../bench/run.js";
+import { writeFileAtomic } from "../eval/run.js";
 import type { ImatrixCollector } from "./collect.js";
 
 /** Names in llama-imatrix's deterministic order (std::sort of std::string: byte order). */

@@ -5,8 +5,8 @@
 // hidden states on the calibration text above the threshold T. A kept merge moves l down by the
 // interval I; a rejected one by 1. Merges stop once the next one would compress the stack beyond
 // the maximum compression (layers removed / base layers).
-import { chunkInput } from "../bench/chunks.js";
-import { chunksPerDecode } from "../bench/runtime.js";
+import { chunkInput } from "../eval/chunks.js";
+import { chunksPerDecode } from "../runtime/evaluator.js";
 import { UserError } from "../errors.js";
 import { HiddenStateModel } from "../runtime/embeddings.js";
 import type { SurgeryOp } from "../surgery/index.js";

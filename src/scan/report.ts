@@ -1,6 +1,6 @@
 // What `hquant scan` prints and writes: a markdown table (least harmful edit first) and an SVG bar
 // chart of the KL-divergence per layer, in layer order. Pure.
-import { escapeXml } from "../bench/chart.js";
+import { escapeXml } from "../eval/chart.js";
 import { compareHarm, type ScanReport, type ScanRow } from "./index.js";
 
 const signed = (v: number, digits: number) => `${v >= 0 ? "+" : "−"}${Math.abs(v).toFixed(digits)}`;

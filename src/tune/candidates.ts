@@ -60,6 +60,12 @@ export function groupOf(name: string, category: TensorCategory): string {
 }
 
 /** Parses a --types list ("q4_K,q5_K,f16"); every name must be a type hquant writes. */
+/** The tensors a measurement unit lowers: a group's, or the one tensor it names (`blk.3.ffn_down`). */
+export function unitTensors(space: TuneSpace, unit: string): TuneTensor[] {
+  const inGroup = space.tensors.filter((t) => t.group === unit);
+  return inGroup.length > 0 ? inGroup : space.tensors.filter((t) => t.name === `${unit}.weight`);
+}
+
 export function parseTypeList(list: string, where = "--types"): GGMLType[] {
   const names = list.split(",").map((s) => s.trim()).filter(Boolean);
   if (names.length === 0) throw new UserError(`${where}: empty type list`);

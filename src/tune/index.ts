@@ -10,9 +10,9 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { evaluateAgainstBase, evaluateBase, type BaseEvaluation, type EvalOptions } from "../bench/evaluate.js";
-import { sha256File, sha256Text } from "../bench/base-cache.js";
-import type { KldSummary } from "../bench/kld-math.js";
+import { evaluateAgainstBase, evaluateBase, type BaseEvaluation, type EvalOptions } from "../eval/evaluate.js";
+import { sha256File, sha256Text } from "../eval/base-cache.js";
+import type { KldSummary } from "../eval/kld-math.js";
 import { UserError } from "../errors.js";
 import { GGMLType, typeName } from "../gguf/ggml-types.js";
 import type { GGUFModel } from "../gguf/model.js";

@@ -7,14 +7,13 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { buildModel } from "../build/index.js";
-import { evaluateAgainstBase, type BaseEvaluation, type EvalOptions } from "../bench/evaluate.js";
+import { evaluateAgainstBase, type BaseEvaluation, type EvalOptions } from "../eval/evaluate.js";
 import { GGMLType, typeName } from "../gguf/ggml-types.js";
 import { shapeFallback } from "../plan/tensors.js";
 import { uniformSchedule } from "../plan/schedule.js";
 import { QuantizePool } from "../pool/index.js";
-import type { TuneSpace } from "./candidates.js";
+import { unitTensors, type TuneSpace } from "./candidates.js";
 import { readJson, writeJsonAtomic } from "./cache.js";
-import { unitTensors } from "./sensitivity.js";
 
 export interface Measurement {
   group: string;

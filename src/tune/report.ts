@@ -3,9 +3,9 @@
 // types and presets beside the tuned points, the sensitivity heatmap (layer × tensor kind), the
 // chosen types as a grid, predicted against measured KLD.
 import path from "node:path";
-import { escapeXml, renderChart } from "../bench/chart.js";
-import { markdownTable, markPareto, type BaseLine, type BenchRow } from "../bench/report.js";
-import { writeFileAtomic } from "../bench/run.js";
+import { escapeXml, renderChart } from "../eval/chart.js";
+import { markdownTable, markPareto, type BaseLine, type BenchRow } from "../eval/report.js";
+import { writeFileAtomic } from "../eval/run.js";
 import type { TuneResult, TunedBudget } from "./index.js";
 import { typeName } from "../gguf/ggml-types.js";
 

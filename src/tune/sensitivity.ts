@@ -5,7 +5,7 @@
 // from a few calibration points in proxy mode. The additive model (the file's KLD is the sum of its
 // tensors' ΔKLD) is what the allocation optimises; verify.ts checks it against a measurement.
 import { GGMLType } from "../gguf/ggml-types.js";
-import type { TuneSpace, TuneTensor } from "./candidates.js";
+import { unitTensors, type TuneSpace, type TuneTensor } from "./candidates.js";
 import type { Measurement } from "./measure.js";
 import type { ProxyErrors } from "./proxy.js";
 import { shapeFallback } from "../plan/tensors.js";
@@ -15,12 +15,6 @@ export type CostTable = Map<string, Map<GGMLType, number>>;
 
 /** Smallest ΔKLD a measurement may give (one at the evaluator's noise floor is not zero sensitivity). */
 const MIN_KLD = 1e-7;
-
-/** The tensors a measurement unit lowers: a group's, or the one tensor it names (`blk.3.ffn_down`). */
-export function unitTensors(space: TuneSpace, unit: string): TuneTensor[] {
-  const inGroup = space.tensors.filter((t) => t.group === unit);
-  return inGroup.length > 0 ? inGroup : space.tensors.filter((t) => t.name === `${unit}.weight`);
-}
 
 const writtenError = (errors: ProxyErrors, t: TuneTensor, type: GGMLType) => errors.get(t.name)!.get(shapeFallback(t.shape[0]!, type).type) ?? 0;
 

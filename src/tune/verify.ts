@@ -5,8 +5,8 @@
 import fs from "node:fs";
 import path from "node:path";
 import { buildModel } from "../build/index.js";
-import { evaluateAgainstBase, type BaseEvaluation, type EvalOptions } from "../bench/evaluate.js";
-import type { KldSummary } from "../bench/kld-math.js";
+import { evaluateAgainstBase, type BaseEvaluation, type EvalOptions } from "../eval/evaluate.js";
+import type { KldSummary } from "../eval/kld-math.js";
 import { scheduleFromOptions } from "../plan/options.js";
 import type { QuantizePool } from "../pool/index.js";
 import { HQUANT_VERSION } from "../version.js";

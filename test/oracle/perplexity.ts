@@ -1,7 +1,7 @@
 // Independent reference for the evaluator tests: llama-perplexity's perplexity() loop written
 // directly against the prebuilt libllama.v0.4.0.so (koffi) — llama_tokenize with add_special,
 // BOS substituted at each chunk start, raw logits from llama_get_logits_ith, log-softmax in double.
-// It shares no code with src/runtime and src/bench (their own koffi binding, decode layout and math).
+// It shares no code with src/runtime and src/eval (their own koffi binding, decode layout and math).
 // Each chunk is one llama_decode of a llama_batch (llama_batch_init) filled from JS, outputs requested
 // only at the scored positions — as perplexity() does.
 import path from "node:path";

@@ -9,7 +9,7 @@ import type { Command } from "commander";
 import { UserError } from "../../errors.js";
 import { jsonTarget, positiveInt, readText } from "../args.js";
 import { commandSignal } from "../signals.js";
-import { defaultCacheDir, writeFileAtomic } from "../../bench/run.js";
+import { defaultCacheDir, writeFileAtomic } from "../../eval/run.js";
 import { parseFileType, validateSchedule } from "../../plan/schedule.js";
 import { checkMergeCount, parseSearchOps, type Candidate } from "../../scan/candidates.js";
 import { greedyMarkdown, greedySearch, surgerySchedule } from "../../scan/greedy.js";

@@ -7,7 +7,7 @@ import path from "node:path";
 import { Option, type Command } from "commander";
 import { UserError } from "../../errors.js";
 import { checkOutputFolder, jsonTarget, parseThreads, positiveInt, readText, writeJson } from "../args.js";
-import { defaultCacheDir, writeFileAtomic } from "../../bench/run.js";
+import { defaultCacheDir, writeFileAtomic } from "../../eval/run.js";
 import { resolveOutputTarget } from "../../gguf/output-path.js";
 import { scan } from "../../index.js";
 import { parseFileType } from "../../plan/schedule.js";

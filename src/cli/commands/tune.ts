@@ -7,7 +7,7 @@ import path from "node:path";
 import type { Command } from "commander";
 import { UserError } from "../../errors.js";
 import { positiveInt, readText } from "../args.js";
-import { defaultCacheDir } from "../../bench/run.js";
+import { defaultCacheDir } from "../../eval/run.js";
 import { parseTypeList } from "../../tune/candidates.js";
 import { parseBudget, parseBudgets } from "../../tune/budget.js";
 import { tune, type TuneMethod } from "../../tune/index.js";

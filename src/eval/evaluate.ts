@@ -5,8 +5,8 @@ import { UserError } from "../errors.js";
 import { BaseCacheReader, BaseCacheWriter, cachePath, readBaseSummary, sha256File, sha256Text, type BaseSummary } from "./base-cache.js";
 import { chunkInput, planChunks, scoredTarget, type ChunkPlan } from "./chunks.js";
 import { addPosition, meanAndUncertainty, newKldAccumulator, packedRowLength, summarizeKld, type KldSummary } from "./kld-math.js";
-import { chunksPerDecode, ModelEvaluator } from "./runtime.js";
-import { VocabPool, type LogitsBlock } from "./vocab-math.js";
+import { chunksPerDecode, ModelEvaluator, type LogitsBlock } from "../runtime/evaluator.js";
+import { VocabPool } from "./vocab-math.js";
 
 export interface EvalOptions {
   /** context length (llama-perplexity -c) */

@@ -10,6 +10,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import { WASM_PATH } from "../quant/kernels.js";
+import type { LogitsBlock } from "../runtime/evaluator.js";
 import { packedRowLength } from "./kld-math.js";
 
 interface LogitsExports {
@@ -82,11 +83,6 @@ export class VocabKernels {
   }
 }
 
-/** Contiguous rows of logits in llama.cpp's output buffer. */
-export interface LogitsBlock {
-  address: bigint;
-  rows: number;
-}
 
 /**
  * One batch of positions: blocks of logits rows (row r is the r-th over all blocks), the token each
@@ -130,8 +126,8 @@ export function runJob(kernels: VocabKernels, job: VocabJob, koffi: Koffi = requ
   }
 }
 
-/** Workers must be JavaScript at run time: the compiled worker, from src/bench (vitest) and dist/bench alike. */
-export const VOCAB_WORKER_PATH = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../dist/bench/vocab-worker.js");
+/** Workers must be JavaScript at run time: the compiled worker, from src/eval (vitest) and dist/eval alike. */
+export const VOCAB_WORKER_PATH = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../dist/eval/vocab-worker.js");
 
 /** The calling thread plus threads − 1 workers; made once per process, grown when asked for more. */
 export class VocabPool {

@@ -1,9 +1,14 @@
-// The evaluator's view of llama.cpp (src/runtime): one model and one context of ⌊2048/ctx⌋
+// The evaluator's view of llama.cpp: one model and one context of ⌊2048/ctx⌋
 // sequences, decoded as llama-perplexity decodes with its default -b 2048 (n_seq = n_batch / n_ctx
 // chunks per llama_decode, outputs at the scored half of each chunk). The raw logits stay in
 // llama.cpp's buffer until the next decode; the caller's vocabulary math reads them there.
-import { LlamaModel, type LlamaContext } from "../runtime/index.js";
-import type { LogitsBlock } from "./vocab-math.js";
+import { LlamaModel, type LlamaContext } from "./index.js";
+
+/** Contiguous rows of logits in llama.cpp's output buffer. */
+export interface LogitsBlock {
+  address: bigint;
+  rows: number;
+}
 
 export interface EvaluatorOptions {
   ctx: number;
