@@ -7,6 +7,9 @@
 //   moe/llama-imatrix-moe.gguf   -m <the factory MoE model below> -f moe/letters.txt -c 128 -t 2
 //   llama-imatrix-statistics.txt --show-statistics --in-file imatrix.gguf (the table rows)
 // hquant runs the prebuilt libllama of @node-llama-cpp/linux-x64; the files must be the same bytes.
+// The references were recorded on an AVX2 CPU, and the sums differ in the last bits between ggml's
+// CPU variants, so the prebuilt's AVX2 variant is pinned (on an AVX-512 CPU ggml would pick another).
+process.env.HQUANT_GGML_CPU ??= "haswell";
 import { spawn } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";

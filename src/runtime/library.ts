@@ -109,6 +109,17 @@ export interface LlamaApi {
 
 let api: LlamaApi | undefined;
 
+/** Registers one CPU variant of the prebuilt (libggml-cpu-<variant>), refusing one this CPU cannot run. */
+function loadCpuVariant(ggml: ReturnType<Koffi["load"]>, binsDir: string, variant: string): void {
+  const file = fs.existsSync(binsDir) ? findLibrary(binsDir, `ggml-cpu-${variant}`) : undefined;
+  if (!file) {
+    const known = fs.existsSync(binsDir) ? fs.readdirSync(binsDir).map((f) => /^(?:lib)?ggml-cpu-([\w-]+)\./.exec(f)?.[1]).filter(Boolean) : [];
+    throw new UserError(`HQUANT_GGML_CPU=${variant}: no such CPU variant in ${binsDir} (there: ${known.join(", ") || "none"})`);
+  }
+  const reg = (ggml.func("void *ggml_backend_load(const char *path)") as unknown as Fn)(path.join(binsDir, file));
+  if (!reg) throw new UserError(`HQUANT_GGML_CPU=${variant}: this CPU cannot run ${file}`);
+}
+
 /** ggml_log_level (ggml.h): only errors are kept, for the messages hquant prints. */
 const GGML_LOG_LEVEL_ERROR = 4;
 
@@ -172,8 +183,12 @@ export function llamaApi(): LlamaApi {
     if (level === GGML_LOG_LEVEL_ERROR && text.trim()) lastError = text.trim().split("\n")[0];
   }, koffi.pointer(logCallback));
   f("void llama_log_set(hq_ggml_log_cb *cb, void *user)")(onLog, null);
-  // the CPU backend comes as one library per instruction set; ggml picks the best one for this CPU
-  (ggml.func("void ggml_backend_load_all_from_path(const char *dir)") as unknown as Fn)(location.binsDir);
+  // the CPU backend comes as one library per instruction set; ggml picks the best one for this CPU,
+  // unless HQUANT_GGML_CPU names one (results differ in the last bits between instruction sets, so
+  // figures recorded on one CPU are reproduced elsewhere by pinning its variant)
+  const variant = process.env.HQUANT_GGML_CPU;
+  if (variant) loadCpuVariant(ggml, location.binsDir, variant);
+  else (ggml.func("void ggml_backend_load_all_from_path(const char *dir)") as unknown as Fn)(location.binsDir);
   (f("void llama_backend_init()") as Fn)();
   api = a;
   return a;
