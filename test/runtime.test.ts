@@ -1,6 +1,7 @@
 // src/runtime: finding the platform's llama.cpp, the context parameters as llama.cpp reads them back
 // (the blob offsets against the library itself), and one-line errors. The raw logits against the
 // independent oracle, per token, are in test/eval-perplexity.test.ts.
+import { spawnSync } from "node:child_process";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { LlamaModel, locateLlamaLibrary } from "../src/runtime/index.js";
@@ -32,6 +33,17 @@ describe("llama.cpp runtime", () => {
     } finally {
       delete process.env.HQUANT_LLAMA_DIR;
     }
+  });
+
+  it("pins a CPU variant with HQUANT_GGML_CPU, and names the variable when the variant does not exist", () => {
+    const load = (variant: string) =>
+      spawnSync(process.execPath, ["--input-type=module", "-e", "const m = await import('./dist/runtime/library.js'); try { m.llamaApi(); console.log('loaded'); } catch (e) { console.log(e.message); }"], {
+        encoding: "utf8",
+        env: { ...process.env, HQUANT_GGML_CPU: variant },
+      }).stdout.trim();
+    expect(load("x64")).toBe("loaded");
+    const binsDir = locateLlamaLibrary().binsDir;
+    expect(load("nosuch")).toMatch(new RegExp(`^HQUANT_GGML_CPU=nosuch: no such CPU variant in ${binsDir.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} \\(there: .*haswell.*\\)$`));
   });
 
   it("creates llama-perplexity's context: llama.cpp reads back every size hquant wrote into the params blob", () => {
