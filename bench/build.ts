@@ -22,6 +22,7 @@
 //   npx tsx bench/build.ts --quick                         (bundled model only)
 //   npx tsx bench/build.ts --rounds 7 --large-rounds 2
 //   npx tsx bench/build.ts --custom-pool                   (piscina vs the custom pool vs llama-quantize)
+//   npx tsx bench/build.ts --large-only --types Q4_K_M,Q8_0  (a subset: the synthetic model, two types)
 import { execFileSync, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
@@ -168,6 +169,10 @@ function argValue(name: string, fallback: number): number {
 
 async function main(): Promise<void> {
   const quick = process.argv.includes("--quick");
+  const largeOnly = process.argv.includes("--large-only");
+  const typesAt = process.argv.indexOf("--types");
+  const configs = typesAt < 0 ? CONFIGS : CONFIGS.filter((c) => process.argv[typesAt + 1]!.split(",").includes(c.label));
+  if (configs.length === 0) throw new Error(`--types: none of ${process.argv[typesAt + 1]} is one of ${CONFIGS.map((c) => c.label).join(", ")}`);
   const rounds = argValue("--rounds", 5);
   const largeRounds = argValue("--large-rounds", 1);
   const customAt = process.argv.indexOf("--custom-pool");
@@ -191,6 +196,7 @@ async function main(): Promise<void> {
     const file = await makeModel({ ...LARGE, dir: BENCH_DIR });
     const imatrix = await syntheticImatrix(file, 21, BENCH_DIR);
     models.push({ label: "synthetic llama 16 layers", file, imatrix, rounds: largeRounds });
+    if (largeOnly) models.shift();
   }
   const cells = new Map<string, Cell>();
   const key = (m: Model, c: Config, t: number) => `${m.label}|${c.label}|${t}`;
@@ -201,7 +207,7 @@ async function main(): Promise<void> {
 
   for (const m of models) {
     for (let round = 0; round < m.rounds; round++) {
-      for (const c of CONFIGS) {
+      for (const c of configs) {
         for (const t of THREADS) {
           const cell = cells.get(key(m, c, t)) ?? { runs: { hquant: [], custom: [], llama: [] }, same: true };
           // the tools' order rotates from round to round
@@ -231,7 +237,7 @@ async function main(): Promise<void> {
   rows.push(`|---|---:|---|---:|---:|${custom ? "---:|---:|" : ""}---:|---:|---:|${custom ? "---:|" : ""}---:|---:|${custom ? "---:|" : ""}---:|---|`);
   for (const m of models) {
     const inputMB = fs.statSync(m.file).size / 1e6;
-    for (const c of CONFIGS) {
+    for (const c of configs) {
       for (const t of THREADS) {
         const cell = cells.get(key(m, c, t))!;
         const h = (f: keyof Run) => med(cell, "hquant", f);
@@ -250,7 +256,7 @@ async function main(): Promise<void> {
   rows.push(`| model | type | hquant |${custom ? " custom pool |" : ""} llama-quantize |`);
   rows.push(`|---|---|---:|${custom ? "---:|" : ""}---:|`);
   for (const m of models) {
-    for (const c of CONFIGS) {
+    for (const c of configs) {
       const ratio = (tool: Tool) => fmt(med(cells.get(key(m, c, 1))!, tool, "wall") / med(cells.get(key(m, c, 2))!, tool, "wall"));
       rows.push(`| ${m.label} | ${c.label} | ${ratio("hquant")}× |${custom ? ` ${ratio("custom")}× |` : ""} ${ratio("llama")}× |`);
     }
