@@ -113,7 +113,7 @@ describe("quantize pool", () => {
   it("rejects a task whose signal is aborted, whether it is waiting for a worker or not yet sent", async () => {
     const single = new QuantizePool(1);
     try {
-      const chunk = () => ({ srcType: GGMLType.F16, dstType: GGMLType.Q4_K, nrows: 64, ncols: 512, data: seededF16Rows(64, 512, 3).buffer, imatrix: null });
+      const chunk = () => ({ srcType: GGMLType.F16, dstType: GGMLType.Q4_K, nrows: 64, ncols: 512, data: seededF16Rows(64, 512, 3).buffer as ArrayBuffer, imatrix: null });
       const controller = new AbortController();
       // the one worker holds two tasks; the third waits in the pool until the abort removes it
       const sent = [single.run(chunk()), single.run(chunk())];
@@ -132,7 +132,7 @@ describe("quantize pool", () => {
     const single = new QuantizePool(1);
     try {
       const controller = new AbortController();
-      const running = single.run({ srcType: GGMLType.F16, dstType: GGMLType.Q4_K, nrows: 64, ncols: 512, data: seededF16Rows(64, 512, 4).buffer, imatrix: null }, controller.signal);
+      const running = single.run({ srcType: GGMLType.F16, dstType: GGMLType.Q4_K, nrows: 64, ncols: 512, data: seededF16Rows(64, 512, 4).buffer as ArrayBuffer, imatrix: null }, controller.signal);
       controller.abort(new Error("stop now"));
       await expect(running).rejects.toThrow("stop now");
       const f16 = seededF16Rows(4, 256, 6);
@@ -147,7 +147,7 @@ describe("quantize pool", () => {
   it("turns a worker's death into a one-line error, and a fresh worker takes its place", async () => {
     const single = new QuantizePool(1);
     try {
-      const big = () => ({ srcType: GGMLType.F16, dstType: GGMLType.IQ4_XS, nrows: 256, ncols: 2048, data: seededF16Rows(256, 2048, 8).buffer, imatrix: null });
+      const big = () => ({ srcType: GGMLType.F16, dstType: GGMLType.IQ4_XS, nrows: 256, ncols: 2048, data: seededF16Rows(256, 2048, 8).buffer as ArrayBuffer, imatrix: null });
       const running = single.run(big());
       // the pool's piscina, reached only here: a worker killed from outside (as the OOM killer would)
       const { threads } = (single as unknown as { piscina: { threads: import("node:worker_threads").Worker[] } }).piscina;
