@@ -179,6 +179,19 @@ describe("quantize pool", () => {
     await sharedQuantizePool(2).destroy();
   });
 
+  it("takes many tasks with one signal without Node's listener-leak warning", () => {
+    const script = `
+      const { QuantizePool } = await import(${JSON.stringify(path.resolve(WORKER_PATH, "../index.js"))});
+      const pool = new QuantizePool(1);
+      const signal = new AbortController().signal;
+      const task = () => ({ srcType: 0, dstType: 8, nrows: 1, ncols: 32, data: new Float32Array(32).fill(1).buffer, imatrix: null });
+      const results = await Promise.all(Array.from({ length: 24 }, () => pool.run(task(), signal)));
+      await pool.destroy();
+      console.log(results.length);`;
+    const r = spawnSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8", timeout: 20_000 });
+    expect({ code: r.status, stdout: r.stdout.trim(), stderr: r.stderr }).toEqual({ code: 0, stdout: "24", stderr: "" });
+  });
+
   it("never keeps the process alive once idle (a shared pool is never destroyed)", () => {
     const script = `
       const { sharedQuantizePool } = await import(${JSON.stringify(path.resolve(WORKER_PATH, "../index.js"))});

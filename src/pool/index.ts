@@ -10,6 +10,7 @@
 //   main thread between chunks;
 // - workers get none of the parent's loaders (tsx, vitest), only its profiling flags;
 // - sharedQuantizePool keeps one pool per process for callers that build many files.
+import { setMaxListeners } from "node:events";
 import fs from "node:fs";
 import { createRequire } from "node:module";
 import os from "node:os";
@@ -66,6 +67,12 @@ export class QuantizePool {
   readonly threads: number;
   private readonly piscina: Piscina;
   private destroyed = false;
+  /**
+   * piscina adds an abort listener to a task's signal for as long as the task is queued or
+   * running; a build has threads × 4 tasks in flight, past Node's 10-listener warning on the
+   * caller's signal. So each caller signal gets one listener, relayed to a signal of the pool's own.
+   */
+  private readonly relays = new WeakMap<AbortSignal, AbortSignal>();
 
   /** Starts the workers at once (they start while the caller reads the model). */
   constructor(threads = defaultThreads()) {
@@ -97,12 +104,24 @@ export class QuantizePool {
     if (this.destroyed) throw new Error("quantize pool destroyed");
     signal?.throwIfAborted();
     try {
-      return (await this.piscina.run(task, { transferList: [task.data], signal })) as QuantizeTaskResult;
+      return (await this.piscina.run(task, { transferList: [task.data], signal: signal && this.relay(signal) })) as QuantizeTaskResult;
     } catch (err) {
       if (signal?.aborted) throw signal.reason;
       if (this.destroyed) throw new Error("quantize pool destroyed");
       throw workerDeath(err) ?? err;
     }
+  }
+
+  private relay(signal: AbortSignal): AbortSignal {
+    let relayed = this.relays.get(signal);
+    if (!relayed) {
+      const controller = new AbortController();
+      setMaxListeners(0, controller.signal);
+      signal.addEventListener("abort", () => controller.abort(signal.reason), { once: true });
+      relayed = controller.signal;
+      this.relays.set(signal, relayed);
+    }
+    return relayed;
   }
 
   async destroy(): Promise<void> {
