@@ -12,10 +12,18 @@
 // every pair of runs the two outputs' tensor data are compared byte for byte (the headers differ
 // only by the hquant.* keys the CLI records).
 //
+//
+// --custom-pool [REF] adds a third tool to every round: hquant with the hand-written worker_threads
+// pool it had before piscina (src/pool/ as of REF, default 9aa3e7a), everything else
+// this tree's. It is compiled into the temp folder (never into the tree), so the piscina pool and
+// the custom one are compared on the same build, the same rounds and the same load.
+//
 //   npm run build && npx tsx bench/build.ts                (bundled: 5 rounds, synthetic: 1 round)
 //   npx tsx bench/build.ts --quick                         (bundled model only)
 //   npx tsx bench/build.ts --rounds 7 --large-rounds 2
-import { spawnSync } from "node:child_process";
+//   npx tsx bench/build.ts --custom-pool                   (piscina vs the custom pool vs llama-quantize)
+//   npx tsx bench/build.ts --large-only --types Q4_K_M,Q8_0  (a subset: the synthetic model, two types)
+import { execFileSync, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -26,6 +34,28 @@ import { llamaTool } from "./llama-tools.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const BENCH_DIR = path.join(os.tmpdir(), "hquant-bench-build");
+/** the last commit whose src/pool was the hand-written worker_threads pool */
+const CUSTOM_POOL_REF = "9aa3e7a";
+
+/**
+ * A copy of this tree's build (bin, dist, kernels, presets, schemas) in BENCH_DIR with src/pool as
+ * of `ref`, compiled there; returns its root. Only the pool differs from the tree under test.
+ */
+function customPoolBuild(ref: string): string {
+  const root = path.join(BENCH_DIR, "custom-pool");
+  fs.rmSync(root, { recursive: true, force: true });
+  fs.mkdirSync(path.join(root, "build"), { recursive: true });
+  for (const d of ["bin", "dist", "src", "presets", "schemas"]) fs.cpSync(path.join(ROOT, d), path.join(root, d), { recursive: true });
+  for (const f of ["package.json", "tsconfig.json", "build/kernels.wasm"]) fs.copyFileSync(path.join(ROOT, f), path.join(root, f));
+  fs.symlinkSync(path.join(ROOT, "node_modules"), path.join(root, "node_modules"));
+  fs.rmSync(path.join(root, "src/pool"), { recursive: true });
+  fs.rmSync(path.join(root, "dist/pool"), { recursive: true });
+  fs.mkdirSync(path.join(root, "src/pool"));
+  const files = execFileSync("git", ["ls-tree", "--name-only", `${ref}:src/pool`], { cwd: ROOT, encoding: "utf8" }).split("\n").filter(Boolean);
+  for (const f of files) fs.writeFileSync(path.join(root, "src/pool", f), execFileSync("git", ["show", `${ref}:src/pool/${f}`], { cwd: ROOT }));
+  execFileSync(process.execPath, [path.join(ROOT, "node_modules/typescript/bin/tsc"), "-p", "tsconfig.json"], { cwd: root, stdio: "inherit" });
+  return root;
+}
 
 interface Config {
   label: string;
@@ -83,8 +113,8 @@ interface Model {
   rounds: number;
 }
 
-function hquantCommand(m: Model, c: Config, threads: number, out: string): string[] {
-  const args = [process.execPath, "bin/hquant.js", "build", m.file, out, "--ftype", c.ftype, "-t", String(threads), "--quiet"];
+function hquantCommand(m: Model, c: Config, threads: number, out: string, root = ROOT): string[] {
+  const args = [process.execPath, path.join(root, "bin/hquant.js"), "build", m.file, out, "--ftype", c.ftype, "-t", String(threads), "--quiet"];
   if (c.imatrix) args.push("--imatrix", m.imatrix);
   return args;
 }
@@ -123,9 +153,9 @@ const median = (xs: number[]) => {
 };
 const fmt = (n: number, d = 2) => n.toFixed(d);
 
+type Tool = "hquant" | "custom" | "llama";
 interface Cell {
-  hquant: Run[];
-  llama: Run[];
+  runs: Record<Tool, Run[]>;
   same: boolean;
 }
 
@@ -139,11 +169,24 @@ function argValue(name: string, fallback: number): number {
 
 async function main(): Promise<void> {
   const quick = process.argv.includes("--quick");
+  const largeOnly = process.argv.includes("--large-only");
+  const typesAt = process.argv.indexOf("--types");
+  const configs = typesAt < 0 ? CONFIGS : CONFIGS.filter((c) => process.argv[typesAt + 1]!.split(",").includes(c.label));
+  if (configs.length === 0) throw new Error(`--types: none of ${process.argv[typesAt + 1]} is one of ${CONFIGS.map((c) => c.label).join(", ")}`);
   const rounds = argValue("--rounds", 5);
   const largeRounds = argValue("--large-rounds", 1);
+  const customAt = process.argv.indexOf("--custom-pool");
+  const customRef = customAt < 0 ? undefined : process.argv[customAt + 1] && !process.argv[customAt + 1]!.startsWith("--") ? process.argv[customAt + 1]! : CUSTOM_POOL_REF;
   if (!fs.existsSync(path.join(ROOT, "dist/cli/main.js"))) throw new Error("run npm run build first");
   fs.mkdirSync(BENCH_DIR, { recursive: true });
   llamaTool("llama-quantize"); // built once (cached) before anything is timed
+  const customRoot = customRef === undefined ? undefined : customPoolBuild(customRef);
+  const tools: Tool[] = customRoot ? ["hquant", "custom", "llama"] : ["hquant", "llama"];
+  const outputs: Record<Tool, string> = {
+    hquant: path.join(BENCH_DIR, "out.hquant.gguf"),
+    custom: path.join(BENCH_DIR, "out.custom.gguf"),
+    llama: path.join(BENCH_DIR, "out.llama.gguf"),
+  };
 
   const models: Model[] = [
     { label: "tinyllama-16l (bundled)", file: path.join(ROOT, "models/tinyllama-16l-f16.gguf"), imatrix: path.join(ROOT, "test/fixtures/imatrix/imatrix.gguf"), rounds },
@@ -153,35 +196,29 @@ async function main(): Promise<void> {
     const file = await makeModel({ ...LARGE, dir: BENCH_DIR });
     const imatrix = await syntheticImatrix(file, 21, BENCH_DIR);
     models.push({ label: "synthetic llama 16 layers", file, imatrix, rounds: largeRounds });
+    if (largeOnly) models.shift();
   }
-  const hOut = path.join(BENCH_DIR, "out.hquant.gguf");
-  const lOut = path.join(BENCH_DIR, "out.llama.gguf");
   const cells = new Map<string, Cell>();
   const key = (m: Model, c: Config, t: number) => `${m.label}|${c.label}|${t}`;
   const started = performance.now();
+  const command = (tool: Tool, m: Model, c: Config, t: number): string[] =>
+    tool === "llama" ? llamaCommand(m, c, t, outputs.llama) : hquantCommand(m, c, t, outputs[tool], tool === "custom" ? customRoot : ROOT);
+  const show = (r: Run) => `${fmt(r.wall)} s (CPU ${fmt(r.cpu)} s, ${fmt(r.rssMB, 0)} MB)`;
 
   for (const m of models) {
     for (let round = 0; round < m.rounds; round++) {
-      for (const c of CONFIGS) {
+      for (const c of configs) {
         for (const t of THREADS) {
-          const cell = cells.get(key(m, c, t)) ?? { hquant: [], llama: [], same: true };
-          const runH = () => cell.hquant.push(timed(hquantCommand(m, c, t, hOut)));
-          const runL = () => cell.llama.push(timed(llamaCommand(m, c, t, lOut)));
-          if (round % 2 === 0) {
-            runH();
-            runL();
-          } else {
-            runL();
-            runH();
-          }
-          cell.same &&= await sameTensorData(hOut, lOut);
+          const cell = cells.get(key(m, c, t)) ?? { runs: { hquant: [], custom: [], llama: [] }, same: true };
+          // the tools' order rotates from round to round
+          const order = tools.map((_, i) => tools[(i + round) % tools.length]!);
+          for (const tool of order) cell.runs[tool].push(timed(command(tool, m, c, t)));
+          for (const tool of tools) if (tool !== "llama") cell.same &&= await sameTensorData(outputs[tool], outputs.llama);
           cells.set(key(m, c, t), cell);
-          const h = cell.hquant.at(-1)!;
-          const l = cell.llama.at(-1)!;
-          const run = (r: Run) => `${fmt(r.wall)} s (CPU ${fmt(r.cpu)} s, ${fmt(r.rssMB, 0)} MB)`;
-          process.stderr.write(`${m.label} ${c.label} -t ${t} round ${round + 1}: hquant ${run(h)}, llama-quantize ${run(l)}${cell.same ? "" : "  DIFFERENT BYTES"}\n`);
-          fs.rmSync(hOut, { force: true });
-          fs.rmSync(lOut, { force: true });
+          process.stderr.write(
+            `${m.label} ${c.label} -t ${t} round ${round + 1}: ${tools.map((tool) => `${tool} ${show(cell.runs[tool].at(-1)!)}`).join(", ")}${cell.same ? "" : "  DIFFERENT BYTES"}\n`,
+          );
+          for (const tool of tools) fs.rmSync(outputs[tool], { force: true });
         }
       }
     }
@@ -191,18 +228,24 @@ async function main(): Promise<void> {
   rows.push(`machine: ${os.cpus()[0]?.model ?? "?"}, ${os.cpus().length} CPUs, ${Math.round(os.totalmem() / 2 ** 30)} GB RAM; node ${process.version}; load average at the end ${os.loadavg().map((x) => x.toFixed(1)).join(" ")}`);
   rows.push(`rounds: ${models.map((m) => `${m.label} ${m.rounds}`).join(", ")}; medians; whole commands (process start-up included); bench took ${fmt((performance.now() - started) / 60_000, 1)} min`);
   rows.push("");
-  rows.push("| model | input MB | type | threads | hquant wall s | llama-quantize wall s | speed-up | hquant CPU s | llama-quantize CPU s | hquant RSS MB | llama-quantize RSS MB | same tensor data |");
-  rows.push("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+  const med = (cell: Cell, tool: Tool, f: keyof Run) => median(cell.runs[tool].map((r) => r[f]));
+  if (customRoot) rows.push(`custom pool: hquant with src/pool as of ${customRef} (hand-written worker_threads pool), the rest of this tree; piscina/custom is the wall-time ratio (> 1: piscina slower)`, "");
+  const custom = customRoot !== undefined;
+  rows.push(
+    `| model | input MB | type | threads | hquant wall s |${custom ? " custom pool wall s | piscina/custom |" : ""} llama-quantize wall s | speed-up | hquant CPU s |${custom ? " custom CPU s |" : ""} llama-quantize CPU s | hquant RSS MB |${custom ? " custom RSS MB |" : ""} llama-quantize RSS MB | same tensor data |`,
+  );
+  rows.push(`|---|---:|---|---:|---:|${custom ? "---:|---:|" : ""}---:|---:|---:|${custom ? "---:|" : ""}---:|---:|${custom ? "---:|" : ""}---:|---|`);
   for (const m of models) {
     const inputMB = fs.statSync(m.file).size / 1e6;
-    for (const c of CONFIGS) {
+    for (const c of configs) {
       for (const t of THREADS) {
         const cell = cells.get(key(m, c, t))!;
-        const h = (f: keyof Run) => median(cell.hquant.map((r) => r[f]));
-        const l = (f: keyof Run) => median(cell.llama.map((r) => r[f]));
+        const h = (f: keyof Run) => med(cell, "hquant", f);
+        const k = (f: keyof Run) => med(cell, "custom", f);
+        const l = (f: keyof Run) => med(cell, "llama", f);
         rows.push(
-          `| ${m.label} | ${fmt(inputMB, 0)} | ${c.label} | ${t} | ${fmt(h("wall"))} | ${fmt(l("wall"))} | ${fmt(l("wall") / h("wall"))}× | ` +
-            `${fmt(h("cpu"))} | ${fmt(l("cpu"))} | ${fmt(h("rssMB"), 0)} | ${fmt(l("rssMB"), 0)} | ${cell.same ? "yes" : "NO"} |`,
+          `| ${m.label} | ${fmt(inputMB, 0)} | ${c.label} | ${t} | ${fmt(h("wall"))} |${custom ? ` ${fmt(k("wall"))} | ${fmt(h("wall") / k("wall"), 3)} |` : ""} ${fmt(l("wall"))} | ${fmt(l("wall") / h("wall"))}× | ` +
+            `${fmt(h("cpu"))} |${custom ? ` ${fmt(k("cpu"))} |` : ""} ${fmt(l("cpu"))} | ${fmt(h("rssMB"), 0)} |${custom ? ` ${fmt(k("rssMB"), 0)} |` : ""} ${fmt(l("rssMB"), 0)} | ${cell.same ? "yes" : "NO"} |`,
         );
       }
     }
@@ -210,12 +253,12 @@ async function main(): Promise<void> {
   rows.push("");
   rows.push("1 → 2 threads (wall-time ratio):");
   rows.push("");
-  rows.push("| model | type | hquant | llama-quantize |");
-  rows.push("|---|---|---:|---:|");
+  rows.push(`| model | type | hquant |${custom ? " custom pool |" : ""} llama-quantize |`);
+  rows.push(`|---|---|---:|${custom ? "---:|" : ""}---:|`);
   for (const m of models) {
-    for (const c of CONFIGS) {
-      const wall = (tool: "hquant" | "llama", t: number) => median(cells.get(key(m, c, t))![tool].map((r) => r.wall));
-      rows.push(`| ${m.label} | ${c.label} | ${fmt(wall("hquant", 1) / wall("hquant", 2))}× | ${fmt(wall("llama", 1) / wall("llama", 2))}× |`);
+    for (const c of configs) {
+      const ratio = (tool: Tool) => fmt(med(cells.get(key(m, c, 1))!, tool, "wall") / med(cells.get(key(m, c, 2))!, tool, "wall"));
+      rows.push(`| ${m.label} | ${c.label} | ${ratio("hquant")}× |${custom ? ` ${ratio("custom")}× |` : ""} ${ratio("llama")}× |`);
     }
   }
   process.stdout.write(rows.join("\n") + "\n");

@@ -3,6 +3,7 @@
 import { spawnSync } from "node:child_process";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { UserError } from "../src/errors.js";
 import { GGMLType, rowSize } from "../src/gguf/ggml-types.js";
 import { QuantizePool, sharedQuantizePool, WORKER_PATH } from "../src/pool/index.js";
 import { oracleDequantize, oracleQuantize } from "./oracle/ggml.js";
@@ -112,7 +113,7 @@ describe("quantize pool", () => {
   it("rejects a task whose signal is aborted, whether it is waiting for a worker or not yet sent", async () => {
     const single = new QuantizePool(1);
     try {
-      const chunk = () => ({ srcType: GGMLType.F16, dstType: GGMLType.Q4_K, nrows: 64, ncols: 512, data: seededF16Rows(64, 512, 3).buffer, imatrix: null });
+      const chunk = () => ({ srcType: GGMLType.F16, dstType: GGMLType.Q4_K, nrows: 64, ncols: 512, data: seededF16Rows(64, 512, 3).buffer as ArrayBuffer, imatrix: null });
       const controller = new AbortController();
       // the one worker holds two tasks; the third waits in the pool until the abort removes it
       const sent = [single.run(chunk()), single.run(chunk())];
@@ -127,6 +128,46 @@ describe("quantize pool", () => {
     await expect(single.run({ srcType: GGMLType.F32, dstType: GGMLType.Q8_0, nrows: 1, ncols: 32, data: new ArrayBuffer(128), imatrix: null })).rejects.toThrow("quantize pool destroyed");
   });
 
+  it("rejects a running task at once when its signal is aborted, and keeps working", async () => {
+    const single = new QuantizePool(1);
+    try {
+      const controller = new AbortController();
+      const running = single.run({ srcType: GGMLType.F16, dstType: GGMLType.Q4_K, nrows: 64, ncols: 512, data: seededF16Rows(64, 512, 4).buffer as ArrayBuffer, imatrix: null }, controller.signal);
+      controller.abort(new Error("stop now"));
+      await expect(running).rejects.toThrow("stop now");
+      const f16 = seededF16Rows(4, 256, 6);
+      const expected = oracleQuantize(GGMLType.Q8_0, oracleDequantize(GGMLType.F16, f16, 4, 256), 4, 256);
+      const result = await single.run({ srcType: GGMLType.F16, dstType: GGMLType.Q8_0, nrows: 4, ncols: 256, data: f16.slice().buffer, imatrix: null });
+      expect(Buffer.from(result as ArrayBuffer, 0, expected.length).equals(Buffer.from(expected))).toBe(true);
+    } finally {
+      await single.destroy();
+    }
+  });
+
+  it("turns a worker's death into a one-line error, and a fresh worker takes its place", async () => {
+    const single = new QuantizePool(1);
+    try {
+      const big = () => ({ srcType: GGMLType.F16, dstType: GGMLType.IQ4_XS, nrows: 256, ncols: 2048, data: seededF16Rows(256, 2048, 8).buffer as ArrayBuffer, imatrix: null });
+      const running = single.run(big());
+      // the pool's piscina, reached only here: a worker killed from outside (as the OOM killer would)
+      const { threads } = (single as unknown as { piscina: { threads: import("node:worker_threads").Worker[] } }).piscina;
+      await new Promise((r) => setTimeout(r, 50));
+      await threads[0]!.terminate();
+      const err = await running.then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(UserError);
+      expect((err as Error).message).toMatch(/^a kernel thread died \(worker exited with code: \d+\)$/);
+      const f16 = seededF16Rows(4, 256, 7);
+      const expected = oracleQuantize(GGMLType.Q6_K, oracleDequantize(GGMLType.F16, f16, 4, 256), 4, 256);
+      const result = await single.run({ srcType: GGMLType.F16, dstType: GGMLType.Q6_K, nrows: 4, ncols: 256, data: f16.slice().buffer, imatrix: null });
+      expect(Buffer.from(result as ArrayBuffer, 0, expected.length).equals(Buffer.from(expected))).toBe(true);
+    } finally {
+      await single.destroy();
+    }
+  });
+
   it("shares one pool per size in a process until it is destroyed", async () => {
     const a = sharedQuantizePool(2);
     expect(sharedQuantizePool(2)).toBe(a);
@@ -136,6 +177,19 @@ describe("quantize pool", () => {
     await a.destroy();
     expect(sharedQuantizePool(2)).not.toBe(a);
     await sharedQuantizePool(2).destroy();
+  });
+
+  it("takes many tasks with one signal without Node's listener-leak warning", () => {
+    const script = `
+      const { QuantizePool } = await import(${JSON.stringify(path.resolve(WORKER_PATH, "../index.js"))});
+      const pool = new QuantizePool(1);
+      const signal = new AbortController().signal;
+      const task = () => ({ srcType: 0, dstType: 8, nrows: 1, ncols: 32, data: new Float32Array(32).fill(1).buffer, imatrix: null });
+      const results = await Promise.all(Array.from({ length: 24 }, () => pool.run(task(), signal)));
+      await pool.destroy();
+      console.log(results.length);`;
+    const r = spawnSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8", timeout: 20_000 });
+    expect({ code: r.status, stdout: r.stdout.trim(), stderr: r.stderr }).toEqual({ code: 0, stdout: "24", stderr: "" });
   });
 
   it("never keeps the process alive once idle (a shared pool is never destroyed)", () => {

@@ -3,6 +3,8 @@
 // UTF-8, every tensor's shape/type/offset; the header is read through a ByteSource in bounded
 // pieces, so a hostile or truncated file gives a one-line UserError, never a crash, a hang or a
 // huge allocation. Tensor data is never read here (see TensorReader).
+// Not @huggingface/gguf: it parses hostile headers llama.cpp refuses (a truncated file read as zeros,
+// tensors past the end: test/hf-gguf-fit.test.ts, ~8 % of fuzzed headers in bench/hf-gguf.ts).
 import { UserError } from "../errors.js";
 import { typeInfo } from "./ggml-types.js";
 import { GGUFValueType, type GGUFHeader, type GGUFKV, type GGUFModel, type GGUFScalar, type TensorInfo } from "./model.js";
@@ -371,7 +373,10 @@ export async function readHeader(source: ByteSource, path: string = source.name,
   return { path, version, alignment, kv, tensors, dataOffset, fileSize: source.size };
 }
 
-/** `prefix-00001-of-00003.gguf` → { prefix, index: 0, count: 3 } (llama.cpp's split naming) */
+/**
+ * `prefix-00001-of-00003.gguf` → { prefix, index: 0, count: 3 } (llama.cpp's split naming); not
+ * @huggingface/gguf's parseGgufShardFilename/ggufAllShards: those shards' headers go through its parser
+ */
 export function parseSplitName(path: string): { prefix: string; index: number; count: number } | undefined {
   const m = /^(.*)-(\d{5})-of-(\d{5})\.gguf$/.exec(path);
   if (!m) return undefined;

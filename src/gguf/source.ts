@@ -1,6 +1,7 @@
 // Where GGUF bytes come from: a local file (positioned reads) or an HTTP(S) URL (range requests).
 // Readers only ever ask for bounded pieces, so a 70 GB model is never loaded whole, and a remote
 // model can be planned from its header alone.
+// Not @huggingface/gguf's range reader: it fetches 2 MB pieces with no timeout or cancellation of its own.
 import { promises as fsp } from "node:fs";
 import { UserError } from "../errors.js";
 

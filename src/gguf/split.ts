@@ -3,6 +3,7 @@
 // split.no (u16), split.tensors.count (i32) and split.count (u16), in that order (gguf-split sets
 // split.count last, which moves it to the end). A shard is cut when the next tensor's padded size
 // would push the shard's data over --split-max-size, or every --split-max-tensors tensors.
+// Hand-written: @huggingface/gguf reads shards but does not write them.
 import { UserError } from "../errors.js";
 import { tensorBytes } from "./ggml-types.js";
 import { GGUFValueType, type GGUFKV } from "./model.js";

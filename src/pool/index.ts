@@ -1,18 +1,25 @@
-// A pool of kernel threads. `threads` is the number of threads doing kernel work: that many
-// workers, while the calling (main) thread only reads, hands out chunks, orders the results and
-// writes, so its I/O overlaps with the workers' compute. Chunks go over by transfer (the source
-// ArrayBuffer is moved to a worker, which writes the quantized rows over the source and moves the
-// same buffer back), so no chunk is ever structured-cloned, and a BufferPool hands the buffers out
-// again: in steady state a build allocates no chunk memory at all. The kernels are compiled once
-// per process and the module is handed to every worker; sharedQuantizePool keeps one pool per
-// process for callers that build many files (scan, bench, tune).
+// The kernel pool: piscina, with `threads` workers doing all kernel work, while the calling (main)
+// thread only reads, hands out chunks, orders the results and writes, so its I/O overlaps with the
+// workers' compute. What hquant adds to piscina, and why:
+// - the kernels are compiled once per process and the WebAssembly.Module goes to every worker in
+//   workerData (no worker compiles them; the compiled code is shared);
+// - chunk buffers are moved, never cloned: the source ArrayBuffer is in the transfer list, the
+//   worker writes the quantized rows over it and Piscina.move()s the same buffer back, and a
+//   BufferPool hands it out again, so in steady state a build allocates no chunk memory;
+// - two tasks per worker (one running, one waiting in its port), so a worker never waits for the
+//   main thread between chunks;
+// - workers get none of the parent's loaders (tsx, vitest), only its profiling flags;
+// - sharedQuantizePool keeps one pool per process for callers that build many files.
+import { setMaxListeners } from "node:events";
 import fs from "node:fs";
+import { createRequire } from "node:module";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { Worker } from "node:worker_threads";
+import type { Piscina } from "piscina";
+import { UserError } from "../errors.js";
 import { kernelModule } from "../quant/kernels.js";
-import type { QuantizeTask, QuantizeTaskResult, WorkerReply, WorkerRequest } from "./task.js";
+import type { QuantizeTask, QuantizeTaskResult } from "./task.js";
 
 export type { QuantizeTask, QuantizeTaskResult } from "./task.js";
 
@@ -22,23 +29,17 @@ export type { QuantizeTask, QuantizeTaskResult } from "./task.js";
  */
 export const WORKER_PATH = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../dist/pool/worker.js");
 
-/**
- * A kernel worker's JS heap holds only its code and a few task objects (the chunks live in
- * ArrayBuffers and WASM memory): a small young generation keeps its garbage small too.
- */
-const WORKER_RESOURCE_LIMITS = { maxYoungGenerationSizeMb: 4 };
-
 export function defaultThreads(): number {
   return Math.max(1, typeof os.availableParallelism === "function" ? os.availableParallelism() : os.cpus().length);
 }
 
 /**
- * The worker is plain JS: it needs none of the parent's loaders (tsx, vitest), which would
- * otherwise be started again in every worker; profiling flags (node --cpu-prof …) are passed on,
- * so a profile has one file per kernel thread.
+ * piscina is required where a pool starts, not imported with this module: loading it costs
+ * ~20 ms (more under load), which commands that never quantize (plan, inspect, …) need not pay.
  */
-const WORKER_EXEC_ARGV = profilingFlags(process.execArgv);
+const loadPiscina = (): typeof Piscina => (createRequire(import.meta.url)("piscina") as typeof import("piscina")).Piscina;
 
+/** Profiling flags (node --cpu-prof …) are passed on to workers, so a profile has one file per kernel thread. */
 function profilingFlags(argv: readonly string[]): string[] {
   const kept: string[] = [];
   for (let i = 0; i < argv.length; i++) {
@@ -51,136 +52,83 @@ function profilingFlags(argv: readonly string[]): string[] {
   return kept;
 }
 
-/** Tasks each worker holds: one running, one queued in its port so it never waits for the main thread. */
-const TASKS_PER_WORKER = 2;
-
-interface PendingTask {
-  id: number;
-  task: QuantizeTask;
-  signal?: AbortSignal;
-  onAbort?: () => void;
-  resolve: (r: QuantizeTaskResult) => void;
-  reject: (e: unknown) => void;
+/**
+ * A worker that died (killed, out of memory) fails its tasks with piscina's error; the build shows
+ * it as one line, not a stack. piscina starts a fresh worker in its place.
+ */
+function workerDeath(err: unknown): UserError | undefined {
+  if (!(err instanceof Error)) return undefined;
+  const died = /^worker exited with code: /.test(err.message) || (err as NodeJS.ErrnoException).code === "ERR_WORKER_OUT_OF_MEMORY";
+  return died ? new UserError(`a kernel thread died (${err.message})`) : undefined;
 }
 
-interface KernelThread {
-  worker: Worker;
-  running: Map<number, PendingTask>;
-}
-
-const abortError = (signal: AbortSignal) => (signal.reason instanceof Error ? signal.reason : new Error("aborted"));
-
-/** `threads` kernel threads (worker threads); the caller's thread does no kernel work. */
+/** `threads` kernel threads (piscina workers); the caller's thread does no kernel work. */
 export class QuantizePool {
   readonly threads: number;
-  private readonly kernelThreads: KernelThread[] = [];
-  /** tasks waiting for a worker with room, in order */
-  private readonly waiting: PendingTask[] = [];
-  private nextId = 0;
+  private readonly piscina: Piscina;
   private destroyed = false;
+  /**
+   * piscina adds an abort listener to a task's signal for as long as the task is queued or
+   * running; a build has threads × 4 tasks in flight, past Node's 10-listener warning on the
+   * caller's signal. So each caller signal gets one listener, relayed to a signal of the pool's own.
+   */
+  private readonly relays = new WeakMap<AbortSignal, AbortSignal>();
 
   /** Starts the workers at once (they start while the caller reads the model). */
   constructor(threads = defaultThreads()) {
-    if (!fs.existsSync(WORKER_PATH)) {
-      throw new Error(`worker pool not built: ${WORKER_PATH} is missing (run npm run build:ts)`);
-    }
+    if (!fs.existsSync(WORKER_PATH)) throw new Error(`worker pool not built: ${WORKER_PATH} is missing (run npm run build:ts)`);
     this.threads = Math.max(1, Math.floor(threads));
-    const kernels = kernelModule();
-    for (let i = 0; i < this.threads; i++) this.kernelThreads.push(this.startThread(kernels));
-  }
-
-  private startThread(kernels: WebAssembly.Module): KernelThread {
-    const worker = new Worker(WORKER_PATH, {
-      workerData: { kernels },
-      execArgv: WORKER_EXEC_ARGV,
-      resourceLimits: WORKER_RESOURCE_LIMITS,
+    const Pool = loadPiscina();
+    this.piscina = new Pool({
+      filename: WORKER_PATH,
+      minThreads: this.threads,
+      maxThreads: this.threads,
+      idleTimeout: Infinity,
+      concurrentTasksPerWorker: 2,
+      workerData: { kernels: kernelModule() },
+      // the worker is plain JS: none of the parent's loaders, which every worker would start again
+      execArgv: profilingFlags(process.execArgv),
+      // a worker's JS heap holds only code and a few task objects (chunks are in ArrayBuffers and
+      // WASM memory): a small young generation keeps its garbage small too
+      resourceLimits: { maxYoungGenerationSizeMb: 4 },
     });
-    const thread: KernelThread = { worker, running: new Map() };
-    worker.on("message", (reply: WorkerReply) => {
-      const pending = thread.running.get(reply.id);
-      if (!pending) return;
-      thread.running.delete(reply.id);
-      if (reply.error !== undefined) pending.reject(reply.error);
-      else pending.resolve(reply.result!);
-      this.dispatch();
-    });
-    worker.on("error", (err) => this.lost(thread, err));
-    worker.on("exit", (code) => this.lost(thread, new Error(`quantize worker exited (code ${code})`)));
-    // an idle pool never keeps the process alive (a shared pool is never destroyed); after the
-    // listeners, since adding a message listener refs the worker's port again
-    worker.unref();
-    return thread;
-  }
-
-  /** A worker died: its tasks fail, and a fresh worker takes its place (unless destroyed). */
-  private lost(thread: KernelThread, err: Error): void {
-    const tasks = [...thread.running.values()];
-    thread.running.clear();
-    for (const t of tasks) t.reject(err);
-    const i = this.kernelThreads.indexOf(thread);
-    if (i < 0 || this.destroyed) return;
-    this.kernelThreads[i] = this.startThread(kernelModule());
-    this.dispatch();
   }
 
   /**
    * Quantizes one chunk; `task.data` is transferred (unusable by the caller afterwards). The
    * result's first rowSize(dstType, ncols) × nrows bytes are the quantized rows: it is `task.data`
    * itself whenever a destination row fits in a source row (ready to be handed out again), else a
-   * new buffer.
+   * new buffer. An abort rejects with the signal's reason (a running task's worker is replaced).
    */
-  run(task: QuantizeTask, signal?: AbortSignal): Promise<QuantizeTaskResult> {
-    if (this.destroyed) return Promise.reject(new Error("quantize pool destroyed"));
-    if (signal?.aborted) return Promise.reject(abortError(signal));
-    return new Promise((resolve, reject) => {
-      const pending: PendingTask = { id: this.nextId++, task, signal, resolve, reject };
-      if (signal) {
-        pending.onAbort = () => {
-          const at = this.waiting.indexOf(pending);
-          if (at >= 0) {
-            this.waiting.splice(at, 1);
-            reject(abortError(signal));
-          }
-        };
-        signal.addEventListener("abort", pending.onAbort, { once: true });
-      }
-      this.waiting.push(pending);
-      this.dispatch();
-    });
+  async run(task: QuantizeTask, signal?: AbortSignal): Promise<QuantizeTaskResult> {
+    if (this.destroyed) throw new Error("quantize pool destroyed");
+    signal?.throwIfAborted();
+    try {
+      return (await this.piscina.run(task, { transferList: [task.data], signal: signal && this.relay(signal) })) as QuantizeTaskResult;
+    } catch (err) {
+      if (signal?.aborted) throw signal.reason;
+      if (this.destroyed) throw new Error("quantize pool destroyed");
+      throw workerDeath(err) ?? err;
+    }
   }
 
-  /** Hands waiting tasks, in order, to the least busy workers with room. */
-  private dispatch(): void {
-    while (this.waiting.length > 0) {
-      let best: KernelThread | undefined;
-      for (const t of this.kernelThreads) {
-        if (t.running.size < TASKS_PER_WORKER && (!best || t.running.size < best.running.size)) best = t;
-      }
-      if (!best) break;
-      const pending = this.waiting.shift()!;
-      if (pending.onAbort) pending.signal!.removeEventListener("abort", pending.onAbort);
-      best.running.set(pending.id, pending);
-      const request: WorkerRequest = { id: pending.id, task: pending.task };
-      best.worker.postMessage(request, [pending.task.data]);
+  private relay(signal: AbortSignal): AbortSignal {
+    let relayed = this.relays.get(signal);
+    if (!relayed) {
+      const controller = new AbortController();
+      setMaxListeners(0, controller.signal);
+      signal.addEventListener("abort", () => controller.abort(signal.reason), { once: true });
+      relayed = controller.signal;
+      this.relays.set(signal, relayed);
     }
-    // a worker with work keeps the process alive until its results are in
-    for (const t of this.kernelThreads) {
-      if (t.running.size > 0) t.worker.ref();
-      else t.worker.unref();
-    }
+    return relayed;
   }
 
   async destroy(): Promise<void> {
     if (this.destroyed) return;
     this.destroyed = true;
-    const error = new Error("quantize pool destroyed");
-    for (const t of this.waiting.splice(0)) t.reject(error);
-    for (const thread of this.kernelThreads) {
-      for (const t of thread.running.values()) t.reject(error);
-      thread.running.clear();
-    }
-    await Promise.all(this.kernelThreads.map((t) => t.worker.terminate()));
     if (sharedPools.get(this.threads) === this) sharedPools.delete(this.threads);
+    await this.piscina.destroy();
   }
 }
 

@@ -31,16 +31,3 @@ export interface QuantizeTask {
  * the first row llama.cpp's quantizer for the type would abort on
  */
 export type QuantizeTaskResult = ArrayBuffer | { nonFiniteRow: number } | { referenceAbortRow: number };
-
-/** A chunk as posted to a worker (`task.data` transferred). */
-export interface WorkerRequest {
-  id: number;
-  task: QuantizeTask;
-}
-
-/** A worker's answer to one request: the result (transferred back) or the error it threw. */
-export interface WorkerReply {
-  id: number;
-  result?: QuantizeTaskResult;
-  error?: Error;
-}
