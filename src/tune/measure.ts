@@ -1,12 +1,12 @@
 // Sensitivity, measured: ΔKLD against the base model on the calibration text when one group's
-// tensors are lowered to one type while every other tensor keeps the base's precision. Each
-// measurement file is built into a temporary folder (removed on every exit path), evaluated with the
-// bench evaluator and cached on disk (cache.ts), so an interrupted tune resumes and later budgets
-// reuse everything.
+// tensors are lowered to one type while every other tensor keeps the base's precision. The base is
+// written once as shards into a temporary folder (removed on every exit path); each measurement
+// writes only its group's tensors as shards of their own (shards.ts), is evaluated with the bench
+// evaluator and cached on disk (cache.ts), so an interrupted tune resumes and later budgets reuse
+// everything.
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { buildModel } from "../build/index.js";
 import { evaluateAgainstBase, type BaseEvaluation, type EvalOptions } from "../eval/evaluate.js";
 import { GGMLType, typeName } from "../gguf/ggml-types.js";
 import { shapeFallback } from "../plan/tensors.js";
@@ -14,6 +14,7 @@ import { uniformSchedule } from "../plan/schedule.js";
 import { QuantizePool } from "../pool/index.js";
 import { unitTensors, type TuneSpace } from "./candidates.js";
 import { readJson, writeJsonAtomic } from "./cache.js";
+import { ShardSet } from "./shards.js";
 
 export interface Measurement {
   group: string;
@@ -67,8 +68,30 @@ export function cachedMeasurement(dir: string, p: MeasurePoint): Measurement | u
 
 const escapeRegex = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 
+/** The schedule of one measurement: the group's tensors at `type`, everything else at `restType`. */
+function measureSchedule(names: readonly string[], p: MeasurePoint, opts: MeasureOptions) {
+  return uniformSchedule("Q8_0", opts.nLayer, {
+    name: `measure ${p.group}@${typeName(p.type)}`,
+    tensorTypes: [...names.map((n) => ({ pattern: `^${escapeRegex(n)}$`, type: p.type })), { pattern: ".", type: opts.restType }],
+    imatrix: opts.imatrix,
+  });
+}
+
+/** Where a measurement's time and bytes went (bench/tune-scale.ts reads them). */
+export interface MeasureCost {
+  /** planning and writing the measured group's shards */
+  buildSeconds: number;
+  /** loading and evaluating the sharded model */
+  evalSeconds: number;
+  bytesWritten: number;
+}
+
 /** Measures every point (cached ones are read, not re-measured); results in the order given. */
-export async function measurePoints(space: TuneSpace, points: readonly MeasurePoint[], opts: MeasureOptions): Promise<{ measurements: Measurement[]; measured: number }> {
+export async function measurePoints(
+  space: TuneSpace,
+  points: readonly MeasurePoint[],
+  opts: MeasureOptions & { onCost?: (p: MeasurePoint, cost: MeasureCost) => void; onBase?: (bytes: number, seconds: number) => void },
+): Promise<{ measurements: Measurement[]; measured: number }> {
   const results: (Measurement | undefined)[] = points.map((p) => cachedMeasurement(opts.dir, p));
   const todo = points.filter((_, i) => results[i] === undefined);
   let cached = points.length - todo.length;
@@ -78,39 +101,35 @@ export async function measurePoints(space: TuneSpace, points: readonly MeasurePo
   const started = performance.now();
   let made = 0;
   try {
+    // the base at the rest precision, once, as shards; each measurement replaces its group's
+    const shards = await ShardSet.create({
+      base: opts.base,
+      imatrix: opts.imatrix,
+      rest: measureSchedule([], { group: "", type: opts.restType }, opts),
+      pool,
+      dir: workDir,
+      signal: opts.signal,
+    });
+    opts.onBase?.(shards.baseBytes, shards.baseSeconds);
     for (const [i, p] of points.entries()) {
       if (results[i] !== undefined) continue;
       if (opts.signal?.aborted) throw new Error("interrupted");
       const spent = (performance.now() - started) / 1000;
       opts.onMeasure?.({ done: made + cached, total: points.length, cached, point: p, etaSeconds: made > 0 ? (spent / made) * (todo.length - made) : NaN });
       const t0 = performance.now();
-      const file = path.join(workDir, `${p.group}-${typeName(p.type)}.gguf`);
       const names = unitTensors(space, p.group).map((t) => t.name);
       if (names.length === 0) throw new Error(`no tensors in group ${p.group}`);
+      const model = await shards.model(measureSchedule(names, p, opts));
       try {
-        await buildModel({
-          input: opts.base,
-          output: file,
-          pool,
-          imatrix: opts.imatrix,
-          hquant: false,
-          signal: opts.signal,
-          schedule: uniformSchedule("Q8_0", opts.nLayer, {
-            name: `measure ${p.group}@${typeName(p.type)}`,
-            tensorTypes: [
-              ...names.map((n) => ({ pattern: `^${escapeRegex(n)}$`, type: p.type })),
-              { pattern: ".", type: opts.restType },
-            ],
-            imatrix: opts.imatrix,
-          }),
-        });
-        const r = await evaluateAgainstBase(opts.baseEval, file, opts);
+        const t1 = performance.now();
+        const r = await evaluateAgainstBase(opts.baseEval, model.paths, opts);
         const m: Measurement = { group: p.group, type: p.type, kld: r.kld, kldErr: r.kldErr, ppl: r.ppl, topTokenPct: r.topTokenPct, seconds: (performance.now() - t0) / 1000 };
+        opts.onCost?.(p, { buildSeconds: model.seconds, evalSeconds: (performance.now() - t1) / 1000, bytesWritten: model.bytes });
         writeJsonAtomic(entryFile(opts.dir, p), { ...m, type: typeName(p.type) });
         results[i] = m;
         made++;
       } finally {
-        fs.rmSync(file, { force: true });
+        shards.release(model.written);
       }
     }
   } finally {
