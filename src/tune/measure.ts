@@ -86,36 +86,47 @@ export interface MeasureCost {
   bytesWritten: number;
 }
 
+export interface MeasurePointsOptions extends MeasureOptions {
+  /** where each measurement's time and bytes went */
+  onCost?: (p: MeasurePoint, cost: MeasureCost) => void;
+  /** the rest model's shards, written once: bytes and seconds */
+  onBase?: (bytes: number, seconds: number) => void;
+  /** more points, chosen from the measurements of `points` (measured with the same shards, appended to the result) */
+  then?: (measurements: Measurement[]) => readonly MeasurePoint[];
+}
+
 /** Measures every point (cached ones are read, not re-measured); results in the order given. */
-export async function measurePoints(
-  space: TuneSpace,
-  points: readonly MeasurePoint[],
-  opts: MeasureOptions & { onCost?: (p: MeasurePoint, cost: MeasureCost) => void; onBase?: (bytes: number, seconds: number) => void },
-): Promise<{ measurements: Measurement[]; measured: number }> {
-  const results: (Measurement | undefined)[] = points.map((p) => cachedMeasurement(opts.dir, p));
-  const todo = points.filter((_, i) => results[i] === undefined);
-  let cached = points.length - todo.length;
-  if (todo.length === 0) return { measurements: results as Measurement[], measured: 0 };
-  const workDir = fs.mkdtempSync(path.join(opts.workDir ?? os.tmpdir(), "hquant-tune-"));
-  const pool = new QuantizePool(opts.threads);
-  const started = performance.now();
+export async function measurePoints(space: TuneSpace, points: readonly MeasurePoint[], opts: MeasurePointsOptions): Promise<{ measurements: Measurement[]; measured: number }> {
+  let shards: ShardSet | undefined;
+  let pool: QuantizePool | undefined;
+  let workDir: string | undefined;
   let made = 0;
-  try {
-    // the base at the rest precision, once, as shards; each measurement replaces its group's
-    const shards = await ShardSet.create({
-      base: opts.base,
-      imatrix: opts.imatrix,
-      rest: measureSchedule([], { group: "", type: opts.restType }, opts),
-      pool,
-      dir: workDir,
-      signal: opts.signal,
-    });
-    opts.onBase?.(shards.baseBytes, shards.baseSeconds);
-    for (const [i, p] of points.entries()) {
+  const measure = async (pts: readonly MeasurePoint[]): Promise<Measurement[]> => {
+    const results: (Measurement | undefined)[] = pts.map((p) => cachedMeasurement(opts.dir, p));
+    const todo = pts.filter((_, i) => results[i] === undefined);
+    const cached = pts.length - todo.length;
+    if (todo.length === 0) return results as Measurement[];
+    if (!shards) {
+      workDir = fs.mkdtempSync(path.join(opts.workDir ?? os.tmpdir(), "hquant-tune-"));
+      pool = new QuantizePool(opts.threads);
+      // the base at the rest precision, once, as shards; each measurement replaces its group's
+      shards = await ShardSet.create({
+        base: opts.base,
+        imatrix: opts.imatrix,
+        rest: measureSchedule([], { group: "", type: opts.restType }, opts),
+        pool,
+        dir: workDir,
+        signal: opts.signal,
+      });
+      opts.onBase?.(shards.baseBytes, shards.baseSeconds);
+    }
+    const started = performance.now();
+    let here = 0;
+    for (const [i, p] of pts.entries()) {
       if (results[i] !== undefined) continue;
       if (opts.signal?.aborted) throw new Error("interrupted");
       const spent = (performance.now() - started) / 1000;
-      opts.onMeasure?.({ done: made + cached, total: points.length, cached, point: p, etaSeconds: made > 0 ? (spent / made) * (todo.length - made) : NaN });
+      opts.onMeasure?.({ done: here + cached, total: pts.length, cached, point: p, etaSeconds: here > 0 ? (spent / here) * (todo.length - here) : NaN });
       const t0 = performance.now();
       const names = unitTensors(space, p.group).map((t) => t.name);
       if (names.length === 0) throw new Error(`no tensors in group ${p.group}`);
@@ -127,17 +138,23 @@ export async function measurePoints(
         opts.onCost?.(p, { buildSeconds: model.seconds, evalSeconds: (performance.now() - t1) / 1000, bytesWritten: model.bytes });
         writeJsonAtomic(entryFile(opts.dir, p), { ...m, type: typeName(p.type) });
         results[i] = m;
+        here++;
         made++;
       } finally {
         shards.release(model.written);
       }
     }
+    opts.onMeasure?.({ done: pts.length, total: pts.length, cached, point: pts[pts.length - 1]!, etaSeconds: 0 });
+    return results as Measurement[];
+  };
+  try {
+    const measurements = await measure(points);
+    const more = opts.then?.(measurements) ?? [];
+    return { measurements: more.length > 0 ? [...measurements, ...(await measure(more))] : measurements, measured: made };
   } finally {
-    await pool.destroy();
-    fs.rmSync(workDir, { recursive: true, force: true });
+    await pool?.destroy();
+    if (workDir) fs.rmSync(workDir, { recursive: true, force: true });
   }
-  opts.onMeasure?.({ done: points.length, total: points.length, cached, point: points[points.length - 1]!, etaSeconds: 0 });
-  return { measurements: results as Measurement[], measured: made };
 }
 
 /** The type a tensor really gets when its group is measured at `type`. */
