@@ -202,7 +202,7 @@ function priorityPoints(points: readonly MeasurePoint[], space: TuneSpace, nLaye
  * The measurement points. Per tensor kind, each of the kind's tensors alone in a few layers (first,
  * middle, last): the kind factors. In measure mode also every group at every measured type.
  */
-function measurementPlan(space: TuneSpace, method: TuneMethod, measureTypes: readonly GGMLType[], nLayer: number): MeasurePoint[] {
+export function measurementPlan(space: TuneSpace, method: TuneMethod, measureTypes: readonly GGMLType[], nLayer: number): MeasurePoint[] {
   const sampled = [...new Set(method === "measure" ? [0, Math.floor(nLayer / 2), nLayer - 1] : [Math.floor(nLayer / 2)])];
   const kindPoints = space.tensors
     .filter((t) => t.layer >= 0 && sampled.includes(t.layer))

@@ -69,7 +69,7 @@ export function cachedMeasurement(dir: string, p: MeasurePoint): Measurement | u
 const escapeRegex = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 
 /** The schedule of one measurement: the group's tensors at `type`, everything else at `restType`. */
-function measureSchedule(names: readonly string[], p: MeasurePoint, opts: MeasureOptions) {
+export function measureSchedule(names: readonly string[], p: MeasurePoint, opts: Pick<MeasureOptions, "nLayer" | "restType" | "imatrix">) {
   return uniformSchedule("Q8_0", opts.nLayer, {
     name: `measure ${p.group}@${typeName(p.type)}`,
     tensorTypes: [...names.map((n) => ({ pattern: `^${escapeRegex(n)}$`, type: p.type })), { pattern: ".", type: opts.restType }],
