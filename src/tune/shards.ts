@@ -170,3 +170,83 @@ async function writeShards(
   }
   return bytes;
 }
+
+/**
+ * Shards reused across models whose tensors are renamed or renumbered (scan's layer surgery: after
+ * a removed layer every later layer is one lower). A shard is kept under (source tensor, type,
+ * output name, shard index) and reused whenever another model places the same data under the same
+ * name at the same index; computed tensors (merged layers) and the metadata are written per model.
+ * A scan of single-layer removals writes the base about twice, not once per edit.
+ */
+export class ShardCache {
+  private readonly kept = new Map<string, string>();
+  private counter = 0;
+  /** bytes written into the cache (kept shards) so far */
+  keptBytes = 0;
+
+  constructor(
+    /** folder the shards go into (the caller removes it) */
+    readonly dir: string,
+    private readonly pool: QuantizePool,
+  ) {}
+
+  /** The shards of a prepared build; `written` are this model's own files (release them after use). */
+  async model(prepared: PreparedBuild, signal?: AbortSignal): Promise<ShardedModel> {
+    const t0 = performance.now();
+    const n = prepared.specs.length;
+    const tag = `c${++this.counter}`;
+    const index = new Map(prepared.specs.map((s, k) => [s.name, k]));
+    const keyOf = (j: PreparedBuild["jobs"][number], k: number) => (j.computed ? undefined : `${j.source.name}|${j.planned.dstType}|${j.planned.name}|${k + 1}|${n}`);
+    const paths: string[] = new Array(n + 1);
+    const written: string[] = [];
+    const missing = new Set<string>();
+    const fresh = new Map<number, string>();
+    for (const j of prepared.jobs) {
+      const k = index.get(j.planned.name)!;
+      const key = keyOf(j, k);
+      const hit = key !== undefined ? this.kept.get(key) : undefined;
+      if (hit) paths[k + 1] = hit;
+      else missing.add(j.planned.name);
+    }
+    let bytes = 0;
+    try {
+      paths[0] = path.join(this.dir, `${tag}-head.gguf`);
+      written.push(paths[0]);
+      const head = await GGUFFileWriter.create(paths[0], withSplit(prepared.kv, 0, n + 1, n), [], { alignment: OUTPUT_ALIGNMENT });
+      await head.finish();
+      bytes += head.fileSize;
+      bytes += await writeShards(
+        prepared,
+        missing,
+        index,
+        (k) => {
+          const file = path.join(this.dir, `${tag}-${k + 1}.gguf`);
+          paths[k + 1] = file;
+          fresh.set(k, file);
+          return file;
+        },
+        this.pool,
+        signal,
+      );
+    } catch (err) {
+      for (const f of [...written, ...fresh.values()]) fs.rmSync(f, { force: true });
+      throw err;
+    }
+    for (const j of prepared.jobs) {
+      const k = index.get(j.planned.name)!;
+      const file = fresh.get(k);
+      if (file === undefined) continue;
+      const key = keyOf(j, k);
+      if (key === undefined) written.push(file);
+      else {
+        this.kept.set(key, file);
+        this.keptBytes += fs.statSync(file).size;
+      }
+    }
+    return { paths, written, bytes, seconds: (performance.now() - t0) / 1000 };
+  }
+
+  release(written: readonly string[]): void {
+    for (const f of written) fs.rmSync(f, { force: true });
+  }
+}
