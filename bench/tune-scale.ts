@@ -67,7 +67,7 @@ async function syntheticModel(nLayer: number): Promise<string> {
   const nVocab = (tokenizer.find((e) => e.key === "tokenizer.ggml.tokens")!.value as string[]).length;
   const o = shape(nLayer, nVocab);
   const kv = [...factoryKV(o).filter((e) => !e.key.startsWith("tokenizer.")), ...tokenizer];
-  const tensors = factoryTensors(o).map((t) => ({ name: t.name, shape: t.shape, type: t.type }));
+  const tensors = factoryTensors(o).map((t) => ({ name: t.name, shape: [...t.shape], type: t.type }));
   const file = path.join(dir, `synthetic-${nLayer}l-e${o.nEmbd}-f${o.nFf}-f16.gguf`);
   if (!fs.existsSync(file)) log(`writing ${path.basename(file)}`);
   return makeCustomModel({ fileName: path.basename(file), dir, kv, tensors, dtype: "f16", seed: nLayer });
