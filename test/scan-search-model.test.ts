@@ -15,6 +15,8 @@ import { parseSchedule } from "../src/plan/schedule.js";
 import type { GreedyResult } from "../src/scan/greedy.js";
 import { HiddenStateSimilarity } from "../src/scan/laco.js";
 import { CandidateMeasurer } from "../src/scan/measure.js";
+import { evaluateAgainstBase } from "../src/eval/evaluate.js";
+import { readHeaderAt } from "../src/gguf/reader.js";
 import { runCommand } from "./cli-util.js";
 
 const BASE = "models/tinyllama-16l-f16.gguf";
@@ -61,13 +63,27 @@ describe("greedy search on the bundled model", () => {
       expect(await again.measure([{ op: "merge", from: 1, count: 15 }])).toEqual(step!.measurement);
       expect(await again.measure([{ op: "merge", from: 0, count: 15 }])).toHaveProperty("layers", 2);
       expect([again.hits, again.misses]).toEqual([2, 0]);
-      // the measured build's tensors are the CLI build's, byte for byte (the CLI adds hquant.* keys to the header)
-      await again.withBuild([{ op: "merge", from: 1, count: 15 }], async (file, bytes) => {
+      // the measured model (shards) holds the CLI build's tensors, byte for byte (the CLI adds hquant.* keys to the header)
+      const builtBytes = fs.readFileSync(built);
+      await again.withBuild([{ op: "merge", from: 1, count: 15 }], async (files, bytes) => {
         expect(bytes).toBe(step!.measurement.bytes);
-        const measured = await openModel(file);
-        expect(measured.tensors.map((t) => [t.name, t.type])).toEqual(builtModel.tensors.map((t) => [t.name, t.type]));
-        expect(fs.readFileSync(file).subarray(measured.files[0]!.dataOffset).equals(fs.readFileSync(built).subarray(builtModel.files[0]!.dataOffset))).toBe(true);
+        const names: string[] = [];
+        for (const f of files.slice(1)) {
+          const h = await readHeaderAt(f);
+          expect(h.tensors.length).toBe(1);
+          const t = h.tensors[0]!;
+          const ref = builtModel.tensors.find((x) => x.name === t.name)!;
+          expect([t.name, t.type]).toEqual([ref.name, ref.type]);
+          const at = builtModel.files[0]!.dataOffset + ref.offset;
+          expect(fs.readFileSync(f).subarray(h.dataOffset + t.offset, h.dataOffset + t.offset + t.bytes).equals(builtBytes.subarray(at, at + ref.bytes))).toBe(true);
+          names.push(t.name);
+        }
+        expect(names.sort()).toEqual(builtModel.tensors.map((t) => t.name).sort());
       });
+      // and evaluates exactly as the whole file
+      const whole = await evaluateAgainstBase(again.base, built, { ctx: 256, chunks: 1, threads: 2, cacheDir });
+      expect(whole.kld).toBe(step!.measurement.kld);
+      expect(whole.ppl).toBe(step!.measurement.ppl);
     } finally {
       await again.close();
     }

@@ -8,7 +8,13 @@ import { evaluateBase } from "../src/eval/evaluate.js";
 import { GGMLType } from "../src/gguf/ggml-types.js";
 import { openModel } from "../src/gguf/reader.js";
 import { tuneSpace } from "../src/tune/candidates.js";
-import { measurePoints, type MeasureOptions } from "../src/tune/measure.js";
+import { measurePoints, type MeasureCost, type MeasureOptions } from "../src/tune/measure.js";
+import { buildModel } from "../src/build/index.js";
+import { evaluateAgainstBase } from "../src/eval/evaluate.js";
+import { tensorBytes } from "../src/gguf/ggml-types.js";
+import { uniformSchedule } from "../src/plan/schedule.js";
+import { unitTensors } from "../src/tune/candidates.js";
+import { writtenType } from "../src/tune/measure.js";
 
 const BASE = "models/tinyllama-16l-f16.gguf";
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "hquant-tune-measure-"));
@@ -45,5 +51,50 @@ describe("measurePoints", () => {
     // the evaluator is deterministic: the re-measured point is the same figure
     expect(resumed.measurements[2]!.kld).toBe(output!.kld);
     expect(resumed.measurements.slice(0, 2)).toEqual(first.measurements.slice(0, 2));
+  });
+
+  it("a measurement loaded from shards (the base's, its group's own) evaluates exactly as the whole file; it writes only the group", { timeout: 600_000 }, async () => {
+    const model = await openModel(BASE);
+    const space = tuneSpace(model);
+    const text = fs.readFileSync("test/fixtures/calib.txt", "utf8").slice(0, 4000);
+    const evalOpts = { ctx: 64, chunks: 2, threads: 2, cacheDir: path.join(tmp, "cache2") };
+    const baseEval = await evaluateBase(BASE, text, "calib-slice", evalOpts);
+    const costs: MeasureCost[] = [];
+    let baseBytes = 0;
+    const opts = {
+      ...evalOpts, base: BASE, baseEval, dir: path.join(tmp, "measure2"), nLayer: 16, restType: GGMLType.F16,
+      onCost: (_: unknown, c: MeasureCost) => costs.push(c),
+      onBase: (bytes: number) => (baseBytes = bytes),
+    };
+    // token_embd is the first tensor of the file; blk.7.attn_v.weight a one-tensor kind point
+    const points = [
+      { group: "token_embd", type: GGMLType.Q4_K },
+      { group: "blk.7.attn", type: GGMLType.Q3_K },
+      { group: "blk.7.attn_v", type: GGMLType.IQ4_XS },
+    ];
+    const { measurements } = await measurePoints(space, points, opts);
+    // the base shards hold the model once (its bytes, one header per tensor)
+    expect(baseBytes).toBeGreaterThan(fs.statSync(BASE).size);
+    expect(baseBytes).toBeLessThan(fs.statSync(BASE).size + 1024 * 1024);
+    for (const [k, p] of points.entries()) {
+      // the whole file, as measurements were built before shards
+      const file = path.join(tmp, `whole-${k}.gguf`);
+      const names = unitTensors(space, p.group).map((t) => t.name);
+      await buildModel({
+        input: BASE, output: file, threads: 2, hquant: false,
+        schedule: uniformSchedule("Q8_0", 16, {
+          tensorTypes: [...names.map((n) => ({ pattern: `^${n.replace(/\./g, "\\.")}$`, type: p.type })), { pattern: ".", type: GGMLType.F16 }],
+        }),
+      });
+      const whole = await evaluateAgainstBase(baseEval, file, evalOpts);
+      fs.rmSync(file);
+      expect(measurements[k]!.kld).toBe(whole.kld);
+      expect(measurements[k]!.ppl).toBe(whole.ppl);
+      expect(measurements[k]!.kld).toBeGreaterThan(0);
+      // written: the group's quantized tensors, one small header each
+      const groupBytes = unitTensors(space, p.group).reduce((a, t) => a + tensorBytes(writtenType(t.shape[0]!, p.type), t.shape), 0);
+      expect(costs[k]!.bytesWritten).toBeGreaterThanOrEqual(groupBytes);
+      expect(costs[k]!.bytesWritten).toBeLessThan(groupBytes + names.length * 4096);
+    }
   });
 });

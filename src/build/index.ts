@@ -475,3 +475,53 @@ export async function buildModel(opts: BuildOptions): Promise<BuildResult> {
     imatrix: imatrixUse,
   };
 }
+
+/** Where writePreparedTensors puts each tensor's data: the writer for tensor `name`. */
+export type TensorSink = (name: string) => Promise<{ write(chunk: Uint8Array): Promise<void> }>;
+
+/**
+ * Some of a prepared build's tensors (in the build's order), each converted exactly as buildModel
+ * converts it and streamed into the writer `sink` gives for it: tune writes a measurement's few
+ * changed tensors this way instead of a whole file. Returns the bytes written.
+ */
+export async function writePreparedTensors(prepared: PreparedBuild, names: ReadonlySet<string>, pool: QuantizePool, sink: TensorSink, signal?: AbortSignal): Promise<number> {
+  const jobs = prepared.jobs.filter((j) => names.has(j.planned.name));
+  const reader = new TensorReader(prepared.model);
+  const maxInFlight = pool.threads * IN_FLIGHT_PER_THREAD;
+  const io: ChunkIO = { data: new TensorDataReader(prepared.model, reader), buffers: new BufferPool(maxInFlight + 2) };
+  const inFlight: { piece: Piece; result: Promise<Uint8Array> }[] = [];
+  let written = 0;
+  try {
+    const work = pieces(jobs, reader, pool, io, prepared.model.files[0]?.path ?? "", signal);
+    const fill = () => {
+      while (inFlight.length < maxInFlight) {
+        const next = work.next();
+        if (next.done) return;
+        const result = next.value.start();
+        result.catch(() => undefined);
+        inFlight.push({ piece: next.value, result });
+      }
+    };
+    fill();
+    let current = -1;
+    let out: { write(chunk: Uint8Array): Promise<void> } | undefined;
+    while (inFlight.length > 0) {
+      signal?.throwIfAborted();
+      const { piece, result } = inFlight.shift()!;
+      const bytes = await result;
+      fill();
+      if (piece.tensorIndex !== current) {
+        current = piece.tensorIndex;
+        out = await sink(jobs[current]!.planned.name);
+      }
+      await out!.write(bytes);
+      written += bytes.length;
+      io.buffers.give(bytes.buffer);
+    }
+  } finally {
+    await Promise.allSettled(inFlight.map((f) => f.result));
+    await io.data.close();
+    await reader.close();
+  }
+  return written;
+}

@@ -142,15 +142,16 @@ async function computeBase(evaluator: ModelEvaluator, tokens: number[], plan: Ch
   }
 }
 
-/** PPL of `file` and its KL-divergence from the base distributions, over the base's chunks. */
-export async function evaluateAgainstBase(base: BaseEvaluation, file: string, opts: EvalOptions): Promise<KldSummary> {
+/** PPL of `model` (a file, or a list of shards named by the first) and its KL-divergence from the base distributions, over the base's chunks. */
+export async function evaluateAgainstBase(base: BaseEvaluation, model: string | readonly string[], opts: EvalOptions): Promise<KldSummary> {
+  const file = typeof model === "string" ? model : model[0]!;
   const reader = BaseCacheReader.open(`${base.cacheFile}.kld`, base.tokens, base.plan.ctx, base.plan.nChunk);
   if (!reader) throw new Error(`base distributions missing: ${base.cacheFile}.kld`);
   let evaluator: ModelEvaluator | undefined;
   let tokenCheck: Promise<void> = Promise.resolve();
   const bufs = jobBuffers(base.plan, reader.nVocab);
   try {
-    evaluator = await ModelEvaluator.open(file, opts);
+    evaluator = await ModelEvaluator.open(model, opts);
     const ev = evaluator;
     if (ev.nVocab !== reader.nVocab) {
       throw new UserError(`${file}: vocabulary of ${ev.nVocab} tokens, but the base model ${path.basename(base.file)} has ${reader.nVocab}`);

@@ -39,9 +39,10 @@ export class HiddenStateModel {
     readonly nEmbd: number,
   ) {}
 
-  static open(file: string, opts: { ctx: number; nSeq: number; threads: number }): HiddenStateModel {
+  /** `file`: a GGUF file, or a list of shards (LlamaModel.loadSplits). */
+  static open(file: string | readonly string[], opts: { ctx: number; nSeq: number; threads: number }): HiddenStateModel {
     const e = embeddingsApi();
-    const model = LlamaModel.load(file);
+    const model = typeof file === "string" ? LlamaModel.load(file) : LlamaModel.loadSplits(file);
     try {
       const context = model.createContext(opts);
       e.setEmbeddings(context.handle, true);

@@ -31,10 +31,11 @@ export class ModelEvaluator {
     private readonly context: LlamaContext,
   ) {}
 
-  static async open(path: string, opts: EvaluatorOptions): Promise<ModelEvaluator> {
-    const model = LlamaModel.load(path);
+  /** `path`: a GGUF file, or a list of shards (LlamaModel.loadSplits) named by the first. */
+  static async open(path: string | readonly string[], opts: EvaluatorOptions): Promise<ModelEvaluator> {
+    const model = typeof path === "string" ? LlamaModel.load(path) : LlamaModel.loadSplits(path);
     try {
-      return new ModelEvaluator(path, model, model.createContext({ ctx: opts.ctx, nSeq: chunksPerDecode(opts.ctx), threads: opts.threads }));
+      return new ModelEvaluator(model.path, model, model.createContext({ ctx: opts.ctx, nSeq: chunksPerDecode(opts.ctx), threads: opts.threads }));
     } catch (err) {
       model.dispose();
       throw err;

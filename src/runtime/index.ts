@@ -24,6 +24,9 @@ function llamaError(api: LlamaApi): string {
   return api.lastError() ?? "no reason given";
 }
 
+/** llama_model_load_from_splits, bound at first use (library.ts binds the rest). */
+let modelLoadFromSplits: ((...a: unknown[]) => unknown) | undefined;
+
 /** A model loaded on the CPU. */
 export class LlamaModel {
   private disposed = false;
@@ -47,6 +50,25 @@ export class LlamaModel {
     const vocab = api.modelGetVocab(handle) as bigint;
     const bos = (api.vocabGetAddBos(vocab) as boolean) ? (api.vocabBos(vocab) as number) : null;
     return new LlamaModel(api, file, handle, vocab, api.vocabNTokens(vocab) as number, bos);
+  }
+
+  /**
+   * A model from shards given as a list (llama_model_load_from_splits): the first holds the
+   * metadata and split.count, each other one split.no = its index; a tensor may be in any of them.
+   * Tune's measurements load the base's shards with a few of them replaced.
+   */
+  static loadSplits(files: readonly string[]): LlamaModel {
+    if (files.length === 1) return LlamaModel.load(files[0]!);
+    const api = llamaApi();
+    const loadFromSplits = (modelLoadFromSplits ??= api.koffi
+      .load(api.location.llama)
+      .func("void *llama_model_load_from_splits(const char **paths, size_t n_paths, hq_llama_model_params params)") as unknown as (...a: unknown[]) => unknown);
+    api.clearError();
+    const handle = loadFromSplits([...files], files.length, modelParams(api)) as bigint | null;
+    if (!handle) throw new UserError(`${files[0]}: llama.cpp cannot load these ${files.length} shards (${llamaError(api)})`);
+    const vocab = api.modelGetVocab(handle) as bigint;
+    const bos = (api.vocabGetAddBos(vocab) as boolean) ? (api.vocabBos(vocab) as number) : null;
+    return new LlamaModel(api, files[0]!, handle, vocab, api.vocabNTokens(vocab) as number, bos);
   }
 
   /** The text's tokens as common_tokenize(add_special = true) gives them: BOS first when the vocabulary adds it. */

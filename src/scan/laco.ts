@@ -147,7 +147,7 @@ export class HiddenStateSimilarity {
     return groups;
   }
 
-  private static states(file: string, measurer: CandidateMeasurer): { states: Float32Array[]; nEmbd: number } {
+  private static states(file: string | readonly string[], measurer: CandidateMeasurer): { states: Float32Array[]; nEmbd: number } {
     const { ctx } = measurer.base.plan;
     const model = HiddenStateModel.open(file, { ctx, nSeq: chunksPerDecode(ctx), threads: measurer.opts.threads });
     try {
@@ -167,7 +167,7 @@ export class HiddenStateSimilarity {
     if (cached !== undefined) return cached;
     const value = await this.measurer.withBuild(surgery, async (file) => {
       const { states, nEmbd } = HiddenStateSimilarity.states(file, this.measurer);
-      if (nEmbd !== this.nEmbd) throw new Error(`${file}: hidden size ${nEmbd}, the base's is ${this.nEmbd}`);
+      if (nEmbd !== this.nEmbd) throw new Error(`${file[0]}: hidden size ${nEmbd}, the base's is ${this.nEmbd}`);
       let sum = 0;
       let count = 0;
       states.forEach((s, i) => {

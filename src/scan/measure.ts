@@ -1,5 +1,6 @@
-// One search measurement: build the base model with a surgery into a temporary file, evaluate it
-// against the base (PPL, KLD, same top token), delete the file. Results go to an append-only cache
+// One search measurement: the base model with a surgery, as llama.cpp shards in a temporary folder
+// (shards unchanged from an earlier edit reused), evaluated against the base (PPL, KLD, same top
+// token), its own shards deleted. Results go to an append-only cache
 // (one JSON line per measurement) keyed by the base model's hash, the text's hash, ctx, chunks and
 // the build's file type; within it, by the surgery JSON. A search that is interrupted (Ctrl-C)
 // keeps every line already written and resumes from them.
@@ -8,7 +9,10 @@ import { createHash } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { buildModel } from "../build/index.js";
+import { prepareBuild } from "../build/index.js";
+import { outputFileSize } from "../gguf/writer.js";
+import { OUTPUT_ALIGNMENT } from "../plan/planner.js";
+import { ShardCache } from "../tune/shards.js";
 import { evaluateAgainstBase, evaluateBase, type BaseEvaluation, type EvalOptions } from "../eval/evaluate.js";
 import { openModel } from "../gguf/reader.js";
 import { mixtureHParams } from "../plan/hparams.js";
@@ -89,7 +93,11 @@ export class CandidateMeasurer {
     private readonly pool: QuantizePool,
     private readonly workDir: string,
     private readonly ownWorkDir: boolean,
-  ) {}
+  ) {
+    this.shards = new ShardCache(fs.mkdtempSync(path.join(workDir, "shards-")), pool);
+  }
+
+  private readonly shards: ShardCache;
 
   static async open(opts: MeasureOptions): Promise<CandidateMeasurer> {
     const nLayer = mixtureHParams((await openModel(opts.base)).kv, opts.base).nLayer;
@@ -110,22 +118,24 @@ export class CandidateMeasurer {
     return applySurgery(this.nLayer, surgery, "surgery").length;
   }
 
-  /** Builds the edited model into the work folder, runs `use` on its path, deletes it. */
-  async withBuild<T>(surgery: SurgeryOp[], use: (file: string, bytes: number) => Promise<T>): Promise<T> {
+  /**
+   * The edited model as llama.cpp shards in the work folder (shards.ts: the tensors an earlier edit
+   * already wrote under the same name and index are reused, so an edit writes only what is new),
+   * `use` run on the shard list and the size of the edited model as one file, its own files deleted.
+   */
+  async withBuild<T>(surgery: SurgeryOp[], use: (files: string[], bytes: number) => Promise<T>): Promise<T> {
     const name = createHash("sha256").update(JSON.stringify(surgery)).digest("hex").slice(0, 12);
-    const file = path.join(this.workDir, `${path.basename(this.opts.base, ".gguf")}-${name}.gguf`);
+    const prepared = await prepareBuild({
+      input: this.opts.base,
+      hquant: false,
+      signal: this.opts.signal,
+      schedule: resolveSchedule({ ftype: this.ftype, ...(surgery.length > 0 && { surgery }) }, this.nLayer, "surgery", name),
+    });
+    const model = await this.shards.model(prepared, this.opts.signal);
     try {
-      const built = await buildModel({
-        input: this.opts.base,
-        output: file,
-        pool: this.pool,
-        hquant: false,
-        signal: this.opts.signal,
-        schedule: resolveSchedule({ ftype: this.ftype, ...(surgery.length > 0 && { surgery }) }, this.nLayer, "surgery", name),
-      });
-      return await use(file, built.fileSize);
+      return await use(model.paths, outputFileSize(prepared.kv, prepared.specs, OUTPUT_ALIGNMENT));
     } finally {
-      fs.rmSync(file, { force: true });
+      this.shards.release(model.written);
     }
   }
 
@@ -137,8 +147,8 @@ export class CandidateMeasurer {
       return cached;
     }
     const layers = this.layersAfter(surgery);
-    const m = await this.withBuild(surgery, async (file, bytes) => {
-      const r = await evaluateAgainstBase(this.base, file, this.opts);
+    const m = await this.withBuild(surgery, async (files, bytes) => {
+      const r = await evaluateAgainstBase(this.base, files, this.opts);
       const base = this.base;
       return { layers, ppl: r.ppl, pplErr: r.pplErr, dPpl: r.ppl - base.ppl, kld: r.kld, kldErr: r.kldErr, topTokenPct: r.topTokenPct, bytes };
     });
@@ -149,6 +159,7 @@ export class CandidateMeasurer {
 
   async close(): Promise<void> {
     await this.pool.destroy();
+    fs.rmSync(this.shards.dir, { recursive: true, force: true });
     if (this.ownWorkDir) fs.rmSync(this.workDir, { recursive: true, force: true });
   }
 }

@@ -25,11 +25,11 @@ import { OUTPUT_ALIGNMENT, planModel } from "../plan/planner.js";
 import { uniformSchedule } from "../plan/schedule.js";
 import type { FileTypeName } from "../plan/ftypes.js";
 import { QuantizePool } from "../pool/index.js";
-import { DEFAULT_CANDIDATE_TYPES, tuneSpace, type TuneSpace } from "./candidates.js";
+import { DEFAULT_CANDIDATE_TYPES, tuneSpace, unitTensors as unitTensorsOf, type TuneSpace } from "./candidates.js";
 import { BUDGET_FORMS, mib, type BudgetLimit, type BudgetSpec } from "./budget.js";
 import { measureDir, writeJsonAtomic } from "./cache.js";
 import { allocate, limitBytes, limitMax, smallestAssignment, type Allocation } from "./fit.js";
-import { measurePoints, type MeasurePoint, type Measurement, type MeasureProgress } from "./measure.js";
+import { cachedMeasurement, measurePoints, type MeasurePoint, type Measurement, type MeasureProgress } from "./measure.js";
 import { cachedProxyErrors } from "./proxy.js";
 import { checkPlanMatches, scheduleFile, sizeSchedule, type Assignment, type SizedSchedule } from "./schedule.js";
 import { costTable, spearman, type CostTable } from "./sensitivity.js";
@@ -82,6 +82,17 @@ export interface TuneOptions {
   signal?: AbortSignal;
   /** where temporary builds go, in folders removed on every exit path (default: the OS temp dir) */
   workDir?: string;
+  /**
+   * at most this many measurement points (evaluations; cached ones count too, so the schedule does
+   * not depend on the cache): the kind factors of the middle layer first, then the groups outside
+   * the layers, then the groups the proxy predicts most costly (where an unmeasured group's error
+   * costs most), then the other kind points. Unmeasured groups use the kind-scaled proxy.
+   */
+  maxEvals?: number;
+  /** rows sampled per tensor for the proxy's errors (default: every row) */
+  proxyRows?: number;
+  /** one-line notes: the number of evaluations before measuring, the ETA after the first */
+  onInfo?: (message: string) => void;
 }
 
 export interface TunedCandidate {
@@ -180,11 +191,18 @@ function imatrixAsBuilt(dir: string, imatrix: string): { inSchedule: string; inF
 
 const safeLabel = (s: string) => s.replace(/[^A-Za-z0-9._-]+/g, "_");
 
+/** The points measured first under --max-evals: the middle layer's kind points, then the groups outside the layers. */
+function priorityPoints(points: readonly MeasurePoint[], space: TuneSpace, nLayer: number): MeasurePoint[] {
+  const mid = `blk.${Math.floor(nLayer / 2)}.`;
+  const isKind = (p: MeasurePoint) => !space.groups.includes(p.group);
+  return [...points.filter((p) => isKind(p) && p.group.startsWith(mid)), ...points.filter((p) => !isKind(p) && !/^blk\.\d+\./.test(p.group))];
+}
+
 /**
  * The measurement points. Per tensor kind, each of the kind's tensors alone in a few layers (first,
  * middle, last): the kind factors. In measure mode also every group at every measured type.
  */
-function measurementPlan(space: TuneSpace, method: TuneMethod, measureTypes: readonly GGMLType[], nLayer: number): MeasurePoint[] {
+export function measurementPlan(space: TuneSpace, method: TuneMethod, measureTypes: readonly GGMLType[], nLayer: number): MeasurePoint[] {
   const sampled = [...new Set(method === "measure" ? [0, Math.floor(nLayer / 2), nLayer - 1] : [Math.floor(nLayer / 2)])];
   const kindPoints = space.tensors
     .filter((t) => t.layer >= 0 && sampled.includes(t.layer))
@@ -227,11 +245,17 @@ export async function tune(opts: TuneOptions): Promise<TuneResult> {
 
   // proxy errors (cached per model × imatrix × candidates)
   const tProxy = performance.now();
+  const proxyPool = new QuantizePool(opts.threads);
   const modelSha256 = await sha256File(opts.base);
   const imatrixSha256 = opts.imatrix !== undefined ? await sha256File(opts.imatrix) : "none";
   const typesKey = space.tensors[0]!.options.map((o) => typeName(o.type)).join(",") + `:${(opts.types ?? DEFAULT_CANDIDATE_TYPES).map(typeName).join(",")}`;
-  const proxyFile = path.join(opts.cacheDir, `tune-proxy-${sha256Text(`${modelSha256}\n${imatrixSha256}\n${typesKey}`).slice(0, 32)}.json`);
-  const { errors } = await cachedProxyErrors(proxyFile, model, space, imatrix, (done, total, name) => progress({ stage: "proxy", done, total, detail: name }));
+  // sampled rows are another proxy (the key of every-row errors is as before)
+  const rowsKey = opts.proxyRows !== undefined ? `\nrows ${opts.proxyRows}` : "";
+  const proxyFile = path.join(opts.cacheDir, `tune-proxy-${sha256Text(`${modelSha256}\n${imatrixSha256}\n${typesKey}${rowsKey}`).slice(0, 32)}.json`);
+  const { errors } = await cachedProxyErrors(proxyFile, model, space, imatrix, (done, total, name) => progress({ stage: "proxy", done, total, detail: name }), {
+    rows: opts.proxyRows,
+    pool: proxyPool,
+  }).finally(() => proxyPool.destroy());
   const proxySeconds = (performance.now() - tProxy) / 1000;
 
   // base distributions on the calibration text, then the measurements
@@ -240,9 +264,19 @@ export async function tune(opts: TuneOptions): Promise<TuneResult> {
   progress({ stage: "base", done: 0, total: 1, detail: opts.textName });
   const baseEval = await evaluateBase(opts.base, opts.text, opts.textName, evalOpts);
   const restType = model.tensors.find((t) => space.tensors.some((s) => s.name === t.name))!.type;
-  const points = measurementPlan(space, method, measureTypes, nLayer);
+  const allPoints = measurementPlan(space, method, measureTypes, nLayer);
   const dir = measureDir(opts.cacheDir, { modelSha256, textSha256: sha256Text(opts.text), ctx: opts.ctx, chunks: baseEval.plan.nChunk, imatrixSha256 });
-  const { measurements, measured } = await measurePoints(space, points, {
+  const cap = opts.maxEvals ?? Infinity;
+  const keyOf = (p: MeasurePoint) => `${p.group}@${p.type}`;
+  const first = allPoints.length > cap ? priorityPoints(allPoints, space, nLayer).slice(0, cap) : allPoints;
+  const info = opts.onInfo ?? (() => undefined);
+  const uncached = (ps: readonly MeasurePoint[]) => ps.filter((p) => !cachedMeasurement(dir, p)).length;
+  info(
+    `${Math.min(cap, allPoints.length)} measurement points${allPoints.length > cap ? ` of ${allPoints.length} (--max-evals ${cap})` : ""}: ` +
+      `${allPoints.length > cap ? `at most ${Math.min(cap, allPoints.length)}` : uncached(allPoints)} evaluations of ${chunks} chunks of ${opts.ctx} to make, the rest cached`,
+  );
+  let etaShown = false;
+  const measureOpts = {
     ...evalOpts,
     base: opts.base,
     baseEval,
@@ -252,8 +286,27 @@ export async function tune(opts: TuneOptions): Promise<TuneResult> {
     restType,
     signal: opts.signal,
     workDir: opts.workDir,
-    onMeasure: (p: MeasureProgress) =>
-      progress({ stage: "measure", done: p.done, total: p.total, etaSeconds: p.etaSeconds, detail: `${p.point.group} ${typeName(p.point.type)}` }),
+    onMeasure: (p: MeasureProgress) => {
+      if (!etaShown && Number.isFinite(p.etaSeconds) && p.etaSeconds > 0) {
+        etaShown = true;
+        info(`first evaluation done: about ${formatSeconds(p.etaSeconds)} left for the ${p.total - p.done} measurements to go`);
+      }
+      progress({ stage: "measure", done: p.done, total: p.total, etaSeconds: p.etaSeconds, detail: `${p.point.group} ${typeName(p.point.type)}` });
+    },
+  };
+  const { measurements, measured } = await measurePoints(space, first, {
+    ...measureOpts,
+    then: (ms) => {
+      if (first === allPoints) return [];
+      // the rest of the cap: groups by the kind-scaled proxy's predicted ΔKLD, largest first, then the other kind points
+      const kinds = costTable(space, errors, ms, "kind");
+      const predicted = (p: MeasurePoint) =>
+        unitTensorsOf(space, p.group).reduce((a, t) => a + (kinds.get(t.name)!.get(shapeFallback(t.shape[0]!, p.type).type) ?? 0), 0);
+      const taken = new Set(first.map(keyOf));
+      const rest = allPoints.filter((p) => !taken.has(keyOf(p)));
+      const groups = rest.filter((p) => space.groups.includes(p.group)).sort((a, b) => predicted(b) - predicted(a));
+      return [...groups, ...rest.filter((p) => !space.groups.includes(p.group))].slice(0, cap - first.length);
+    },
   });
   const measureSeconds = (performance.now() - tMeasure) / 1000;
 
@@ -395,6 +448,11 @@ export async function tune(opts: TuneOptions): Promise<TuneResult> {
       total: (performance.now() - t0) / 1000,
     },
   };
+}
+
+/** 45 s, 12 min, 3.4 h */
+function formatSeconds(s: number): string {
+  return s < 90 ? `${Math.round(s)} s` : s < 5400 ? `${Math.round(s / 60)} min` : `${(s / 3600).toFixed(1)} h`;
 }
 
 /** Spearman correlation of the kind-scaled proxy's group ΔKLD with the measured ΔKLD. */

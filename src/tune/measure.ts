@@ -1,12 +1,12 @@
 // Sensitivity, measured: ΔKLD against the base model on the calibration text when one group's
-// tensors are lowered to one type while every other tensor keeps the base's precision. Each
-// measurement file is built into a temporary folder (removed on every exit path), evaluated with the
-// bench evaluator and cached on disk (cache.ts), so an interrupted tune resumes and later budgets
-// reuse everything.
+// tensors are lowered to one type while every other tensor keeps the base's precision. The base is
+// written once as shards into a temporary folder (removed on every exit path); each measurement
+// writes only its group's tensors as shards of their own (shards.ts), is evaluated with the bench
+// evaluator and cached on disk (cache.ts), so an interrupted tune resumes and later budgets reuse
+// everything.
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { buildModel } from "../build/index.js";
 import { evaluateAgainstBase, type BaseEvaluation, type EvalOptions } from "../eval/evaluate.js";
 import { GGMLType, typeName } from "../gguf/ggml-types.js";
 import { shapeFallback } from "../plan/tensors.js";
@@ -14,6 +14,7 @@ import { uniformSchedule } from "../plan/schedule.js";
 import { QuantizePool } from "../pool/index.js";
 import { unitTensors, type TuneSpace } from "./candidates.js";
 import { readJson, writeJsonAtomic } from "./cache.js";
+import { ShardSet } from "./shards.js";
 
 export interface Measurement {
   group: string;
@@ -67,58 +68,93 @@ export function cachedMeasurement(dir: string, p: MeasurePoint): Measurement | u
 
 const escapeRegex = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 
+/** The schedule of one measurement: the group's tensors at `type`, everything else at `restType`. */
+export function measureSchedule(names: readonly string[], p: MeasurePoint, opts: Pick<MeasureOptions, "nLayer" | "restType" | "imatrix">) {
+  return uniformSchedule("Q8_0", opts.nLayer, {
+    name: `measure ${p.group}@${typeName(p.type)}`,
+    tensorTypes: [...names.map((n) => ({ pattern: `^${escapeRegex(n)}$`, type: p.type })), { pattern: ".", type: opts.restType }],
+    imatrix: opts.imatrix,
+  });
+}
+
+/** Where a measurement's time and bytes went (bench/tune-scale.ts reads them). */
+export interface MeasureCost {
+  /** planning and writing the measured group's shards */
+  buildSeconds: number;
+  /** loading and evaluating the sharded model */
+  evalSeconds: number;
+  bytesWritten: number;
+}
+
+export interface MeasurePointsOptions extends MeasureOptions {
+  /** where each measurement's time and bytes went */
+  onCost?: (p: MeasurePoint, cost: MeasureCost) => void;
+  /** the rest model's shards, written once: bytes and seconds */
+  onBase?: (bytes: number, seconds: number) => void;
+  /** more points, chosen from the measurements of `points` (measured with the same shards, appended to the result) */
+  then?: (measurements: Measurement[]) => readonly MeasurePoint[];
+}
+
 /** Measures every point (cached ones are read, not re-measured); results in the order given. */
-export async function measurePoints(space: TuneSpace, points: readonly MeasurePoint[], opts: MeasureOptions): Promise<{ measurements: Measurement[]; measured: number }> {
-  const results: (Measurement | undefined)[] = points.map((p) => cachedMeasurement(opts.dir, p));
-  const todo = points.filter((_, i) => results[i] === undefined);
-  let cached = points.length - todo.length;
-  if (todo.length === 0) return { measurements: results as Measurement[], measured: 0 };
-  const workDir = fs.mkdtempSync(path.join(opts.workDir ?? os.tmpdir(), "hquant-tune-"));
-  const pool = new QuantizePool(opts.threads);
-  const started = performance.now();
+export async function measurePoints(space: TuneSpace, points: readonly MeasurePoint[], opts: MeasurePointsOptions): Promise<{ measurements: Measurement[]; measured: number }> {
+  let shards: ShardSet | undefined;
+  let pool: QuantizePool | undefined;
+  let workDir: string | undefined;
   let made = 0;
-  try {
-    for (const [i, p] of points.entries()) {
+  const measure = async (pts: readonly MeasurePoint[]): Promise<Measurement[]> => {
+    const results: (Measurement | undefined)[] = pts.map((p) => cachedMeasurement(opts.dir, p));
+    const todo = pts.filter((_, i) => results[i] === undefined);
+    const cached = pts.length - todo.length;
+    if (todo.length === 0) return results as Measurement[];
+    if (!shards) {
+      workDir = fs.mkdtempSync(path.join(opts.workDir ?? os.tmpdir(), "hquant-tune-"));
+      pool = new QuantizePool(opts.threads);
+      // the base at the rest precision, once, as shards; each measurement replaces its group's
+      shards = await ShardSet.create({
+        base: opts.base,
+        imatrix: opts.imatrix,
+        rest: measureSchedule([], { group: "", type: opts.restType }, opts),
+        pool,
+        dir: workDir,
+        signal: opts.signal,
+      });
+      opts.onBase?.(shards.baseBytes, shards.baseSeconds);
+    }
+    const started = performance.now();
+    let here = 0;
+    for (const [i, p] of pts.entries()) {
       if (results[i] !== undefined) continue;
       if (opts.signal?.aborted) throw new Error("interrupted");
       const spent = (performance.now() - started) / 1000;
-      opts.onMeasure?.({ done: made + cached, total: points.length, cached, point: p, etaSeconds: made > 0 ? (spent / made) * (todo.length - made) : NaN });
+      opts.onMeasure?.({ done: here + cached, total: pts.length, cached, point: p, etaSeconds: here > 0 ? (spent / here) * (todo.length - here) : NaN });
       const t0 = performance.now();
-      const file = path.join(workDir, `${p.group}-${typeName(p.type)}.gguf`);
       const names = unitTensors(space, p.group).map((t) => t.name);
       if (names.length === 0) throw new Error(`no tensors in group ${p.group}`);
+      const model = await shards.model(measureSchedule(names, p, opts));
       try {
-        await buildModel({
-          input: opts.base,
-          output: file,
-          pool,
-          imatrix: opts.imatrix,
-          hquant: false,
-          signal: opts.signal,
-          schedule: uniformSchedule("Q8_0", opts.nLayer, {
-            name: `measure ${p.group}@${typeName(p.type)}`,
-            tensorTypes: [
-              ...names.map((n) => ({ pattern: `^${escapeRegex(n)}$`, type: p.type })),
-              { pattern: ".", type: opts.restType },
-            ],
-            imatrix: opts.imatrix,
-          }),
-        });
-        const r = await evaluateAgainstBase(opts.baseEval, file, opts);
+        const t1 = performance.now();
+        const r = await evaluateAgainstBase(opts.baseEval, model.paths, opts);
         const m: Measurement = { group: p.group, type: p.type, kld: r.kld, kldErr: r.kldErr, ppl: r.ppl, topTokenPct: r.topTokenPct, seconds: (performance.now() - t0) / 1000 };
+        opts.onCost?.(p, { buildSeconds: model.seconds, evalSeconds: (performance.now() - t1) / 1000, bytesWritten: model.bytes });
         writeJsonAtomic(entryFile(opts.dir, p), { ...m, type: typeName(p.type) });
         results[i] = m;
+        here++;
         made++;
       } finally {
-        fs.rmSync(file, { force: true });
+        shards.release(model.written);
       }
     }
+    opts.onMeasure?.({ done: pts.length, total: pts.length, cached, point: pts[pts.length - 1]!, etaSeconds: 0 });
+    return results as Measurement[];
+  };
+  try {
+    const measurements = await measure(points);
+    const more = opts.then?.(measurements) ?? [];
+    return { measurements: more.length > 0 ? [...measurements, ...(await measure(more))] : measurements, measured: made };
   } finally {
-    await pool.destroy();
-    fs.rmSync(workDir, { recursive: true, force: true });
+    await pool?.destroy();
+    if (workDir) fs.rmSync(workDir, { recursive: true, force: true });
   }
-  opts.onMeasure?.({ done: points.length, total: points.length, cached, point: points[points.length - 1]!, etaSeconds: 0 });
-  return { measurements: results as Measurement[], measured: made };
 }
 
 /** The type a tensor really gets when its group is measured at `type`. */

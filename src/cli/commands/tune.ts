@@ -32,6 +32,8 @@ interface TuneCliOptions {
   keepFiles?: boolean;
   verify: boolean;
   quiet?: boolean;
+  maxEvals?: string;
+  proxyRows?: string;
 }
 
 const METHODS: readonly TuneMethod[] = ["measure", "proxy"];
@@ -56,6 +58,8 @@ export function registerTune(program: Command): void {
     .option("--cache-dir <dir>", "where measurements and base distributions are cached")
     .option("--keep-files", "keep the tuned GGUF files in --out")
     .option("--no-verify", "plan only: no build, no measurement of the result")
+    .option("--max-evals <n>", "measure at most this many points (evaluations); unmeasured groups use the kind-scaled proxy")
+    .option("--proxy-rows <n>", "rows sampled per tensor for the proxy's errors (default: every row)")
     .option("--quiet", "no progress on stderr")
     .action(async (base: string, opts: TuneCliOptions) => {
       if (!METHODS.includes(opts.method as TuneMethod)) throw new UserError(`--method must be ${METHODS.join(" or ")} (got ${JSON.stringify(opts.method)})`);
@@ -65,6 +69,8 @@ export function registerTune(program: Command): void {
       const ctx = positiveInt(opts.ctx, "--ctx")!;
       const chunks = positiveInt(opts.chunks, "--chunks");
       const evalChunks = positiveInt(opts.evalChunks, "--eval-chunks");
+      const maxEvals = positiveInt(opts.maxEvals, "--max-evals");
+      const proxyRows = positiveInt(opts.proxyRows, "--proxy-rows");
       const threads = positiveInt(opts.threads, "--threads") ?? Math.max(1, os.availableParallelism());
       if (!fs.existsSync(base)) throw new UserError(`${base}: no such file`);
       const text = readText(opts.text);
@@ -95,6 +101,9 @@ export function registerTune(program: Command): void {
         signal: commandSignal(),
         onProgress: (p) => bar.update(p.done, p.total, `${p.stage} ${p.detail}`),
         onWarning: (m) => bar.log(`hquant: warning: ${m}`),
+        onInfo: (m) => bar.log(`hquant tune: ${m}`),
+        maxEvals,
+        proxyRows,
       }).finally(() => {
         bar.done();
         fs.rmSync(workDir, { recursive: true, force: true });

@@ -1,0 +1,102 @@
+// Tune's cost controls: the proxy from sampled rows (the same sums as a plain quantize/dequantize
+// of those rows, scaled to the tensor), and --max-evals, which caps the measurements and still
+// gives a schedule within the budget.
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { GGMLType } from "../src/gguf/ggml-types.js";
+import { openModel, TensorReader } from "../src/gguf/reader.js";
+import { loadImatrix, readImatrixInfo } from "../src/imatrix/index.js";
+import { dequantizeRows, quantizeRows } from "../src/quant/kernels.js";
+import { tuneSpace } from "../src/tune/candidates.js";
+import { fileTypeBytes, tune } from "../src/tune/index.js";
+import { proxyErrors, sampledRows } from "../src/tune/proxy.js";
+
+const BASE = "models/tinyllama-16l-f16.gguf";
+const IMATRIX = "test/fixtures/imatrix/imatrix.gguf";
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "hquant-tune-scale-"));
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+describe("proxy errors", () => {
+  it("from sampled rows: the weighted error of exactly those rows, scaled to the tensor; all rows when the sample covers them", { timeout: 300_000 }, async () => {
+    const model = await openModel(BASE);
+    const imatrix = await loadImatrix(IMATRIX);
+    const full = tuneSpace(model, [GGMLType.Q3_K, GGMLType.IQ4_XS]);
+    const space = { ...full, tensors: full.tensors.filter((t) => t.name === "blk.5.ffn_down.weight" || t.name === "blk.5.attn_k.weight") };
+    const rows = 40;
+    const sampled = await proxyErrors(model, space, imatrix, undefined, { rows });
+    const every = await proxyErrors(model, space, imatrix, undefined, { rows: 1 << 20 });
+    const plain = await proxyErrors(model, space, imatrix);
+    const reader = new TensorReader(model);
+    try {
+      for (const t of space.tensors) {
+        const info = model.tensors.find((x) => x.name === t.name)!;
+        const ncols = t.shape[0]!;
+        const nrows = t.elements / ncols;
+        const x = dequantizeRows(info.type, await reader.read(info), nrows, ncols);
+        const w = imatrix.vectors.get(t.name)!;
+        const picked = sampledRows(nrows, rows);
+        expect(picked.length).toBe(rows);
+        expect(new Set(picked).size).toBe(rows);
+        const sub = new Float32Array(rows * ncols);
+        picked.forEach((r, i) => sub.set(x.subarray(r * ncols, (r + 1) * ncols), i * ncols));
+        for (const o of t.options) {
+          const err = (src: Float32Array, n: number) => {
+            const y = dequantizeRows(o.type, quantizeRows(o.type, src, n, ncols, w), n, ncols);
+            let s = 0;
+            for (let i = 0; i < n * ncols; i++) s += w[i % ncols]! * (src[i]! - y[i]!) ** 2;
+            return s;
+          };
+          expect(sampled.get(t.name)!.get(o.type)).toBe(err(sub, rows) * (nrows / rows));
+          const all = err(x, nrows);
+          expect(every.get(t.name)!.get(o.type)).toBe(all);
+          expect(plain.get(t.name)!.get(o.type)).toBe(all);
+          // a sample of 40 rows is an estimate of the whole, not a different quantity
+          expect(Math.abs(Math.log(sampled.get(t.name)!.get(o.type)! / all))).toBeLessThan(Math.log(1.5));
+        }
+      }
+    } finally {
+      await reader.close();
+    }
+  });
+});
+
+describe("tune --max-evals", () => {
+  it("measures at most N points, the middle layer's kind points first, and the schedule fits the budget", { timeout: 600_000 }, async () => {
+    const infos: string[] = [];
+    const cap = 11;
+    const r = await tune({
+      base: BASE,
+      text: fs.readFileSync("test/fixtures/calib.txt", "utf8"),
+      textName: "calib.txt",
+      budgets: [{ kind: "ftype", ftype: "IQ4_XS", text: "IQ4_XS" }],
+      imatrix: IMATRIX,
+      types: [GGMLType.Q3_K, GGMLType.Q4_K, GGMLType.Q6_K],
+      method: "measure",
+      outDir: path.join(tmp, "out"),
+      ctx: 64,
+      chunks: 1,
+      threads: 2,
+      cacheDir: path.join(tmp, "cache"),
+      verify: false,
+      maxEvals: cap,
+      proxyRows: 64,
+      workDir: tmp,
+      onInfo: (m) => infos.push(m),
+    });
+    expect(r.measurements.length).toBe(cap);
+    expect(r.measuredNow).toBe(cap);
+    // the kind factors of layer 8 (one per tensor kind), then the groups outside the layers
+    const kinds = r.measurements.slice(0, 7).map((m) => m.group);
+    expect(kinds.sort()).toEqual(["blk.8.attn_k", "blk.8.attn_output", "blk.8.attn_q", "blk.8.attn_v", "blk.8.ffn_down", "blk.8.ffn_gate", "blk.8.ffn_up"]);
+    expect(r.measurements.slice(7, 9).map((m) => m.group).sort()).toEqual(["output", "token_embd"]);
+    // then the two groups the kind-scaled proxy predicts most costly
+    for (const m of r.measurements.slice(9)) expect(m.group).toMatch(/^blk\.\d+\.(attn|ffn)$/);
+    expect(infos[0]).toMatch(new RegExp(`^${cap} measurement points of \\d+ \\(--max-evals ${cap}\\)`));
+    const model = await openModel(BASE);
+    const budget = fileTypeBytes(model, "IQ4_XS", 16, await readImatrixInfo(IMATRIX));
+    expect(r.budgets[0]!.chosen.fileBytes).toBeLessThanOrEqual(budget);
+    expect(r.budgets[0]!.chosen.fileBytes).toBeGreaterThan(budget * 0.97);
+  });
+});
