@@ -40,7 +40,7 @@ describe("tune on an MoE model", () => {
       budgets: [parseBudget("2.6")],
       imatrix: imatrixFile,
       ctx: 64,
-      chunks: 2,
+      chunks: 1,
       threads: 2,
       cacheDir: path.join(tmp, "cache"),
       workDir: tmp,
