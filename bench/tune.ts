@@ -10,6 +10,7 @@
 //
 //   npx tsx bench/tune.ts [--eval-chunks N] [--chunks 12] [--budgets IQ2_M,IQ3_XXS,…] [--objective mean]
 //                         [--standard LIST] [--out docs/tune] [--files-dir DIR] [--cache-dir DIR] [--threads 2]
+//   npx tsx bench/tune.ts --method proxy …   (quick: 9 measured points; the separate proxy run is then skipped with --no-proxy)
 //   npx tsx bench/tune.ts --spread [--budgets IQ4_XS] [--spread-chunks 8,12,24] [--eval-chunks N]
 import fs from "node:fs";
 import os from "node:os";
@@ -46,6 +47,7 @@ const { values } = parseArgs({
     spread: { type: "boolean" },
     "spread-chunks": { type: "string", default: "8,12,24" },
     "measure-types": { type: "string" },
+    method: { type: "string", default: "measure" },
     chunks: { type: "string", default: "12" },
     "eval-chunks": { type: "string" },
     out: { type: "string", default: "docs/tune" },
@@ -85,7 +87,7 @@ function runTune(method: "measure" | "proxy", budgets: string, dir: string, o: {
     measureTypes: values["measure-types"] ? parseTypeList(values["measure-types"], "--measure-types") : undefined,
     outDir: dir,
     ctx: 256,
-    chunks: method === "measure" ? (o.chunks ?? Number(values.chunks)) : undefined,
+    chunks: o.chunks ?? Number(values.chunks),
     evalChunks,
     threads,
     cacheDir,
@@ -124,7 +126,8 @@ if (values.spread) {
 }
 
 // 1. the tune, measure mode, every budget from one set of measurements
-const measured = await runTune("measure", values.budgets ?? "IQ2_M,IQ3_XXS,IQ3_M,Q3_K_M,IQ4_XS,Q4_K_S,Q5_K_S", outDir);
+// (--method proxy: the quick variant, for a loaded machine)
+const measured = await runTune(values.method === "proxy" ? "proxy" : "measure", values.budgets ?? "IQ2_M,IQ3_XXS,IQ3_M,Q3_K_M,IQ4_XS,Q4_K_S,Q5_K_S", outDir);
 log(`measure-mode tune: ${measured.seconds.total.toFixed(0)} s (${measured.measuredNow} of ${measured.measurements.length} measurements made now)`);
 fs.mkdirSync(outDir, { recursive: true });
 writeFileAtomic(path.join(outDir, "tune-measure.json"), JSON.stringify(measured, null, 1) + "\n");
