@@ -19,6 +19,8 @@ import { parseArgs } from "node:util";
 import { buildModel } from "../src/build/index.js";
 import { archNumber } from "../src/gguf/model.js";
 import { scheduleFromOptions } from "../src/plan/options.js";
+import { planModel } from "../src/plan/planner.js";
+import { openModel } from "../src/gguf/reader.js";
 import { runBench, writeFileAtomic, type BenchTarget } from "../src/eval/run.js";
 import type { BenchRow } from "../src/eval/report.js";
 import { tune, type TuneResult } from "../src/tune/index.js";
@@ -35,8 +37,6 @@ const TYPES = [
   "IQ1_S", "IQ1_M", "IQ2_XXS", "IQ2_XS", "IQ2_S", "IQ2_M", "Q2_K_S", "Q2_K", "IQ3_XXS", "IQ3_XS", "IQ3_S", "Q3_K_S", "IQ3_M", "Q3_K_M", "Q3_K_L",
   "Q4_0", "Q4_K_S", "Q4_K_M", "IQ4_XS", "Q5_K_S", "Q5_K_M", "Q6_K", "Q8_0",
 ];
-/** file types llama-quantize refuses without an imatrix (quantize.cpp's check) */
-const NEED_IMATRIX = new Set(["IQ1_S", "IQ1_M", "IQ2_XXS", "IQ2_XS", "IQ2_S", "Q2_K_S"]);
 const PRESETS = ["IQ2_H", "Q3_K_H", "Q4_K_H", "Q5_K_H", "Q6_K_H", "Q4_K_QKV16"];
 
 const { values } = parseArgs({
@@ -147,10 +147,12 @@ async function build(name: string, imatrix: string | undefined, file: string): P
   fs.renameSync(tmp, file);
 }
 const targets: BenchTarget[] = [];
+const baseModel = await openModel(BASE);
 for (const v of [{ suffix: "", imatrix: undefined as string | undefined }, { suffix: "-imat", imatrix: IMATRIX }]) {
   const standardList = values.standard ? values.standard.split(",") : [...TYPES, ...PRESETS];
   for (const t of standardList) {
-    if (!v.imatrix && NEED_IMATRIX.has(t)) continue;
+    // llama-quantize refuses a file type or preset whose plan has a tensor that requires an imatrix
+    if (!v.imatrix && planModel(baseModel, scheduleFromOptions({ preset: t }, 16), BASE).tensors.some((x) => x.requiresImatrix)) continue;
     const file = path.join(filesDir, `tinyllama-16l-${t}${v.suffix}.gguf`);
     await build(t, v.imatrix, file);
     targets.push({ file, label: `${t}${v.suffix}`, preset: PRESETS.includes(t) ? t : undefined, producer: "hquant", imatrix: Boolean(v.imatrix) });
