@@ -128,7 +128,7 @@ if (values.spread) {
 // 1. the tune, measure mode, every budget from one set of measurements
 // (--method proxy: the quick variant, for a loaded machine)
 const measured = await runTune(values.method === "proxy" ? "proxy" : "measure", values.budgets ?? "IQ2_M,IQ3_XXS,IQ3_M,Q3_K_M,IQ4_XS,Q4_K_S,Q5_K_S", outDir);
-log(`measure-mode tune: ${measured.seconds.total.toFixed(0)} s (${measured.measuredNow} of ${measured.measurements.length} measurements made now)`);
+log(`${measured.method}-mode tune: ${measured.seconds.total.toFixed(0)} s (${measured.measuredNow} of ${measured.measurements.length} measurements made now)`);
 fs.mkdirSync(outDir, { recursive: true });
 writeFileAtomic(path.join(outDir, "tune-measure.json"), JSON.stringify(measured, null, 1) + "\n");
 // 2. proxy mode, one budget (timing, and its quality beside the measured tune)
