@@ -121,7 +121,7 @@ describe("bad budgets", () => {
       '--budget "lots": not a budget; give bits per weight (4.5, 4.5bpw), a size (8.2MiB, 4.1GB, bytes) or a file type name (IQ4_XS)',
     );
     expect(await run([BASE, "--budget", "8MiB", "--budgets", "4.5", "--text", CALIB])).toBe("give one of --budget or --budgets");
-    expect(await run([BASE, "--budget", "8MiB", "--text", CALIB, "--types", "q4_K,q9_K"])).toMatch(/^--types: unknown type "q9_K"; valid: q2_K, q3_K, /);
+    expect(await run([BASE, "--budget", "8MiB", "--text", CALIB, "--types", "q4_K,q9_K"])).toMatch(/^--types: unknown type "q9_K"; valid: f16, q4_0, q4_1, q5_0, q5_1, q8_0, q2_K, q3_K, /);
     expect(await run([BASE, "--budget", "8MiB", "--text", CALIB, "--method", "guess"])).toBe('--method must be measure or proxy (got "guess")');
   });
 
@@ -137,9 +137,11 @@ describe("bad budgets", () => {
   it("below the smallest possible file, or above F16: one line with the model's limit", async () => {
     const smallest = sizer()(smallestAssignment(space));
     const resolve = (b: string) => resolveBudget(parseBudget(b), model, space, 16, undefined, smallest);
-    // the smallest data is q2_K everywhere: what --ftype Q2_K --pure plans
-    const pure = planModel(model, uniformSchedule("Q2_K", 16, { pure: true }), BASE);
-    expect(pure.tensors.filter((t) => space.tensors.some((s) => s.name === t.name)).every((t) => t.dstType === GGMLType.Q2_K)).toBe(true);
+    // without an imatrix the smallest data is q2_K in the layers, iq1_m for the embeddings and the
+    // output (llama.cpp makes iq1_m there without importance weights): what --ftype Q2_K --pure
+    // --token-embedding-type iq1_m --output-tensor-type iq1_m plans
+    const pure = planModel(model, uniformSchedule("Q2_K", 16, { pure: true, tokenEmbeddingType: GGMLType.IQ1_M, outputTensorType: GGMLType.IQ1_M }), BASE);
+    expect(pure.tensors.filter((t) => space.tensors.some((s) => s.name === t.name)).every((t) => t.dstType === (t.name.startsWith("blk.") ? GGMLType.Q2_K : GGMLType.IQ1_M))).toBe(true);
     const minBpw = ((pure.tensorBytes * 8) / pure.elements).toFixed(4);
     expect(() => resolve("2bpw")).toThrow(`--budget 2bpw: below the smallest file these types can make of this model, ${minBpw} bpw`);
     expect(() => resolve("4000000")).toThrow(
@@ -149,6 +151,8 @@ describe("bad budgets", () => {
     expect(fileTypeBytes(model, "F16", 16, undefined)).toBe(fs.statSync(BASE).size);
     expect(() => resolve("30MB")).toThrow(`--budget 30MB: above the F16 file of this model, ${fs.statSync(BASE).size} bytes (28.13 MiB); nothing to tune`);
     expect(() => resolve("17")).toThrow(/^--budget 17: above the F16 file of this model, 16\.\d{4} bpw; nothing to tune$/);
-    expect(await run([BASE, "--budget", "1.5", "--text", CALIB])).toBe(`--budget 1.5: below the smallest file these types can make of this model, ${minBpw} bpw`);
+    expect(await run([BASE, "--budget", "1.5", "--text", CALIB])).toMatch(
+      new RegExp(`^--budget 1\\.5: below the smallest file these types can make of this model, ${minBpw} bpw; the low-bit --types \\(iq1_s … iq3_xxs\\) with an --imatrix reach 1\\.\\d{4} bpw$`),
+    );
   });
 });

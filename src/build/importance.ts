@@ -14,7 +14,7 @@ const TOKEN_EMBD_NAMES = new Set(["token_embd.weight", "per_layer_token_embd.wei
  * llama.cpp aborts the process when such a tensor gets none (an --tensor-type / --pure / embedding
  * choice that tensor_requires_imatrix does not cover); hquant refuses before writing anything.
  */
-const GGML_REQUIRES_IMATRIX = new Set<GGMLType>([GGMLType.IQ2_XXS, GGMLType.IQ2_XS, GGMLType.IQ1_S]);
+export const GGML_REQUIRES_IMATRIX: ReadonlySet<GGMLType> = new Set<GGMLType>([GGMLType.IQ2_XXS, GGMLType.IQ2_XS, GGMLType.IQ1_S]);
 
 /** One vector per expert (each in its own small buffer, cheap to send to a worker), or null. */
 export function importanceFor(t: PlannedTensor, imatrix: Imatrix | undefined): Float32Array[] | null {

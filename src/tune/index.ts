@@ -32,7 +32,7 @@ import { allocate, limitBytes, limitMax, smallestAssignment, type Allocation } f
 import { cachedMeasurement, measurePoints, type MeasurePoint, type Measurement, type MeasureProgress } from "./measure.js";
 import { cachedProxyErrors } from "./proxy.js";
 import { checkPlanMatches, scheduleFile, sizeSchedule, type Assignment, type SizedSchedule } from "./schedule.js";
-import { costTable, spearman, type CostTable } from "./sensitivity.js";
+import { costTable, noiseCheck, spearman, type CostTable, type NoiseCheck, type Objective } from "./sensitivity.js";
 import { shapeFallback } from "../plan/tensors.js";
 import { buildSchedule } from "./verify.js";
 import type { ScheduleFile } from "../plan/schedule.js";
@@ -63,6 +63,8 @@ export interface TuneOptions {
   /** candidate types (default: everything hquant quantizes) */
   types?: readonly GGMLType[];
   method?: TuneMethod;
+  /** what is minimised: mean KLD (default), KLD p99, or the share of changed top tokens */
+  objective?: Objective;
   measureTypes?: readonly GGMLType[];
   /** schedules, report and the tuned files go here */
   outDir: string;
@@ -119,11 +121,14 @@ export interface TunedBudget {
   /** evaluated on the evaluation text */
   eval?: KldSummary;
   heldOut: boolean;
+  /** measure mode: how many of the allocation's decisions rest on differences within the measurements' ± */
+  noise?: NoiseCheck;
 }
 
 export interface TuneResult {
   base: { file: string; bytes: number; elements: number; nLayer: number };
   method: TuneMethod;
+  objective: Objective;
   text: string;
   evalText: string;
   ctx: number;
@@ -159,6 +164,8 @@ export function resolveBudget(
   imatrix: ImatrixInfo | undefined,
   smallest: SizedSchedule,
   where = "--budget",
+  /** what wider candidates would reach: the hint of the below-the-minimum error */
+  wider?: { what: string; smallest: SizedSchedule },
 ): BudgetLimit {
   const f16Bytes = fileTypeBytes(model, "F16", nLayer, undefined);
   const f16Plan = planModel(model, uniformSchedule("F16", nLayer), "budget");
@@ -172,8 +179,9 @@ export function resolveBudget(
   const bpwOf = (tensorBytes: number) => ((tensorBytes * 8) / space.elements).toFixed(4);
   const min = limitBytes(limit, smallest);
   if (limitMax(limit) < min) {
-    const what = limit.kind === "file" ? `${min} bytes (${mib(min)})` : `${bpwOf(min)} bpw`;
-    throw new UserError(`${where} ${spec.text}: below the smallest file these types can make of this model, ${what}`);
+    const sizeOf = (n: number) => (limit.kind === "file" ? `${n} bytes (${mib(n)})` : `${bpwOf(n)} bpw`);
+    const lower = wider && limitBytes(limit, wider.smallest) < min ? `; ${wider.what} reach ${sizeOf(limitBytes(limit, wider.smallest))}` : "";
+    throw new UserError(`${where} ${spec.text}: below the smallest file these types can make of this model, ${sizeOf(min)}${lower}`);
   }
   const f16 = limit.kind === "file" ? f16Bytes : f16Plan.tensorBytes;
   if (limitMax(limit) > f16) {
@@ -215,6 +223,7 @@ export function measurementPlan(space: TuneSpace, method: TuneMethod, measureTyp
 export async function tune(opts: TuneOptions): Promise<TuneResult> {
   const t0 = performance.now();
   const method = opts.method ?? "measure";
+  const objective = opts.objective ?? "mean";
   const measureTypes = opts.measureTypes ?? DEFAULT_MEASURE_TYPES;
   const progress = opts.onProgress ?? (() => undefined);
   const warn = opts.onWarning ?? (() => undefined);
@@ -223,8 +232,8 @@ export async function tune(opts: TuneOptions): Promise<TuneResult> {
 
   const model = await openModel(opts.base);
   const nLayer = mixtureHParams(model.kv, opts.base).nLayer;
-  const space = tuneSpace(model, opts.types ?? DEFAULT_CANDIDATE_TYPES);
   const imatrix: Imatrix | undefined = opts.imatrix !== undefined ? await loadImatrix(opts.imatrix) : undefined;
+  const space = tuneSpace(model, opts.types ?? DEFAULT_CANDIDATE_TYPES, imatrix);
   const imatrixPaths = opts.imatrix !== undefined ? imatrixAsBuilt(opts.outDir, opts.imatrix) : undefined;
   const imatrixGiven = opts.imatrix !== undefined ? await readImatrixInfo(opts.imatrix) : undefined;
   // the tuned file records the imatrix path its schedule leads the build to; a file type budget is
@@ -233,14 +242,24 @@ export async function tune(opts: TuneOptions): Promise<TuneResult> {
 
   const schedulePath = (label: string) => path.join(opts.outDir, `${label}.schedule.json`);
   const describe = (b: BudgetSpec) =>
-    `hquant tune: budget ${b.text}, method ${method}, calibration ${opts.textName} (${chunks} chunks of ${opts.ctx})` +
+    `hquant tune: budget ${b.text}, method ${method}${objective !== "mean" ? `, objective ${objective}` : ""}, calibration ${opts.textName} (${chunks} chunks of ${opts.ctx})` +
     `, evaluation ${opts.evalTextName ?? opts.textName}${opts.imatrix !== undefined ? `, imatrix ${path.basename(opts.imatrix)}` : ""}`;
   const sizer = (b: BudgetSpec) => (a: Assignment) => {
     const file = scheduleFile(space, a, { name: `tune-${b.text}`, description: describe(b), imatrix: imatrixPaths?.inSchedule });
     return sizeSchedule(model, file, imatrixInfo, schedulePath(safeLabel(`tune-${b.text}`)));
   };
   // every budget is checked before any slow work
-  const limits = opts.budgets.map((b) => resolveBudget(b, model, space, nLayer, imatrixGiven, sizer(b)(smallestAssignment(space)), opts.budgets.length > 1 ? "--budgets" : "--budget"));
+  // the hint for a budget below the minimum: what the default types (with an imatrix) would reach
+  const types = opts.types ?? DEFAULT_CANDIDATE_TYPES;
+  const widerTypes = [...new Set([...types, ...DEFAULT_CANDIDATE_TYPES])];
+  const wider = tuneSpace(model, widerTypes, imatrix ?? "every tensor");
+  const widerWhat = imatrix ? "the default --types" : opts.types ? "the default --types with an --imatrix" : "the low-bit --types (iq1_s … iq3_xxs) with an --imatrix";
+  const limits = opts.budgets.map((b) =>
+    resolveBudget(b, model, space, nLayer, imatrixGiven, sizer(b)(smallestAssignment(space)), opts.budgets.length > 1 ? "--budgets" : "--budget", {
+      what: widerWhat,
+      smallest: sizer(b)(smallestAssignment(wider)),
+    }),
+  );
   fs.mkdirSync(opts.outDir, { recursive: true });
 
   // proxy errors (cached per model × imatrix × candidates)
@@ -315,10 +334,10 @@ export async function tune(opts: TuneOptions): Promise<TuneResult> {
   const variants: [string, CostTable][] =
     method === "measure"
       ? [
-          ["measured", costTable(space, errors, measurements, "group")],
-          ["proxy × kind", costTable(space, errors, measurements, "kind")],
+          ["measured", costTable(space, errors, measurements, "group", objective)],
+          ["proxy × kind", costTable(space, errors, measurements, "kind", objective)],
         ]
-      : [["proxy × kind", costTable(space, errors, measurements, "kind")]];
+      : [["proxy × kind", costTable(space, errors, measurements, "kind", objective)]];
   const kindTable = costTable(space, errors, measurements, "kind");
   const proxySpearman = proxyCorrelation(space, kindTable, measurements);
 
@@ -362,7 +381,14 @@ export async function tune(opts: TuneOptions): Promise<TuneResult> {
           cand.calib = await evaluateAgainstBase(baseEval, built.gguf, evalOpts);
         }
       }
-      const chosen = verify ? [...candidates].sort((x, y) => x.calib!.kld - y.calib!.kld)[0]! : candidates[0]!;
+      const score = (c: (typeof candidates)[number]) => (objective === "p99" ? c.calib!.kld99 : objective === "top" ? -c.calib!.topTokenPct : c.calib!.kld);
+      const chosen = verify ? [...candidates].sort((x, y) => score(x) - score(y))[0]! : candidates[0]!;
+      const noise = method === "measure" ? noiseCheck(space, measurements, chosen.alloc.assignment) : undefined;
+      if (noise && noise.decisive > 0 && noise.withinNoise * 3 > noise.decisive) {
+        warn(
+          `--budget ${b.text}: ${noise.withinNoise} of the allocation's ${noise.decisive} group comparisons rest on ΔKLD differences smaller than the measurements' ± (median ±${(100 * noise.medianRelativeErr).toFixed(0)} %); more --chunks make them firmer`,
+        );
+      }
       // the chosen schedule is the one left on disk
       writeJsonAtomic(schedulePath(label), chosen.alloc.sized.file);
       let gguf: string | undefined;
@@ -383,6 +409,7 @@ export async function tune(opts: TuneOptions): Promise<TuneResult> {
         types: Object.fromEntries([...chosen.alloc.assignment].map(([n, t]) => [n, typeName(t)])),
         gguf,
         heldOut: opts.evalText !== undefined,
+        noise,
       });
     }
   } finally {
@@ -426,6 +453,7 @@ export async function tune(opts: TuneOptions): Promise<TuneResult> {
   return {
     base: { file: opts.base, bytes: fs.statSync(opts.base).size, elements: space.elements, nLayer },
     method,
+    objective,
     text: opts.textName,
     evalText: opts.evalTextName ?? opts.textName,
     ctx: opts.ctx,

@@ -66,6 +66,7 @@ export function acceptance(r: TuneResult, standard: readonly BenchRow[]): { requ
 
 const CATEGORIES = ["attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"];
 const TYPE_COLOURS: Record<string, string> = {
+  iq1_s: "#1a0010", iq1_m: "#2d0016", iq2_xxs: "#40001a", iq2_xs: "#4f001c", iq2_s: "#5c001e", iq3_xxs: "#8a0c25", iq3_s: "#9e1228",
   q2_K: "#67001f", q3_K: "#b2182b", q4_0: "#d6604d", iq4_nl: "#e08060", iq4_xs: "#f4a582", q4_1: "#f7c8a8", q4_K: "#fddbc7",
   q5_0: "#e0e8f0", q5_1: "#d1e5f0", q5_K: "#92c5de", q6_K: "#4393c3", q8_0: "#2166ac", f16: "#053061",
 };
@@ -88,16 +89,19 @@ export function typesGrid(r: TuneResult, b: TunedBudget): string {
   const top = 40;
   const rows = r.base.nLayer;
   const body: string[] = [];
-  CATEGORIES.forEach((c, j) => body.push(`<text x="${left + j * colW + colW / 2}" y="${top - 6}" text-anchor="middle">${c}</text>`));
+  // the dense kinds first, then whatever else the layers hold (ffn_gate_exps, ffn_down_shexp …)
+  const inLayers = [...new Set(Object.keys(b.types).filter((n) => n.startsWith("blk.")).map((n) => n.replace(/^blk\.\d+\./, "").replace(/\.weight$/, "")))];
+  const columns = [...CATEGORIES.filter((c) => inLayers.includes(c)), ...inLayers.filter((c) => !CATEGORIES.includes(c))];
+  columns.forEach((c, j) => body.push(`<text x="${left + j * colW + colW / 2}" y="${top - 6}" text-anchor="middle">${c}</text>`));
   for (let l = 0; l < rows; l++) {
     body.push(`<text x="${left - 8}" y="${top + l * cell + cell / 2 + 4}" text-anchor="end">blk.${l}</text>`);
-    CATEGORIES.forEach((c, j) => {
+    columns.forEach((c, j) => {
       const type = b.types[`blk.${l}.${c}.weight`];
       if (type === undefined) return;
       const x = left + j * colW;
       const y = top + l * cell;
       body.push(`<rect x="${x}" y="${y}" width="${colW - 2}" height="${cell - 2}" fill="${TYPE_COLOURS[type] ?? "#999999"}"/>`);
-      body.push(`<text x="${x + colW / 2}" y="${y + cell / 2 + 4}" text-anchor="middle" fill="${/q[23]_K|q4_0|q6_K|q8_0|f16/.test(type) ? "#ffffff" : "#000000"}">${type}</text>`);
+      body.push(`<text x="${x + colW / 2}" y="${y + cell / 2 + 4}" text-anchor="middle" fill="${/iq[123]|q[23]_K|q4_0|q6_K|q8_0|f16/.test(type) ? "#ffffff" : "#000000"}">${type}</text>`);
     });
   }
   const extra = Object.entries(b.types).filter(([n]) => !n.startsWith("blk."));
@@ -108,7 +112,7 @@ export function typesGrid(r: TuneResult, b: TunedBudget): string {
     body.push(`<text x="${left + colW / 2}" y="${y + cell / 2 + 4}" text-anchor="middle" fill="#ffffff">${type}</text>`);
   });
   const height = top + rows * cell + 24 + extra.length * cell;
-  return svgFrame(left + CATEGORIES.length * colW + 20, height, `tuned types at ${b.budget.text} (${(b.chosen.fileBytes / 1048576).toFixed(2)} MiB, ${b.chosen.bpw.toFixed(2)} bpw)`, body);
+  return svgFrame(left + Math.max(1, columns.length) * colW + 20, height, `tuned types at ${b.budget.text} (${(b.chosen.fileBytes / 1048576).toFixed(2)} MiB, ${b.chosen.bpw.toFixed(2)} bpw)`, body);
 }
 
 /** Layer × group heatmap of the measured ΔKLD (log colour scale), at the first measured type. */
@@ -194,13 +198,23 @@ export function writeTuneReport(dir: string, r: TuneResult, ctx: ReportContext =
   const rows = markPareto([...(ctx.standard ?? []), ...tuned, ...proxyRows]);
   const lines: string[] = [];
   lines.push(`# hquant tune`, "");
-  lines.push(`base ${path.basename(r.base.file)}; method ${r.method}; calibration ${r.text} (${r.chunks} chunks of ${r.ctx}); evaluation ${r.evalText}${ctx.chunks ? ` (${ctx.chunks} chunks, ${ctx.positions} scored tokens)` : ""}; imatrix ${r.imatrix ? path.basename(r.imatrix) : "none"}`, "");
+  lines.push(`base ${path.basename(r.base.file)}; method ${r.method}; objective ${r.objective}; calibration ${r.text} (${r.chunks} chunks of ${r.ctx}); evaluation ${r.evalText}${ctx.chunks ? ` (${ctx.chunks} chunks, ${ctx.positions} scored tokens)` : ""}; imatrix ${r.imatrix ? path.basename(r.imatrix) : "none"}`, "");
   lines.push(markdownTable(rows, ctx.base), "");
-  lines.push("| budget | limit | chosen model | file bytes | bpw | predicted KLD | calibration KLD | evaluation KLD | candidates (calibration KLD) |", "|---|---|---|---:|---:|---:|---:|---:|---|");
+  lines.push("| budget | limit | chosen model | file bytes | bpw | predicted KLD | calibration KLD | evaluation KLD | evaluation KLD p99 | same top % | candidates (calibration KLD) | decisions within noise |", "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|");
   for (const b of r.budgets) {
-    lines.push(`| ${b.budget.text} | ${b.limit.label} | ${b.chosen.variant} | ${b.chosen.fileBytes} | ${b.chosen.bpw.toFixed(4)} | ${f(b.chosen.predictedKld)} | ${f(b.chosen.calib?.kld)} | ${f(b.eval?.kld)} | ${b.candidates.map((c) => `${c.variant}: ${f(c.calib?.kld)}`).join("; ")} |`);
+    const noise = b.noise ? `${b.noise.withinNoise} / ${b.noise.decisive}` : "—";
+    lines.push(`| ${b.budget.text} | ${b.limit.label} | ${b.chosen.variant} | ${b.chosen.fileBytes} | ${b.chosen.bpw.toFixed(4)} | ${f(b.chosen.predictedKld)} | ${f(b.chosen.calib?.kld)} | ${f(b.eval?.kld)} | ${f(b.eval?.kld99)} | ${b.eval ? b.eval.topTokenPct.toFixed(2) : "—"} | ${b.candidates.map((c) => `${c.variant}: ${f(c.calib?.kld)}`).join("; ")} | ${noise} |`);
   }
   lines.push("");
+  // the ± of every measured ΔKLD (one standard error over the scored tokens of the calibration chunks)
+  const ms = r.measurements;
+  if (ms.length > 0) {
+    const rel = ms.map((m) => (m.kld > 0 ? m.kldErr / m.kld : Infinity)).sort((a, b) => a - b);
+    lines.push(`Measurements — ${ms.length} ΔKLD, each ± one standard error; median relative ± ${(100 * rel[Math.floor(rel.length / 2)]!).toFixed(1)} %, largest ${(100 * rel[rel.length - 1]!).toFixed(1)} %. "decisions within noise": pairs of groups given different bits whose measured ΔKLD differ by less than their combined ±.`, "");
+    lines.push("<details><summary>every measurement</summary>", "", "| unit | type | ΔKLD | ± | same top % |", "|---|---|---:|---:|---:|");
+    for (const m of ms) lines.push(`| ${m.group} | ${typeName(m.type)} | ${f(m.kld)} | ${f(m.kldErr)} | ${m.topTokenPct.toFixed(2)} |`);
+    lines.push("", "</details>", "");
+  }
   if (ctx.standard) {
     const a = acceptance(r, ctx.standard);
     lines.push(`Required — each tuned file has lower mean KLD than every standard file type and preset not larger than it: **${a.required ? "met" : "not met"}**`, "");

@@ -9,6 +9,7 @@ import { UserError } from "../../errors.js";
 import { positiveInt, readText } from "../args.js";
 import { defaultCacheDir } from "../../eval/run.js";
 import { parseTypeList } from "../../tune/candidates.js";
+import { OBJECTIVES, type Objective } from "../../tune/sensitivity.js";
 import { parseBudget, parseBudgets } from "../../tune/budget.js";
 import { tune, type TuneMethod } from "../../tune/index.js";
 import { writeTuneReport } from "../../tune/report.js";
@@ -23,6 +24,8 @@ interface TuneCliOptions {
   imatrix?: string;
   types?: string;
   method: string;
+  objective: string;
+  measureTypes?: string;
   out: string;
   ctx: string;
   chunks?: string;
@@ -50,6 +53,8 @@ export function registerTune(program: Command): void {
     .option("--imatrix <file>", "importance matrix (.dat or .gguf)")
     .option("--types <list>", "candidate types (default: every type hquant quantizes)")
     .option("--method <m>", `sensitivity: ${METHODS.join(" or ")}`, "measure")
+    .option("--objective <o>", "what is minimised: mean (KLD), p99 (KLD's 99th percentile) or top (changed top tokens)", "mean")
+    .option("--measure-types <list>", "types each group is measured at (default q3_K)")
     .option("--out <dir>", "schedules, report and charts go here", "hquant-tune")
     .option("-c, --ctx <n>", "context length per chunk", "256")
     .option("--chunks <n>", "calibration chunks measured (default 12; proxy 4)")
@@ -63,6 +68,8 @@ export function registerTune(program: Command): void {
     .option("--quiet", "no progress on stderr")
     .action(async (base: string, opts: TuneCliOptions) => {
       if (!METHODS.includes(opts.method as TuneMethod)) throw new UserError(`--method must be ${METHODS.join(" or ")} (got ${JSON.stringify(opts.method)})`);
+      if (!OBJECTIVES.includes(opts.objective as Objective)) throw new UserError(`--objective must be ${OBJECTIVES.join(", ")} (got ${JSON.stringify(opts.objective)})`);
+      const measureTypes = opts.measureTypes !== undefined ? parseTypeList(opts.measureTypes, "--measure-types") : undefined;
       if ((opts.budget === undefined) === (opts.budgets === undefined)) throw new UserError("give one of --budget or --budgets");
       const budgets = opts.budget !== undefined ? [parseBudget(opts.budget)] : parseBudgets(opts.budgets!);
       const types = opts.types !== undefined ? parseTypeList(opts.types) : undefined;
@@ -90,6 +97,8 @@ export function registerTune(program: Command): void {
         imatrix: opts.imatrix,
         types,
         method: opts.method as TuneMethod,
+        objective: opts.objective as Objective,
+        measureTypes,
         outDir: opts.out,
         ctx,
         chunks,
