@@ -56,10 +56,19 @@ interface Timing {
   cpu: number;
 }
 
-function perplexityTool(args: string[]): { out: string; t: Timing } {
-  const r = timedRun(llamaTool("llama-perplexity"), args);
-  if (r.status !== 0) throw new Error(`llama-perplexity ${args.join(" ")} failed:\n${r.stderr.slice(-2000)}`);
-  return { out: `${r.stdout}\n${r.stderr}`, t: { wall: r.wall, cpu: r.cpu } };
+/**
+ * llama-perplexity, whose output must match `figure`: its log goes through a writer thread that,
+ * on a heavily loaded machine, now and then has not written the final statistics when the process
+ * exits; such a run is repeated (at most twice).
+ */
+function perplexityTool(args: string[], figure: RegExp): { out: string; t: Timing } {
+  for (let attempt = 1; ; attempt++) {
+    const r = timedRun(llamaTool("llama-perplexity"), args);
+    if (r.status !== 0) throw new Error(`llama-perplexity ${args.join(" ")} failed:\n${r.stderr.slice(-2000)}`);
+    const out = `${r.stdout}\n${r.stderr}`;
+    if (figure.test(out) || attempt === 3) return { out, t: { wall: r.wall, cpu: r.cpu } };
+    log(`llama-perplexity printed no ${figure}: running it again`);
+  }
 }
 
 const grab = (out: string, re: RegExp) => {
@@ -68,6 +77,8 @@ const grab = (out: string, re: RegExp) => {
   return Number(m?.[1] ?? NaN);
 };
 
+const PPL_FIGURE = /Final estimate: PPL = ([0-9.]+)/;
+const KLD_FIGURE = /Mean\s+KLD:\s+(-?[0-9.]+)/;
 const text = fs.readFileSync(TEXT, "utf8");
 
 interface HquantRun {
@@ -148,12 +159,12 @@ for (const nVocab of vocabs) {
     try {
       const kldBase = path.join(work, "base.kld");
       const common = ["-c", String(ctx), "-t", String(threads), "--chunks", String(chunks)];
-      const lb = perplexityTool(["-m", m.f16, "-f", TEXT, ...common, "--kl-divergence-base", kldBase]);
-      const lk = perplexityTool(["-m", m.q4, ...common, "--kl-divergence-base", kldBase, "--kl-divergence"]);
+      const lb = perplexityTool(["-m", m.f16, "-f", TEXT, ...common, "--kl-divergence-base", kldBase], PPL_FIGURE);
+      const lk = perplexityTool(["-m", m.q4, ...common, "--kl-divergence-base", kldBase, "--kl-divergence"], KLD_FIGURE);
       fs.rmSync(kldBase);
       const h = measureHquant(m, path.join(work, "shipped"));
       const f = measureHquant(m, path.join(work, "fast"), fastDir);
-      figures = { llamaPpl: grab(lb.out, /Final estimate: PPL = ([0-9.]+)/), llamaKld: grab(lk.out, /Mean\s+KLD:\s+(-?[0-9.]+)/), h, f };
+      figures = { llamaPpl: grab(lb.out, PPL_FIGURE), llamaKld: grab(lk.out, KLD_FIGURE), h, f };
       t.llamaBase = best(t.llamaBase, lb.t);
       t.llamaKld = best(t.llamaKld, lk.t);
       t.hquantBase = best(t.hquantBase, h.base);
