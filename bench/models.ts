@@ -87,7 +87,7 @@ export async function benchModels(nVocab: number, dir: string, threads: number):
   fs.mkdirSync(dir, { recursive: true });
   const f16 = nVocab === 4096 ? path.resolve(REPO, BASE) : path.join(dir, `tinyllama-16l-v${nVocab}-f16.gguf`);
   if (!fs.existsSync(f16)) {
-    process.stderr.write(`writing ${path.basename(f16)}`);
+    process.stderr.write(`writing ${path.basename(f16)}\n`);
     await widen(nVocab, f16);
   }
   const q4 = path.join(dir, `tinyllama-16l-v${nVocab}-q4_k_m.gguf`);
