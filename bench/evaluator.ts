@@ -172,7 +172,7 @@ for (const nVocab of vocabs) {
       t.fastBase = best(t.fastBase, f.base);
       t.fastKld = best(t.fastKld, f.kld);
       const w = (x: Timing) => `${x.wall.toFixed(2)} s (${x.cpu.toFixed(2)} CPU s)`;
-      log(`vocab ${nVocab} rep ${rep + 1}: base ${w(lb.t)} | ${w(h.base)} | ${w(f.base)}; KLD ${w(lk.t)} | ${w(h.kld)} | ${w(f.kld)} (llama-perplexity | hquant default | hquant fast path); ${uptime()}`);
+      log(`vocab ${nVocab} rep ${rep + 1}: base ${w(lb.t)} | ${w(h.base)} | ${w(f.base)}; KLD ${w(lk.t)} | ${w(h.kld)} | ${w(f.kld)} (llama-perplexity | hquant default | hquant fast path); PPL ${figures.llamaPpl} | ${h.ppl.toFixed(4)} | ${f.ppl.toFixed(4)}, KLD ${figures.llamaKld} | ${h.kldMean.toFixed(6)} | ${f.kldMean.toFixed(6)}; ${uptime()}`);
     } finally {
       fs.rmSync(work, { recursive: true, force: true });
     }
