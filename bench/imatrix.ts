@@ -1,53 +1,114 @@
-// hquant imatrix vs llama-imatrix (built from the llama.cpp source bundle, bench/llama-tools.ts) on
-// the same model, text and settings, in alternating rounds: wall time of the whole command, and
-// whether the two imatrix files are the same bytes.
-//   npx tsx bench/imatrix.ts [--rounds N] [--chunks N] [--ctx N] [--threads N]
-import { spawnSync } from "node:child_process";
+// hquant imatrix vs llama-imatrix (cmake build of the bundled source, bench/llama-tools.ts) on the
+// same model, text and settings, in alternating rounds: wall and CPU seconds of the whole command,
+// and whether the imatrix files are the same bytes. Models: the F16 model and its Q4_K_M at
+// vocabulary 4 096 (bundled) and 152 000 (widened, bench/models.ts). hquant runs on the library it
+// ships (the @node-llama-cpp prebuilt, "default install") and on the fast path, HQUANT_LLAMA_DIR =
+// --fast DIR (default: $HQUANT_LLAMA_DIR, else the libraries of llama-imatrix's own build, which
+// `hquant runtime --cmake` reproduces).
+//
+//   npx tsx bench/imatrix.ts [--vocabs 4096,152000] [--chunks 16 | --chunks all] [--ctx 256]
+//                            [--threads 2] [--rounds 2] [--fast DIR] [--dir DIR]
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import { llamaTool } from "./llama-tools.js";
+import { benchModels, timedRun, uptime, type TimedRun } from "./models.js";
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const MODEL = path.join(REPO, "models/tinyllama-16l-f16.gguf");
 const FIXTURES = path.join(REPO, "test/fixtures");
 
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(name);
-  return i > 0 ? process.argv[i + 1] : fallback;
-}
-const rounds = Number(arg("--rounds", "2"));
-const ctx = arg("--ctx", "256");
-const threads = arg("--threads", "2");
-const chunks = process.argv.includes("--chunks") ? ["--chunks", arg("--chunks", "")] : [];
-
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), "hquant-bench-imatrix-"));
+const { values } = parseArgs({
+  options: {
+    vocabs: { type: "string", default: "4096,152000" },
+    chunks: { type: "string", default: "16" },
+    ctx: { type: "string", default: "256" },
+    threads: { type: "string", default: "2" },
+    rounds: { type: "string", default: "2" },
+    fast: { type: "string" },
+    dir: { type: "string", default: path.join(os.tmpdir(), "hquant-bench-evaluator") },
+  },
+});
+const vocabs = values.vocabs!.split(",").map(Number);
+const rounds = Number(values.rounds);
+const ctx = values.ctx!;
+const threads = values.threads!;
+const chunks = values.chunks === "all" ? [] : ["--chunks", values.chunks!];
 const llama = llamaTool("llama-imatrix");
-// both tools record the text as typed: run them in the fixtures folder with the bare name
-const runs = {
-  hquant: (out: string) => [process.execPath, [path.join(REPO, "bin/hquant.js"), "imatrix", MODEL, "--text", "calib.txt", "-c", ctx, "-t", threads, ...chunks, "-o", out, "--quiet"]] as const,
-  "llama-imatrix": (out: string) => [llama, ["-m", MODEL, "-f", "calib.txt", "-c", ctx, "-t", threads, ...chunks, "-o", out]] as const,
-};
-const times: Record<string, number[]> = { hquant: [], "llama-imatrix": [] };
-for (let r = 0; r < rounds; r++) {
-  for (const [name, make] of Object.entries(runs)) {
-    const out = path.join(dir, `${name}-${r}.gguf`);
-    const [cmd, args] = make(out);
-    const t0 = process.hrtime.bigint();
-    const p = spawnSync(cmd, args, { cwd: FIXTURES, encoding: "utf8" });
-    const s = Number(process.hrtime.bigint() - t0) / 1e9;
-    if (p.status !== 0) throw new Error(`${name} failed: ${p.stderr}`);
-    times[name].push(s);
-    process.stderr.write(`round ${r + 1}: ${name} ${s.toFixed(2)} s\n`);
-  }
+const fastDir = path.resolve(values.fast ?? process.env.HQUANT_LLAMA_DIR ?? path.dirname(llama));
+const { HQUANT_LLAMA_DIR: _, ...shippedEnv } = process.env;
+const work = fs.mkdtempSync(path.join(os.tmpdir(), "hquant-bench-imatrix-"));
+const loadBefore = uptime();
+
+type Tool = "llama-imatrix" | "hquant default" | "hquant fast path";
+const TOOLS: readonly Tool[] = ["llama-imatrix", "hquant default", "hquant fast path"];
+
+/** The command of `tool` on `model`, writing `out`; both tools record the text as typed, so they run in the fixtures folder with the bare name. */
+function command(tool: Tool, model: string, out: string): [string, string[], NodeJS.ProcessEnv] {
+  if (tool === "llama-imatrix") return [llama, ["-m", model, "-f", "calib.txt", "-c", ctx, "-t", threads, ...chunks, "-o", out], process.env];
+  const args = [path.join(REPO, "bin/hquant.js"), "imatrix", model, "--text", "calib.txt", "-c", ctx, "-t", threads, ...chunks, "-o", out, "--quiet"];
+  return [process.execPath, args, tool === "hquant fast path" ? { ...shippedEnv, HQUANT_LLAMA_DIR: fastDir } : shippedEnv];
 }
-const same = fs.readFileSync(path.join(dir, "hquant-0.gguf")).equals(fs.readFileSync(path.join(dir, "llama-imatrix-0.gguf")));
-const best = (n: string) => Math.min(...times[n]);
-console.log(`model ${path.basename(MODEL)}, text calib.txt, -c ${ctx}, -t ${threads}${chunks.length ? `, --chunks ${chunks[1]}` : ""}, best of ${rounds} alternating rounds, ${os.cpus().length} CPUs`);
-console.log("| tool | wall s (best) | all rounds |");
-console.log("|---|---:|---|");
-for (const n of Object.keys(times)) console.log(`| ${n} | ${best(n).toFixed(2)} | ${times[n].map((t) => t.toFixed(2)).join(", ")} |`);
-console.log(`speed ratio hquant / llama-imatrix: ${(best("llama-imatrix") / best("hquant")).toFixed(2)}× (≥ 1 is faster)`);
-console.log(`same imatrix bytes: ${same ? "yes" : "NO"}`);
-fs.rmSync(dir, { recursive: true, force: true });
+
+function runtimeLine(env: NodeJS.ProcessEnv): string {
+  const r = timedRun(process.execPath, [path.join(REPO, "bin/hquant.js"), "runtime"], { env });
+  const field = (name: string) => new RegExp(`^${name}:\\s*(.*)$`, "m").exec(r.stdout)?.[1] ?? "?";
+  return `${field("CPU backend")} (${field("compiler")})`;
+}
+
+interface Row {
+  vocab: number;
+  model: string;
+  best: Record<Tool, { wall: number; cpu: number }>;
+  all: Record<Tool, number[]>;
+  same: Record<Tool, boolean>;
+}
+
+const rows: Row[] = [];
+try {
+  for (const nVocab of vocabs) {
+    const models = await benchModels(nVocab, path.resolve(values.dir!), Number(threads));
+    for (const [name, model] of [["F16", models.f16], ["Q4_K_M", models.q4]] as const) {
+      const row: Row = {
+        vocab: nVocab,
+        model: name,
+        best: Object.fromEntries(TOOLS.map((t) => [t, { wall: Infinity, cpu: Infinity }])) as Row["best"],
+        all: Object.fromEntries(TOOLS.map((t) => [t, []])) as unknown as Row["all"],
+        same: {} as Row["same"],
+      };
+      for (let r = 0; r < rounds; r++) {
+        for (const tool of TOOLS) {
+          const out = path.join(work, `${tool.replace(/ /g, "-")}-${r}.gguf`);
+          const [cmd, args, env] = command(tool, model, out);
+          const p: TimedRun = timedRun(cmd, args, { cwd: FIXTURES, env });
+          if (p.status !== 0) throw new Error(`${tool} failed on ${model}: ${p.stderr.slice(-2000)}`);
+          row.all[tool].push(p.wall);
+          row.best[tool] = { wall: Math.min(row.best[tool].wall, p.wall), cpu: Math.min(row.best[tool].cpu, p.cpu) };
+          process.stderr.write(`vocab ${nVocab} ${name} round ${r + 1}: ${tool} ${p.wall.toFixed(2)} s (${p.cpu.toFixed(2)} CPU s)\n`);
+        }
+      }
+      const bytes = (tool: Tool) => fs.readFileSync(path.join(work, `${tool.replace(/ /g, "-")}-0.gguf`));
+      for (const tool of TOOLS) row.same[tool] = bytes(tool).equals(bytes("llama-imatrix"));
+      rows.push(row);
+    }
+  }
+} finally {
+  fs.rmSync(work, { recursive: true, force: true });
+}
+
+const out = (s: string) => process.stdout.write(`${s}\n`);
+out(`\nimatrix: text calib.txt, -c ${ctx}, -t ${threads}, ${chunks.length ? `--chunks ${chunks[1]}` : "all chunks"}, best of ${rounds} alternating rounds, ${os.availableParallelism()} cores`);
+out(`default install: ${runtimeLine(shippedEnv)}`);
+out(`fast path: HQUANT_LLAMA_DIR=${fastDir}: ${runtimeLine({ ...shippedEnv, HQUANT_LLAMA_DIR: fastDir })}`);
+out(`load before: ${loadBefore}`);
+out(`load after:  ${uptime()}\n`);
+out("ratio = llama-imatrix's seconds / hquant's (≥ 1: hquant is faster); CPU = user + system seconds of the whole command\n");
+out("| vocab | model | llama-imatrix s (CPU s) | hquant default s (CPU s) | ratio | CPU ratio | hquant fast path s (CPU s) | ratio | CPU ratio | same bytes: default / fast |");
+out("|---:|---|---:|---:|---:|---:|---:|---:|---:|---|");
+for (const r of rows) {
+  const l = r.best["llama-imatrix"];
+  const cell = (t: Tool) => `${r.best[t].wall.toFixed(2)} (${r.best[t].cpu.toFixed(2)}) | ${(l.wall / r.best[t].wall).toFixed(2)}× | ${(l.cpu / r.best[t].cpu).toFixed(2)}×`;
+  const yes = (b: boolean) => (b ? "yes" : "NO");
+  out(`| ${r.vocab} | ${r.model} | ${l.wall.toFixed(2)} (${l.cpu.toFixed(2)}) | ${cell("hquant default")} | ${cell("hquant fast path")} | ${yes(r.same["hquant default"])} / ${yes(r.same["hquant fast path"])} |`);
+}
