@@ -18,6 +18,7 @@ const COMMANDS: Readonly<Record<string, () => Promise<Register>>> = {
   scan: async () => (await import("./commands/scan.js")).registerScan,
   imatrix: async () => (await import("./commands/imatrix.js")).registerImatrix,
   tune: async () => (await import("./commands/tune.js")).registerTune,
+  release: async () => (await import("./commands/release.js")).registerRelease,
 };
 
 /** The program with the commands `argv` may run: the one it names, or all of them. */
