@@ -135,27 +135,41 @@ export async function release(opts: ReleaseOptions): Promise<ReleaseResult> {
   const tuned: { label: string; scheduleFile: string; description: string }[] = [];
   let tuneCommand: string | undefined;
   if (budgets.length > 0) {
-    emit({ kind: "stage", stage: "tune" });
     const schedulesDir = path.join(outDir, "schedules");
-    const result = await tune({
-      base: input,
-      text: opts.calib!.content,
-      textName: opts.calib!.name,
-      budgets,
-      imatrix,
-      method: "proxy",
-      outDir: schedulesDir,
-      ctx: 256,
-      chunks: opts.calibChunks,
-      threads,
-      cacheDir: opts.cacheDir,
-      verify: false,
-      signal: opts.signal,
-      onWarning: opts.onWarning,
-      onProgress: (p) => emit({ kind: "progress", stage: "tune", done: p.done, total: p.total, detail: `${p.stage} ${p.detail}` }),
-    });
     tuneCommand = shellLine(["hquant", "tune", input, "--budgets", budgets.map((b) => b.text).join(","), "--text", opts.calib!.name, ...(imatrix ? ["--imatrix", imatrix] : []), "--method", "proxy", "-c", "256", ...(opts.calibChunks ? ["--chunks", String(opts.calibChunks)] : []), "--no-verify", "--out", schedulesDir]);
-    for (const b of result.budgets) tuned.push({ label: `tune-${b.budget.text}`, scheduleFile: b.scheduleFile, description: b.schedule.description ?? `tuned for ${b.limit.label}` });
+    // a re-run with the same tune command and the same imatrix reuses the schedules it made
+    let reuse = old?.tune?.command === tuneCommand && old.imatrix?.sha256 === manifest.imatrix?.sha256;
+    for (const s of reuse ? old!.tune!.schedules : []) {
+      const f = path.join(outDir, s.file);
+      if (!fs.existsSync(f) || (await sha256File(f)) !== s.sha256) reuse = false;
+    }
+    if (reuse) {
+      for (const s of old!.tune!.schedules) tuned.push({ label: s.label, scheduleFile: path.join(outDir, s.file), description: s.description });
+    } else {
+      emit({ kind: "stage", stage: "tune" });
+      const result = await tune({
+        base: input,
+        text: opts.calib!.content,
+        textName: opts.calib!.name,
+        budgets,
+        imatrix,
+        method: "proxy",
+        outDir: schedulesDir,
+        ctx: 256,
+        chunks: opts.calibChunks,
+        threads,
+        cacheDir: opts.cacheDir,
+        verify: false,
+        signal: opts.signal,
+        onWarning: opts.onWarning,
+        onProgress: (p) => emit({ kind: "progress", stage: "tune", done: p.done, total: p.total, detail: `${p.stage} ${p.detail}` }),
+      });
+      for (const b of result.budgets) tuned.push({ label: `tune-${b.budget.text}`, scheduleFile: b.scheduleFile, description: b.schedule.description ?? `tuned for ${b.limit.label}` });
+    }
+    const schedules = [];
+    for (const t of tuned) schedules.push({ label: t.label, file: path.relative(outDir, t.scheduleFile), sha256: await sha256File(t.scheduleFile), description: t.description });
+    manifest.tune = { command: tuneCommand, schedules };
+    writeManifest(outDir, { ...manifest, files: old?.files ?? {} });
   }
 
   const items = releaseItems({ outDir, name, types: opts.types ?? [], presets: opts.presets ?? [], schedules: opts.schedules ?? [], tuned, imatrix });

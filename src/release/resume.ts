@@ -32,6 +32,8 @@ export interface Manifest {
   name: string;
   input: string;
   imatrix?: { file: string; sha256: string; made: string };
+  /** the tuned schedules and the tune command that made them (reused by a re-run with the same command) */
+  tune?: { command: string; schedules: { label: string; file: string; sha256: string; description: string }[] };
   files: Record<string, ManifestFile>;
   base?: BaseLine;
   evaluation?: { text: string; ctx: number; chunks: number; positions: number; evalKey: string };
