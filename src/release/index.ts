@@ -92,7 +92,7 @@ export async function release(opts: ReleaseOptions): Promise<ReleaseResult> {
   if (fs.existsSync(outDir) && !fs.statSync(outDir).isDirectory()) throw new UserError(`--out: ${outDir} is not a folder`);
   const name = opts.name ?? defaultReleaseName(input);
   // every name, type, preset and schedule is checked before anything is computed
-  releaseItems({ outDir, name, types: opts.types ?? [], presets: opts.presets ?? [], schedules: opts.schedules ?? [], tuned: [], imatrix: opts.imatrix ?? (opts.calib ? "imatrix.gguf" : undefined) });
+  releaseItems({ outDir, name, types: opts.types ?? [], presets: opts.presets ?? [], schedules: opts.schedules ?? [], tuned: [], tunePending: budgets.length > 0, imatrix: opts.imatrix ?? (opts.calib ? "imatrix.gguf" : undefined) });
   fs.mkdirSync(outDir, { recursive: true });
   const old = readManifest(outDir);
   const manifest: Manifest = { hquant: HQUANT_VERSION, name, input, files: {}, imatrix: undefined };

@@ -57,6 +57,8 @@ export interface ReleaseItemsRequest {
   /** the tuned budgets' schedule files (made by tune) with their labels */
   tuned: readonly { label: string; scheduleFile: string; description: string }[];
   imatrix?: string;
+  /** tuned budgets still to be tuned (the early check, before tune runs): not "nothing to release" */
+  tunePending?: boolean;
 }
 
 /** Every file the release makes, checked (names, presets, schedules, duplicates) before any work. */
@@ -92,7 +94,7 @@ export function releaseItems(req: ReleaseItemsRequest): ReleaseItem[] {
     if (other) throw new UserError(`${path.basename(it.file)} is asked for twice (${other.kind} ${other.key} and ${it.kind} ${it.key})`);
     seen.set(it.file, it);
   }
-  if (items.length === 0) throw new UserError("nothing to release: give --types, --presets, --schedules or --tune");
+  if (items.length === 0 && !req.tunePending) throw new UserError("nothing to release: give --types, --presets, --schedules or --tune");
   return items;
 }
 
