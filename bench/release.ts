@@ -33,14 +33,22 @@ function intArg(name: string, fallback: number): number {
   return v;
 }
 
-/** Wall seconds of a command (it must succeed). */
-function timed(cmd: string[]): number {
+interface Time {
+  wall: number;
+  /** user + sys of the command and its threads (/usr/bin/time -v): steadier than wall on a loaded machine */
+  cpu: number;
+}
+
+/** Wall and CPU seconds of a command (it must succeed). */
+function timed(cmd: string[]): Time {
   const t0 = performance.now();
-  const r = spawnSync(cmd[0]!, cmd.slice(1), { cwd: ROOT, encoding: "utf8", maxBuffer: 64 << 20 });
+  const r = spawnSync("/usr/bin/time", ["-v", ...cmd], { cwd: ROOT, encoding: "utf8", maxBuffer: 64 << 20 });
   const wall = (performance.now() - t0) / 1000;
   if (r.status !== 0) throw new Error(`${cmd.join(" ")} failed (${r.status}):\n${r.stderr}`);
-  return wall;
+  const field = (name: string) => Number(new RegExp(`${name}: ([\\d.]+)`).exec(r.stderr)?.[1] ?? NaN);
+  return { wall, cpu: field("User time \\(seconds\\)") + field("System time \\(seconds\\)") };
 }
+const add = (a: Time, b: Time): Time => ({ wall: a.wall + b.wall, cpu: a.cpu + b.cpu });
 
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -68,7 +76,7 @@ async function main(): Promise<void> {
   const hq = (...a: string[]) => [node, "bin/hquant.js", ...a];
   const lines: string[] = [];
   for (const m of models) {
-    const times: Record<Side, number[]> = { release: [], builds: [], "builds --verify": [], "llama-quantize": [] };
+    const times: Record<Side, Time[]> = { release: [], builds: [], "builds --verify": [], "llama-quantize": [] };
     const relDir = path.join(BENCH_DIR, "release");
     const sepDir = path.join(BENCH_DIR, "separate");
     let identical = true;
@@ -79,32 +87,34 @@ async function main(): Promise<void> {
         fs.rmSync(sepDir, { recursive: true, force: true });
         fs.mkdirSync(sepDir, { recursive: true });
         const out = (t: string) => path.join(sepDir, `m-${t}.gguf`);
-        let t = 0;
+        let t: Time = { wall: 0, cpu: 0 };
         if (side === "release") t = timed(hq("release", m.file, "--out", relDir, "--name", "m", "--types", types.join(","), "-t", String(threads), "--quiet"));
-        else if (side === "llama-quantize") for (const ty of types) t += timed([quantize, m.file, out(ty), ty, String(threads)]);
-        else for (const ty of types) t += timed(hq("build", m.file, out(ty), ty, "-t", String(threads), "--quiet", ...(side === "builds --verify" ? ["--verify"] : [])));
+        else if (side === "llama-quantize") for (const ty of types) t = add(t, timed([quantize, m.file, out(ty), ty, String(threads)]));
+        else for (const ty of types) t = add(t, timed(hq("build", m.file, out(ty), ty, "-t", String(threads), "--quiet", ...(side === "builds --verify" ? ["--verify"] : []))));
         times[side].push(t);
         if (side === "builds" && round === 0) {
           // the release's files against the separate builds, once
           timed(hq("release", m.file, "--out", relDir, "--name", "m", "--types", types.join(","), "-t", String(threads), "--quiet"));
           for (const ty of types) identical &&= Buffer.compare(fs.readFileSync(out(ty)), fs.readFileSync(path.join(relDir, `m-${ty}.gguf`))) === 0;
         }
-        process.stderr.write(`${m.label} round ${round + 1}: ${side} ${t.toFixed(2)} s\n`);
+        process.stderr.write(`${m.label} round ${round + 1}: ${side} ${t.wall.toFixed(2)} s (CPU ${t.cpu.toFixed(2)} s)\n`);
       }
     }
-    const med = Object.fromEntries(SIDES.map((s) => [s, median(times[s])])) as Record<Side, number>;
     const inputMB = fs.statSync(m.file).size / 1e6;
-    lines.push(
-      `| ${m.label} | ${inputMB.toFixed(0)} | ${types.length} | ${m.rounds} | ${med.release.toFixed(2)} | ${med.builds.toFixed(2)} | ${med["builds --verify"].toFixed(2)} | ${med["llama-quantize"].toFixed(2)} | ${(med.builds / med.release).toFixed(2)}× | ${(med["builds --verify"] / med.release).toFixed(2)}× | ${(med["llama-quantize"] / med.release).toFixed(2)}× | ${identical ? "yes" : "NO"} |`,
-    );
+    for (const what of ["wall", "cpu"] as const) {
+      const med = Object.fromEntries(SIDES.map((s) => [s, median(times[s].map((t) => t[what]))])) as Record<Side, number>;
+      lines.push(
+        `| ${m.label} | ${inputMB.toFixed(0)} | ${types.length} | ${m.rounds} | ${what === "wall" ? "wall" : "CPU"} | ${med.release.toFixed(2)} | ${med.builds.toFixed(2)} | ${med["builds --verify"].toFixed(2)} | ${med["llama-quantize"].toFixed(2)} | ${(med.builds / med.release).toFixed(2)}× | ${(med["builds --verify"] / med.release).toFixed(2)}× | ${(med["llama-quantize"] / med.release).toFixed(2)}× | ${identical ? "yes" : "NO"} |`,
+      );
+    }
   }
   fs.rmSync(BENCH_DIR, { recursive: true, force: true });
   const out = [
     `machine: ${os.cpus()[0]?.model ?? "?"}, ${os.cpus().length} CPUs; node ${process.version}; -t ${threads}; types ${types.join(",")}; load average at the end ${os.loadavg().map((x) => x.toFixed(1)).join(" ")}`,
-    "medians of whole commands (wall s); release = one read pass + every file verified in llama.cpp (no evaluation)",
+    "medians of whole commands (seconds: wall, and CPU = user + sys); release = one read pass + every file verified in llama.cpp (no evaluation)",
     "",
-    "| model | input MB | files | rounds | release s | N × hquant build s | N × hquant build --verify s | N × llama-quantize s | builds / release | builds --verify / release | llama-quantize / release | release bytes = builds |",
-    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    "| model | input MB | files | rounds | time | release s | N × hquant build s | N × hquant build --verify s | N × llama-quantize s | builds / release | builds --verify / release | llama-quantize / release | release bytes = builds |",
+    "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ...lines,
   ];
   process.stdout.write(out.join("\n") + "\n");
