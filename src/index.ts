@@ -107,3 +107,6 @@ export async function scan(opts: ScanOptions): Promise<ScanReport> {
 }
 
 export type { BenchOptions, ScanOptions, BuildOptions };
+
+export { release, verifyOutput, readManifest, releaseItems, type ReleaseOptions, type ReleaseResult, type ReleaseEvent, type Manifest as ReleaseManifest } from "./release/index.js";
+export { buildModels, type MultiBuildOptions, type MultiBuildOutput, type MultiBuildResult } from "./build/multi.js";

@@ -133,10 +133,10 @@ function hasDequantizeKernel(type: GGMLType): boolean {
 }
 
 /** chunks in flight per kernel thread: one running, one queued in the worker, the next ones read */
-const IN_FLIGHT_PER_THREAD = 4;
+export const IN_FLIGHT_PER_THREAD = 4;
 
 /** What one tensor needs, checked before the output file is created. */
-interface TensorJob {
+export interface TensorJob {
   planned: PlannedTensor;
   /** the input tensor (a computed tensor's first input) */
   source: TensorInfo;
@@ -147,7 +147,7 @@ interface TensorJob {
 }
 
 /** Input bytes a job reads. */
-const jobInputBytes = (j: TensorJob) => (j.computed ? j.computed.inputs.reduce((a, t) => a + t.bytes, 0) : j.source.bytes);
+export const jobInputBytes = (j: TensorJob) => (j.computed ? j.computed.inputs.reduce((a, t) => a + t.bytes, 0) : j.source.bytes);
 
 function checkSourceType(job: TensorJob, input: string, allowRequantize: boolean, warn: (m: string) => void, warned: Set<GGMLType>): void {
   const src = job.source.type;
@@ -176,7 +176,7 @@ interface Piece {
 
 /** A computed tensor (layer surgery): each chunk reads the same rows of every input, in one buffer. */
 /** A row llama.cpp's quantizer would abort on (GGML_ASSERT), refused with the tensor named. */
-function referenceAbortError(input: string, planned: PlannedTensor, row: number): UserError {
+export function referenceAbortError(input: string, planned: PlannedTensor, row: number): UserError {
   return new UserError(
     `${input}: tensor ${planned.name}: row ${row} cannot be quantized to ${typeName(planned.dstType)}: its values are too large (llama.cpp's quantizer aborts on it)`,
   );

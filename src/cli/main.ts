@@ -19,6 +19,7 @@ const COMMANDS: Readonly<Record<string, () => Promise<Register>>> = {
   imatrix: async () => (await import("./commands/imatrix.js")).registerImatrix,
   tune: async () => (await import("./commands/tune.js")).registerTune,
   runtime: async () => (await import("./commands/runtime.js")).registerRuntime,
+  release: async () => (await import("./commands/release.js")).registerRelease,
 };
 
 /** The program with the commands `argv` may run: the one it names, or all of them. */

@@ -12,6 +12,8 @@ import { jsonTarget, writeJson } from "../args.js";
 import { addBuildOptions, applyPositionals, buildOptionsFromCli, type BuildCliOptions } from "../build-options.js";
 import { progressBar } from "../progress.js";
 import { commandSignal } from "../signals.js";
+import { verifyOutput } from "../../release/verify.js";
+import fs from "node:fs";
 
 export { parseSplitSize } from "../build-options.js";
 
@@ -60,7 +62,8 @@ export function registerBuild(program: Command): void {
     .argument("<output>", "output GGUF (the shards' prefix for a split output)")
     .argument("[type]", "file type as llama-quantize takes it (Q4_K_M, Q4_K, 15, COPY…) or a preset name")
     .argument("[nthreads]", "worker threads (as -t)");
-  addBuildOptions(cmd).action(async (input: string, output: string, type: string | undefined, nthreads: string | undefined, opts: BuildCliOptions) => {
+  cmd.option("--verify", "load the output in llama.cpp, check it against the plan and decode a prompt; a file that fails is removed (exit 1)");
+  addBuildOptions(cmd).action(async (input: string, output: string, type: string | undefined, nthreads: string | undefined, opts: BuildCliOptions & { verify?: boolean }) => {
     applyPositionals(opts, type, nthreads);
     const options = buildOptionsFromCli(opts);
     const json = jsonTarget(opts.json);
@@ -92,6 +95,16 @@ export function registerBuild(program: Command): void {
       });
     } finally {
       bar.done();
+    }
+    if (opts.verify) {
+      // a file llama.cpp refuses is not left looking finished
+      try {
+        const v = await verifyOutput(result.outputs[0]!, { plan: result.plan }, { threads });
+        if (talk) stderr.write(`verified ${result.outputs[0]}: ${v.tensors} tensors as planned, loaded in llama.cpp, ${v.tokens} prompt tokens decoded, every logit finite\n`);
+      } catch (err) {
+        for (const f of result.outputs) fs.rmSync(f, { force: true });
+        throw err;
+      }
     }
     if (json !== undefined) writeJson(json, JSON.stringify(resultJson(result), null, 2));
     if (talk) {
