@@ -1,7 +1,7 @@
 // Option parsing shared by the CLI commands: numbers, thread counts, --json [FILE], output folders.
 import fs from "node:fs";
 import path from "node:path";
-import { UserError } from "../errors.js";
+import { readFileError, UserError } from "../errors.js";
 import { writeFileAtomic } from "../eval/run.js";
 import { resolveOutputTarget } from "../gguf/output-path.js";
 
@@ -18,7 +18,7 @@ export function readText(file: string): string {
   try {
     return fs.readFileSync(file, "utf8");
   } catch (err) {
-    throw new UserError(`${file}: cannot read the text (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    throw readFileError(file, err);
   }
 }
 
