@@ -162,7 +162,7 @@ export function resolveBudget(
   const min = limitBytes(limit, smallest);
   if (limitMax(limit) < min) {
     const what = limit.kind === "file" ? `${min} bytes (${mib(min)})` : `${bpwOf(min)} bpw`;
-    throw new UserError(`${where} ${spec.text}: below the smallest file these types can make of this model, ${what}`);
+    throw new UserError(`${where} ${spec.text}: below the smallest file these types can make of this model, ${what}; add smaller candidate types with --types (e.g. iq2_xxs,iq3_xxs,q2_K,q4_K,q6_K; the IQ types need --imatrix)`);
   }
   const f16 = limit.kind === "file" ? f16Bytes : f16Plan.tensorBytes;
   if (limitMax(limit) > f16) {
