@@ -18,6 +18,7 @@ const COMMANDS: Readonly<Record<string, () => Promise<Register>>> = {
   scan: async () => (await import("./commands/scan.js")).registerScan,
   imatrix: async () => (await import("./commands/imatrix.js")).registerImatrix,
   tune: async () => (await import("./commands/tune.js")).registerTune,
+  cache: async () => (await import("./commands/cache.js")).registerCache,
 };
 
 /** `error: required option '--text <file>' not specified` → `hquant: required option …` (one line). */
