@@ -149,6 +149,9 @@ describe("bad budgets", () => {
     expect(fileTypeBytes(model, "F16", 16, undefined)).toBe(fs.statSync(BASE).size);
     expect(() => resolve("30MB")).toThrow(`--budget 30MB: above the F16 file of this model, ${fs.statSync(BASE).size} bytes (28.13 MiB); nothing to tune`);
     expect(() => resolve("17")).toThrow(/^--budget 17: above the F16 file of this model, 16\.\d{4} bpw; nothing to tune$/);
-    expect(await run([BASE, "--budget", "1.5", "--text", CALIB])).toBe(`--budget 1.5: below the smallest file these types can make of this model, ${minBpw} bpw`);
+    const hint = "; add smaller candidate types with --types (e.g. iq2_xxs,iq3_xxs,q2_K,q4_K,q6_K; the IQ types need --imatrix)";
+    expect(await run([BASE, "--budget", "1.5", "--text", CALIB])).toBe(`--budget 1.5: below the smallest file these types can make of this model, ${minBpw} bpw${hint}`);
+    // a file type below q2_K (the smallest default candidate) points at --types
+    expect(await run([BASE, "--budget", "IQ2_XXS", "-f", CALIB])).toMatch(/^--budget IQ2_XXS: below the smallest file these types can make of this model, \d+ bytes \(\d+\.\d\d MiB\); add smaller candidate types with --types /);
   });
 });
