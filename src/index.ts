@@ -31,6 +31,23 @@ export type { Plan, PlannedTensor, ResolvedSchedule } from "./plan/planner.js";
 export type { PlanSizes } from "./plan/summary.js";
 export type { ScanOp, ScanReport, ScanRow } from "./scan/index.js";
 export type { SourceOptions } from "./gguf/source.js";
+export type { TuneMethod, TuneOptions, TuneProgress, TuneResult } from "./tune/index.js";
+export type { ImatrixFormat, MakeImatrixOptions as ImatrixOptions, MakeImatrixResult as ImatrixResult } from "./imatrix/run.js";
+
+/**
+ * The schedule with the least predicted KLD within each size budget (`hquant tune`); loaded at
+ * first use, so that importing the library (and every other command) does not load the tuner.
+ */
+export async function tune(opts: import("./tune/index.js").TuneOptions): Promise<import("./tune/index.js").TuneResult> {
+  return (await import("./tune/index.js")).tune(opts);
+}
+
+/** An importance matrix of a calibration text with llama.cpp (`hquant imatrix`); loaded at first use. */
+export async function imatrix(opts: import("./imatrix/run.js").MakeImatrixOptions): Promise<import("./imatrix/run.js").MakeImatrixResult> {
+  return (await import("./imatrix/run.js")).makeImatrix(opts);
+}
+export { cleanCache, defaultCacheDir, listCache } from "./cache/index.js";
+export type { CacheEntry, CacheKind, CleanOptions } from "./cache/index.js";
 
 /**
  * What to make: the CLI's schedule options (`{ preset: "Q4_K_H" }`, `{ ftype: "Q4_K_M", imatrix }`,

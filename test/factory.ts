@@ -8,7 +8,7 @@ import path from "node:path";
 import { GGMLType } from "../src/gguf/ggml-types.js";
 import { GGUFValueType, type GGUFKV } from "../src/gguf/model.js";
 import { readHeaderAt } from "../src/gguf/reader.js";
-import { GGUFFileWriter, type TensorSpec } from "../src/gguf/writer.js";
+import { GGUFFileWriter, serializeHeader, type TensorSpec } from "../src/gguf/writer.js";
 
 export interface FactoryOptions {
   arch: "llama" | "qwen3";
@@ -249,6 +249,22 @@ async function writeSeeded(file: string, kv: GGUFKV[], tensors: FactoryTensor[],
     await writer.abort();
     throw err;
   }
+  return file;
+}
+
+/**
+ * A model of real dimensions (an 8B, a 32B) for planning only: the header is written and the file
+ * extended to its full size without writing the data (a sparse file, so it costs the header's
+ * bytes on disk). `hquant plan` reads only the header; building from it would quantize zeros.
+ */
+export function makeHeaderOnlyModel(o: FactoryOptions): string {
+  const dir = o.dir ?? defaultFactoryDir();
+  mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, `header-only-${o.fileName ?? factoryFileName(o)}`);
+  if (existsSync(file)) return file;
+  const { header, dataSize } = serializeHeader(factoryKV(o), factoryTensors(o));
+  fs.writeFileSync(file, header);
+  fs.truncateSync(file, header.length + dataSize);
   return file;
 }
 

@@ -65,7 +65,7 @@ describe("hquant plan", () => {
     expect(bad.code).toBe(1);
     expect(bad.err).toBe(`hquant: unknown preset "Q4_K_Z"; valid: ${listPresets().join(", ")}\n`);
     const none = await run(["plan", MODEL]);
-    expect(none.err).toBe("hquant: one of --preset, --schedule or --ftype is required\n");
+    expect(none.err).toBe("hquant: one of --preset, --schedule, --ftype or --layer-types is required\n");
     const badType = await run(["plan", MODEL, "--ftype", "Q4_K_M", "--tensor-type", "attn_q=q9_k"]);
     expect(badType.err).toBe(
       'hquant: --tensor-type attn_q=q9_k: unknown tensor type "q9_k"; valid: f32, f16, bf16, q4_0, q4_1, q5_0, q5_1, q8_0, q2_K, q3_K, q4_K, q5_K, q6_K, iq4_nl, iq4_xs, ' +

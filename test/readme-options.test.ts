@@ -6,7 +6,7 @@ import { describe, expect, it } from "vitest";
 import { hquant } from "./cli-util.js";
 
 const README = fs.readFileSync(path.resolve(__dirname, "../README.md"), "utf8");
-const COMMANDS = ["inspect", "plan", "build", "bench", "scan", "imatrix", "tune", "runtime"];
+const COMMANDS = ["inspect", "plan", "build", "bench", "scan", "imatrix", "tune", "runtime", "cache"];
 
 /** README's "### Options" table: long flag → { short flag, commands }. */
 function readmeOptions(): Map<string, { short?: string; commands: string[] }> {

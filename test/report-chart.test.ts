@@ -137,6 +137,16 @@ describe("markdownTable", () => {
     expect(lines[3]).toMatch(/^\| ★ \| Q2_K \|/);
     expect(lines[5]).toMatch(/^\|  \| Q4_0 \|/);
   });
+
+  it("names a preset's file type only when it differs from the preset's name", () => {
+    const rows = [
+      { ...row("Q4_K_M", 9_137_440, 0.002), preset: "Q4_K_M", ftype: "Q4_K_M" },
+      { ...row("Q4_K_H", 8_137_440, 0.003), preset: "Q4_K_H", ftype: "Q3_K_L" },
+    ];
+    const lines = markdownTable(rows).split("\n").filter((l) => l.startsWith("|  |"));
+    expect(lines[0]!.split(" | ")[2]).toBe("Q4_K_M");
+    expect(lines[1]!.split(" | ")[2]).toBe("Q4_K_H (Q3_K_L)");
+  });
 });
 
 describe("renderChart", () => {

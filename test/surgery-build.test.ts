@@ -88,11 +88,14 @@ describe("planner wiring", () => {
     expect(s.layerFtypes.length).toBe(16);
     expect(s.surgery).toEqual(surgery);
     expect(() => scheduleFromOptions({ schedule: file }, 16)).toThrow(
-      `${file}: ftype: required when the schedule has no layers (or give --ftype / --preset)`,
+      `${file}: ftype: required when the schedule has no layers (or give --ftype / --preset / --layer-types)`,
     );
     const typed = path.join(tmp, "typed.json");
     fs.writeFileSync(typed, JSON.stringify({ ftype: "Q6_K", surgery }));
-    expect(() => scheduleFromOptions({ schedule: typed, ftype: "Q4_K_M" }, 16)).toThrow("--preset, --schedule and --ftype exclude each other; give one");
+    // --ftype wins over the schedule's ftype (command-line options win); a preset does not mix with a typed schedule
+    const over = scheduleFromOptions({ schedule: typed, ftype: "Q4_K_M" }, 16);
+    expect([over.name, over.ftype, new Set(over.layerFtypes)]).toEqual(["Q4_K_M+typed.json", "Q4_K_M", new Set(["Q4_K_M"])]);
+    expect(() => scheduleFromOptions({ schedule: typed, preset: "Q4_K_H" }, 16)).toThrow("--preset and a schedule with types exclude each other; give one");
     const bad = path.join(tmp, "bad.json");
     fs.writeFileSync(bad, JSON.stringify({ surgery: [{ op: "swap", a: 1 }] }));
     expect(() => scheduleFromOptions({ schedule: bad, ftype: "Q4_K_M" }, 16)).toThrow(`${bad}: surgery[0].b: required`);

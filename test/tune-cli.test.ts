@@ -54,4 +54,30 @@ describe("hquant tune --method proxy", () => {
     // no tuned GGUF left behind without --keep-files, no temporary file in --out
     expect(fs.readdirSync(out).filter((f) => f.endsWith(".gguf") || f.endsWith(".tmp"))).toEqual([]);
   });
+
+  it("--no-verify: the report has no empty results table, no NaN and no evaluation it did not make", { timeout: 600_000 }, async () => {
+    const out = path.join(tmp, "no-verify");
+    const printed: string[] = [];
+    const write = process.stdout.write;
+    process.stdout.write = ((s: string) => (printed.push(s), true)) as typeof process.stdout.write;
+    let result: string;
+    try {
+      // the same measurements as above (cached): only the allocation runs again
+      result = await runCommand(registerTune, "tune", [
+        BASE, "--budget", "IQ4_XS", "-f", "test/fixtures/calib.txt", "--eval-text", "test/fixtures/eval-test.txt",
+        "--imatrix", IMATRIX, "--method", "proxy", "--types", "q3_K,q4_K,q6_K", "--ctx", "64", "--chunks", "1",
+        "--out", out, "--threads", "2", "--cache-dir", path.join(tmp, "cache"), "--quiet", "--no-verify",
+      ]);
+    } finally {
+      process.stdout.write = write;
+    }
+    expect(result).toBe("ok");
+    const md = fs.readFileSync(path.join(out, "tune.md"), "utf8");
+    expect(printed.join("")).toContain(md);
+    expect(md).not.toContain("NaN");
+    expect(md).not.toContain("eval-test.txt");
+    expect(md).toContain("; evaluation none (not verified: planned only);");
+    expect(md).not.toContain("| | file | type |"); // bench's results table, which would be empty
+    expect(md).toMatch(/\n\| IQ4_XS \| IQ4_XS \(\d+ bytes, [\d.]+ MiB\) \| /);
+  });
 });

@@ -154,5 +154,7 @@ describe("bad budgets", () => {
     expect(await run([BASE, "--budget", "1.5", "--text", CALIB])).toMatch(
       new RegExp(`^--budget 1\\.5: below the smallest file these types can make of this model, ${minBpw} bpw; the low-bit --types \\(iq1_s … iq3_xxs\\) with an --imatrix reach 1\\.\\d{4} bpw$`),
     );
+    // a file type below the smallest default candidate without an imatrix points at the low-bit --types
+    expect(await run([BASE, "--budget", "IQ2_XXS", "-f", CALIB])).toMatch(/^--budget IQ2_XXS: below the smallest file these types can make of this model, \d+ bytes \(\d+\.\d\d MiB\); the low-bit --types \(iq1_s … iq3_xxs\) with an --imatrix reach \d+ bytes /);
   });
 });

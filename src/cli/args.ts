@@ -1,7 +1,9 @@
 // Option parsing shared by the CLI commands: numbers, thread counts, --json [FILE], output folders.
 import fs from "node:fs";
+import os from "node:os";
+import { Option } from "commander";
 import path from "node:path";
-import { UserError } from "../errors.js";
+import { readFileError, UserError } from "../errors.js";
 import { writeFileAtomic } from "../eval/run.js";
 import { resolveOutputTarget } from "../gguf/output-path.js";
 
@@ -18,15 +20,30 @@ export function readText(file: string): string {
   try {
     return fs.readFileSync(file, "utf8");
   } catch (err) {
-    throw new UserError(`${file}: cannot read the text (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    throw readFileError(file, err);
   }
 }
 
-/** -t/--threads N (1–1024), the same on every command; undefined when not given. */
+/**
+ * -t/--threads N, the same on every command; undefined when not given. 0 or less means every core,
+ * as llama-quantize reads its NTHREADS (nthread <= 0: hardware_concurrency).
+ */
 export function parseThreads(value: string | undefined, flag = "--threads"): number | undefined {
   if (value === undefined) return undefined;
-  if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > 1024) throw new UserError(`${flag}: ${JSON.stringify(value)} is not a thread count (1–1024)`);
-  return Number(value);
+  if (!/^-?\d+$/.test(value) || Number(value) > 1024) throw new UserError(`${flag}: ${JSON.stringify(value)} is not a thread count (1–1024, or 0 for every core)`);
+  return Number(value) <= 0 ? Math.max(1, os.availableParallelism()) : Number(value);
+}
+
+/**
+ * The default -c/--ctx of every command that evaluates (bench, scan, tune, imatrix): 512, what
+ * llama-perplexity and llama-imatrix use without -c, so that figures compare with theirs as given.
+ */
+export const DEFAULT_CTX = "512";
+
+/** `-f, --text FILE`: llama-perplexity's and llama-imatrix's -f is hquant's --text. */
+export function textOption(description: string, required = true): Option {
+  const o = new Option("-f, --text <file>", description);
+  return required ? o.makeOptionMandatory() : o;
 }
 
 /**

@@ -77,6 +77,23 @@ export function applyPositionals(opts: BuildCliOptions, type: string | undefined
   }
 }
 
+/**
+ * The model cards' recipe form: `LAYER_TYPES='[…]' llama-quantize $FLAGS IN OUT TYPE`. The
+ * environment variable gives the layers' types when no --layer-types, --schedule or --preset does
+ * (as the patched llama-quantize reads it); the positional TYPE / --ftype is then the base type.
+ * Returns the warnings to print.
+ */
+export function applyRecipeOptions(opts: BuildCliOptions, env: NodeJS.ProcessEnv = process.env): string[] {
+  const warnings: string[] = [];
+  const fromEnv = env.LAYER_TYPES;
+  if (opts.layerTypes === undefined && opts.schedule === undefined && opts.preset === undefined && fromEnv !== undefined && fromEnv.trim() !== "") {
+    opts.layerTypes = fromEnv;
+    opts.layerTypesSource = "LAYER_TYPES";
+  }
+  if (opts.layerTypesHigh) warnings.push("--layer-types-high is ignored (a switch of the patched llama-quantize some model cards use; its meaning is not published)");
+  return warnings;
+}
+
 /** The library's build options the CLI options describe (everything but input, output and schedule). */
 export function buildOptionsFromCli(opts: BuildCliOptions): Omit<BuildOptions, "input" | "output" | "schedule" | "hquant"> {
   const include = opts.includeWeights ?? [];

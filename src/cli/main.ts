@@ -20,7 +20,14 @@ const COMMANDS: Readonly<Record<string, () => Promise<Register>>> = {
   tune: async () => (await import("./commands/tune.js")).registerTune,
   runtime: async () => (await import("./commands/runtime.js")).registerRuntime,
   release: async () => (await import("./commands/release.js")).registerRelease,
+  cache: async () => (await import("./commands/cache.js")).registerCache,
 };
+
+/** `error: required option '--text <file>' not specified` → `hquant: required option …` (one line). */
+export function commanderErrorLine(message: string): string {
+  const lines = message.trim().split("\n");
+  return `hquant: ${lines[0]!.replace(/^error: /, "")}\n${lines.slice(1).map((l) => `${l}\n`).join("")}`;
+}
 
 /** The program with the commands `argv` may run: the one it names, or all of them. */
 export async function makeProgram(argv: readonly string[] = []): Promise<Command> {
@@ -28,7 +35,8 @@ export async function makeProgram(argv: readonly string[] = []): Promise<Command
     .description("Hybrid per-layer quantization compiler for GGUF models (byte-identical with llama.cpp)")
     .version(HQUANT_VERSION, "-V, --version", "print hquant's version")
     .exitOverride()
-    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+    // commander's own errors (a missing option, an unknown one) in the one-line form of every other
+    .configureOutput({ writeErr: (s) => process.stderr.write(s), outputError: (s, write) => write(commanderErrorLine(s)) });
   const named = argv[2];
   const names = named !== undefined && Object.hasOwn(COMMANDS, named) ? [named] : Object.keys(COMMANDS);
   const registers = await Promise.all(names.map((n) => COMMANDS[n]!()));

@@ -19,7 +19,7 @@ export interface ProgressBar {
 export interface ProgressOptions {
   /** what is being done ("quantizing", "[2/5] Q4_K_M.gguf") */
   label?: string;
-  /** how the counts print: bytes as MB, or plain counts ("chunk 12/40") */
+  /** how the counts print: bytes as MiB, or plain counts ("chunk 12/40") */
   unit?: "bytes" | "count";
   /** default: process.stderr */
   stream?: NodeJS.WriteStream;
@@ -46,8 +46,8 @@ export function renderProgress(o: { label: string; detail: string; done: number;
   const fraction = o.total > 0 ? Math.min(1, o.done / o.total) : 0;
   const rate = o.seconds > 0 ? o.done / o.seconds : 0;
   const eta = rate > 0 ? (o.total - o.done) / rate : undefined;
-  const counts = o.unit === "bytes" ? `${(o.done / 1e6).toFixed(1)}/${(o.total / 1e6).toFixed(1)} MB` : `${o.done}/${o.total}`;
-  const speed = o.unit === "bytes" && rate > 0 ? ` ${(rate / 1e6).toFixed(1)} MB/s` : "";
+  const counts = o.unit === "bytes" ? `${(o.done / 1048576).toFixed(1)}/${(o.total / 1048576).toFixed(1)} MiB` : `${o.done}/${o.total}`;
+  const speed = o.unit === "bytes" && rate > 0 ? ` ${(rate / 1048576).toFixed(1)} MiB/s` : "";
   const pct = ` ${(fraction * 100).toFixed(0).padStart(3)}%`;
   const etaText = ` ETA ${eta === undefined ? "-:--" : formatDuration(eta)}`;
   // on a narrow terminal the rate goes first, then the counts, then the percentage: never the ETA

@@ -64,7 +64,8 @@ export function markdownTable(rows: readonly BenchRow[], base?: BaseLine, metric
   const lines = [head, sep];
   if (base) lines.push(`| base | ${base.file} | | | ${mib(base.bytes)} | ${fmt(base.bpw, 2)} | ${fmt(base.ppl, 4)} ± ${fmt(base.pplErr, 4)} | 0 | 0 | 100 |`);
   for (const r of rows) {
-    const type = r.preset ? `${r.preset} (${r.ftype})` : r.ftype;
+    // a preset named after its file type (Q4_K_M) says it once
+    const type = r.preset && r.preset.toUpperCase() !== r.ftype.toUpperCase() ? `${r.preset} (${r.ftype})` : r.ftype;
     lines.push(
       `| ${r.pareto ? "★" : ""} | ${r.label} | ${type} | ${r.imatrix ? "yes" : "no"} | ${mib(r.bytes)} | ${fmt(r.bpw, 2)} | ${fmt(r.ppl, 4)} | ${fmtSmall(r.kld)} | ${fmtSmall(r.kld99)} | ${fmt(r.topTokenPct, 2)} |`,
     );

@@ -8,6 +8,8 @@ import { typeName } from "../gguf/ggml-types.js";
 import { GGUFValueType, type GGUFKV } from "../gguf/model.js";
 import type { TensorSpec } from "../gguf/writer.js";
 import type { Plan } from "./planner.js";
+import { layerTypeNames, usedMixtures } from "./summary.js";
+import { describeMixture } from "./schedule.js";
 
 /** GGML_QNT_VERSION */
 export const QUANTIZATION_VERSION = 2;
@@ -68,6 +70,11 @@ export function hquantKeys(plan: Plan, version: string): GGUFKV[] {
     str("hquant.schedule.file_type", s.ftype),
     strArray("hquant.schedule.layer_file_types", [...s.layerFtypes]),
   ];
+  // custom mixtures: the layers' names and the definitions (layer_file_types holds their bases)
+  if (s.layerMixtures) {
+    kv.push(strArray("hquant.schedule.layer_types", layerTypeNames(s)));
+    kv.push(strArray("hquant.schedule.mixtures", usedMixtures(s).map(describeMixture)));
+  }
   if (s.tokenEmbeddingType !== undefined) kv.push(str("hquant.schedule.token_embedding_type", typeName(s.tokenEmbeddingType)));
   if (s.outputTensorType !== undefined) kv.push(str("hquant.schedule.output_tensor_type", typeName(s.outputTensorType)));
   if (s.tensorTypes.length > 0) {

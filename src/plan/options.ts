@@ -5,7 +5,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Command } from "commander";
-import { UserError } from "../errors.js";
+import { readFileError, UserError } from "../errors.js";
 import {
   checkRegex,
   hasTypes,
@@ -13,7 +13,9 @@ import {
   parseSchedule,
   parseTargetType,
   resolveSchedule,
+  validateSchedule,
   splitTensorTypeArg,
+  type LayerEntry,
   type ScheduleFile,
 } from "./schedule.js";
 import type { ResolvedSchedule } from "./planner.js";
@@ -33,6 +35,12 @@ export interface ScheduleCliOptions {
   leaveOutputTensor?: boolean;
   /** llama-quantize --prune-layers L0,L1,…: a surgery delete of those layers (input numbering) */
   pruneLayers?: string;
+  /** a LAYER_TYPES array literal (`[[0,"Q4_K_M"],…]`) or a file holding one: the layers' types */
+  layerTypes?: string;
+  /** where layerTypes came from, for messages (default "--layer-types"; the CLI says "LAYER_TYPES") */
+  layerTypesSource?: string;
+  /** the patched llama-quantize's --layer-types-high: accepted, ignored (a warning says so) */
+  layerTypesHigh?: boolean;
 }
 
 /** A resolved schedule; `copy` is llama-quantize's COPY file type (tensors copied as they are). */
@@ -44,7 +52,9 @@ export function addScheduleOptions(cmd: Command): Command {
   return cmd
     .option("--preset <name>", `a preset from presets/ (${listPresets().join(", ")})`)
     .option("--schedule <file>", "a JSON layer schedule (or a file holding only a LAYER_TYPES array)")
-    .option("--ftype <name>", "one llama.cpp file type for every layer (Q4_K_M, Q4_K, 15, COPY, …; as the positional TYPE)")
+    .option("--ftype <name>", "one llama.cpp file type for every layer (Q4_K_M, Q4_K, 15, COPY, …; as the positional TYPE); with per-layer types, the base type (token_embd, output, general.file_type)")
+    .option("--layer-types <list>", "a model card's LAYER_TYPES literal '[[0,\"Q4_K_M\"],…]' (or a file holding it); default: the LAYER_TYPES environment variable")
+    .option("--layer-types-high", "accepted for model cards' FLAGS and ignored (a switch of a patched llama-quantize, meaning unpublished)")
     .option("--imatrix <file>", "importance matrix (.dat or .gguf)")
     .option("--token-embedding-type <type>", "type of token_embd.weight")
     .option("--output-tensor-type <type>", "type of output.weight")
@@ -81,14 +91,16 @@ export function loadPreset(name: string): ScheduleFile {
   return parseSchedule(fs.readFileSync(file, "utf8"), `preset ${match}`);
 }
 
-export function loadScheduleFile(file: string): ScheduleFile {
-  let text: string;
+function readScheduleText(file: string): string {
   try {
-    text = fs.readFileSync(file, "utf8");
+    return fs.readFileSync(file, "utf8");
   } catch (err) {
-    throw new UserError(`${file}: cannot read the schedule (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    throw readFileError(file, err);
   }
-  const s = parseSchedule(text, file);
+}
+
+export function loadScheduleFile(file: string): ScheduleFile {
+  const s = parseSchedule(readScheduleText(file), file);
   // an imatrix named in a schedule file is relative to that file
   if (s.imatrix !== undefined && !path.isAbsolute(s.imatrix)) s.imatrix = path.join(path.dirname(file), s.imatrix);
   return s;
@@ -106,12 +118,33 @@ function typeSourceFile(opts: ScheduleCliOptions): { file: ScheduleFile; source:
   return { file: { ftype }, source: "--ftype", name: ftype };
 }
 
+/** --layer-types: the literal, or the file holding it (a value not starting with "[" is a file). */
+function layerTypesFile(opts: ScheduleCliOptions, check: boolean): { file: ScheduleFile; source: string } {
+  const source = opts.layerTypesSource ?? "--layer-types";
+  const value = opts.layerTypes!;
+  const literal = value.trimStart().startsWith("[");
+  const text = literal ? value : readScheduleText(value);
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (err) {
+    throw new UserError(`${literal ? source : value}: not valid JSON (${(err as Error).message})`);
+  }
+  if (!Array.isArray(data)) throw new UserError(`${literal ? source : value}: not a LAYER_TYPES array ([[0,"Q4_K_M"],…])`);
+  // with a schedule, its mixtures may be named: checked once the two are joined
+  const file = check ? parseSchedule(text, literal ? source : value) : { layers: data as LayerEntry[] };
+  return { file, source: literal ? source : value };
+}
+
 /** The schedule the options describe, before it is fitted to a model; plus its display name. */
 export function scheduleFileFromOptions(opts: ScheduleCliOptions): { file: ScheduleFile; source: string; name: string } {
-  const typeOptions = [opts.preset !== undefined, opts.ftype !== undefined].filter(Boolean).length;
-  const given = typeOptions + (opts.schedule !== undefined ? 1 : 0);
-  if (given === 0) throw new UserError("one of --preset, --schedule or --ftype is required");
-  if (typeOptions > 1) throw new UserError("--preset, --schedule and --ftype exclude each other; give one");
+  if (opts.preset !== undefined && opts.ftype !== undefined) throw new UserError("--preset and --ftype exclude each other; give one");
+  if (opts.preset !== undefined && opts.layerTypes !== undefined) {
+    throw new UserError(`--preset and ${opts.layerTypesSource ?? "--layer-types"} exclude each other; give one`);
+  }
+  if (opts.preset === undefined && opts.ftype === undefined && opts.schedule === undefined && opts.layerTypes === undefined) {
+    throw new UserError("one of --preset, --schedule, --ftype or --layer-types is required");
+  }
   let file: ScheduleFile;
   let source: string;
   let name: string;
@@ -119,19 +152,47 @@ export function scheduleFileFromOptions(opts: ScheduleCliOptions): { file: Sched
     file = loadScheduleFile(opts.schedule);
     source = opts.schedule;
     name = file.name ?? path.basename(opts.schedule);
-    if (typeOptions > 0) {
-      // a schedule without types (only `surgery`, say) takes them from --ftype / --preset
-      if (hasTypes(file)) throw new UserError("--preset, --schedule and --ftype exclude each other; give one");
+    if (opts.preset !== undefined) {
+      // a schedule without types (only `surgery`, say) takes them from the preset
+      if (hasTypes(file)) throw new UserError("--preset and a schedule with types exclude each other; give one");
       const types = typeSourceFile(opts);
       const { name: _name, description: _description, $schema: _schema, ...rest } = file;
       file = { ...types.file, ...rest };
       name = `${types.name}+${name}`;
-    } else if (!hasTypes(file)) {
-      throw new UserError(`${opts.schedule}: ftype: required when the schedule has no layers (or give --ftype / --preset)`);
     }
+  } else if (opts.layerTypes !== undefined) {
+    ({ file, source } = layerTypesFile(opts, true));
+    name = source;
   } else {
     ({ file, source, name } = typeSourceFile(opts));
   }
+  if (opts.layerTypes !== undefined && opts.schedule !== undefined) {
+    // a schedule may bring the mixtures and options, the LAYER_TYPES literal the layers
+    const lt = layerTypesFile(opts, false);
+    if (file.layers !== undefined && file.layers.length > 0) {
+      throw new UserError(`${lt.source} and the layers of ${opts.schedule} exclude each other; give one`);
+    }
+    file = { ...file, layers: lt.file.layers };
+    name = `${name}+${lt.source}`;
+    source = lt.source;
+  }
+  if (opts.ftype !== undefined && (opts.schedule !== undefined || opts.layerTypes !== undefined)) {
+    if (file.layers === undefined || file.layers.length === 0) {
+      // a schedule without layers (only `surgery`, say): --ftype gives every layer's type
+      const types = typeSourceFile(opts);
+      const { name: _name, description: _description, $schema: _schema, ...rest } = file;
+      file = { ...rest, ...types.file };
+      name = `${types.name}+${name}`;
+    } else {
+      // with per-layer types, --ftype is the base type: token_embd, output, general.file_type
+      if (isCopyFileType(opts.ftype)) throw new UserError("--ftype COPY cannot be combined with per-layer types");
+      file = { ...file, ftype: parseFileType(opts.ftype, "--ftype") };
+    }
+  } else if (opts.schedule !== undefined && !hasTypes(file)) {
+    throw new UserError(`${opts.schedule}: ftype: required when the schedule has no layers (or give --ftype / --preset / --layer-types)`);
+  }
+  // the layers may name the schedule's mixtures: check them together
+  if (opts.layerTypes !== undefined && opts.schedule !== undefined) file = validateSchedule(file, source);
   // command-line options win over the schedule's
   file = { ...file };
   if (opts.imatrix !== undefined) file.imatrix = opts.imatrix;

@@ -12,6 +12,7 @@ import { mustFileType, type FileType, type FileTypeName } from "./ftypes.js";
 import { mixtureHParams, type MixtureHParams } from "./hparams.js";
 import { countsVisit, mixtureRule, readsFfnLayer, type RuleContext } from "./mixture-rules.js";
 import { compileStdRegex } from "./std-regex.js";
+import type { CustomMixture } from "./schedule.js";
 import {
   compareWeightNames,
   isAttnVLike,
@@ -39,8 +40,12 @@ export interface ResolvedSchedule {
   name: string;
   /** file type of the tensors outside the layers, and the one `general.file_type` records */
   ftype: FileTypeName;
-  /** one per layer (length = block_count) */
+  /** one per layer (length = block_count); a custom mixture's layer holds the mixture's base */
   layerFtypes: FileTypeName[];
+  /** the custom mixture of each layer (undefined: the plain file type); absent when none is used */
+  layerMixtures?: (CustomMixture | undefined)[];
+  /** `ftype` was not given: it is the file type most layers get (dominantFtype) */
+  ftypeFromLayers?: boolean;
   tokenEmbeddingType?: GGMLType;
   outputTensorType?: GGMLType;
   /** --leave-output-tensor */
@@ -202,7 +207,8 @@ export function planModel(input: PlannerModel, schedule: ResolvedSchedule, sourc
     const category = categories[i]!;
     const layer = layerOfName(t.name);
     const ftype = layer >= 0 && layer < layerFtypes.length ? layerFtypes[layer]! : baseFtype;
-    const choice = chooseType(t, category, ftype);
+    const mixture = layer >= 0 ? schedule.layerMixtures?.[layer] : undefined;
+    const choice = chooseType(t, category, ftype, mixture);
     const bytes = tensorBytes(choice.type, t.shape);
     tensors.push({
       name: t.name,
@@ -223,7 +229,7 @@ export function planModel(input: PlannerModel, schedule: ResolvedSchedule, sourc
     elements += t.shape.reduce((a, b) => a * b, 1);
   });
 
-  function chooseType(t: PlannerInputTensor, category: TensorCategory, ftype: FileType) {
+  function chooseType(t: PlannerInputTensor, category: TensorCategory, ftype: FileType, mixture: CustomMixture | undefined) {
     const keptReason = notQuantizedReason(t.name, t.shape, !schedule.leaveOutputTensor);
     if (keptReason !== undefined) return { type: t.type, reason: keptReason, quantizable: false };
     const rowLength = t.shape[0]!;
@@ -278,6 +284,12 @@ export function planModel(input: PlannerModel, schedule: ResolvedSchedule, sourc
       type = rule.type;
       reason = rule.rule;
       countVisit(counters, category, ftype.name);
+      // a custom mixture is its base's rules (counters included) with some kinds' types replaced
+      const kind = mixture?.overrides.find((o) => o.category === category);
+      if (kind) {
+        type = kind.type;
+        reason = `mixture ${mixture!.name}`;
+      }
     }
     const fb = shapeFallback(rowLength, type, t.name);
     if (fb.from !== undefined) {

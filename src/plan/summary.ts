@@ -1,7 +1,23 @@
 // What `hquant plan` prints: a per-layer grid of types, a per-type table and the totals. Pure.
 import { typeName } from "../gguf/ggml-types.js";
 import { describeSurgery, formatSurgeryTable } from "../surgery/index.js";
-import type { Plan, PlannedTensor } from "./planner.js";
+import type { Plan, PlannedTensor, ResolvedSchedule } from "./planner.js";
+import { describeMixture, type CustomMixture } from "./schedule.js";
+
+/** Each layer's type name: its custom mixture's, else its file type. */
+export function layerTypeNames(s: ResolvedSchedule): string[] {
+  return s.layerFtypes.map((f, l) => s.layerMixtures?.[l]?.name ?? f);
+}
+
+/** The custom mixtures the layers use, in order of first use. */
+export function usedMixtures(s: ResolvedSchedule): CustomMixture[] {
+  return [...new Set((s.layerMixtures ?? []).filter((m): m is CustomMixture => m !== undefined))];
+}
+
+/** How the file type of the tensors outside the layers (and general.file_type) was chosen. */
+export function fileTypeNote(s: ResolvedSchedule): string {
+  return s.ftypeFromLayers ? `file type ${s.ftype} (the most frequent layer type; --ftype sets it)` : `file type ${s.ftype}`;
+}
 
 export interface PlanSizes {
   /** output header bytes (metadata + tensor infos + padding) */
@@ -55,10 +71,11 @@ export function layerGrid(plan: Plan): string[] {
   const matrices = plan.tensors.filter((t) => t.layer >= 0 && t.shape.length >= 2 && t.shape.filter((d) => d > 1).length >= 2);
   const columns = [...new Set(matrices.map(columnOf))];
   const nLayer = plan.schedule.layerFtypes.length;
+  const names = layerTypeNames(plan.schedule);
   const cells: string[][] = [];
   for (let l = 0; l < nLayer; l++) {
     const byCol = new Map(matrices.filter((t) => t.layer === l).map((t) => [columnOf(t), typeName(t.dstType)]));
-    cells.push([plan.schedule.layerFtypes[l]!, ...columns.map((c) => byCol.get(c) ?? "-")]);
+    cells.push([names[l]!, ...columns.map((c) => byCol.get(c) ?? "-")]);
   }
   const rows: string[][] = [["layer", "ftype", ...columns]];
   for (let l = 0; l < nLayer; ) {
@@ -75,7 +92,7 @@ export function formatPlan(plan: Plan, sizes: PlanSizes, modelName: string): str
   const out: string[] = [];
   const from = plan.surgery ? ` (after surgery; the input has ${plan.surgery.inputLayers})` : "";
   out.push(`${modelName}: ${plan.hparams.arch}, ${s.layerFtypes.length} layers${from}, ${plan.tensors.length} tensors`);
-  const opts: string[] = [`file type ${s.ftype}`];
+  const opts: string[] = [fileTypeNote(s)];
   if (s.tokenEmbeddingType !== undefined) opts.push(`token embedding ${typeName(s.tokenEmbeddingType)}`);
   if (s.outputTensorType !== undefined) opts.push(`output ${typeName(s.outputTensorType)}`);
   if (s.tensorTypes.length > 0) opts.push(`overrides ${s.tensorTypes.map((o) => `${o.pattern}=${typeName(o.type)}`).join(" ")}`);
@@ -83,6 +100,7 @@ export function formatPlan(plan: Plan, sizes: PlanSizes, modelName: string): str
   if (s.leaveOutputTensor) opts.push("leave output tensor");
   if (s.imatrix !== undefined) opts.push(`imatrix ${s.imatrix}`);
   out.push(`schedule ${s.name}: ${opts.join(", ")}`);
+  for (const m of usedMixtures(s)) out.push(`mixture ${describeMixture(m)}`);
   if (plan.surgery) {
     out.push("");
     out.push(...formatSurgeryTable(describeSurgery(plan.surgery.recipes), plan.surgery.inputLayers));
@@ -119,7 +137,10 @@ export function planJson(plan: Plan, sizes: PlanSizes, modelName: string): objec
       name: s.name,
       ftype: s.ftype,
       fileTypeId: plan.fileType.id,
+      fileTypeFromLayers: s.ftypeFromLayers === true,
       layerFtypes: s.layerFtypes,
+      layerTypes: layerTypeNames(s),
+      mixtures: usedMixtures(s).map((m) => ({ name: m.name, base: m.base, kinds: Object.fromEntries(m.overrides.map((o) => [o.category, typeName(o.type)])) })),
       tokenEmbeddingType: s.tokenEmbeddingType === undefined ? null : typeName(s.tokenEmbeddingType),
       outputTensorType: s.outputTensorType === undefined ? null : typeName(s.outputTensorType),
       tensorTypes: s.tensorTypes.map((o) => ({ pattern: o.pattern, type: typeName(o.type) })),

@@ -198,8 +198,11 @@ export function writeTuneReport(dir: string, r: TuneResult, ctx: ReportContext =
   const rows = markPareto([...(ctx.standard ?? []), ...tuned, ...proxyRows]);
   const lines: string[] = [];
   lines.push(`# hquant tune`, "");
-  lines.push(`base ${path.basename(r.base.file)}; method ${r.method}; objective ${r.objective}; calibration ${r.text} (${r.chunks} chunks of ${r.ctx}); evaluation ${r.evalText}${ctx.chunks ? ` (${ctx.chunks} chunks, ${ctx.positions} scored tokens)` : ""}; imatrix ${r.imatrix ? path.basename(r.imatrix) : "none"}`, "");
-  lines.push(markdownTable(rows, ctx.base), "");
+  // --no-verify builds and evaluates nothing: no evaluation text, no table of measured files
+  const evaluated = r.budgets.some((b) => b.eval !== undefined);
+  const evaluation = evaluated ? `${r.evalText}${ctx.chunks ? ` (${ctx.chunks} chunks, ${ctx.positions} scored tokens)` : ""}` : "none (not verified: planned only)";
+  lines.push(`base ${path.basename(r.base.file)}; method ${r.method}; objective ${r.objective}; calibration ${r.text} (${r.chunks} chunks of ${r.ctx}); evaluation ${evaluation}; imatrix ${r.imatrix ? path.basename(r.imatrix) : "none"}`, "");
+  if (rows.length > 0) lines.push(markdownTable(rows, ctx.base), "");
   lines.push("| budget | limit | chosen model | file bytes | bpw | predicted KLD | calibration KLD | evaluation KLD | evaluation KLD p99 | same top % | candidates (calibration KLD) | decisions within noise |", "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|");
   for (const b of r.budgets) {
     const noise = b.noise ? `${b.noise.withinNoise} / ${b.noise.decisive}` : "—";
@@ -226,7 +229,9 @@ export function writeTuneReport(dir: string, r: TuneResult, ctx: ReportContext =
     if (iq4 && q4km.length) lines.push(`- goal at IQ4_XS's size: KLD ${f(iq4.kld)} vs Q4_K_M ${q4km.map((s) => `${s.label} ${f(s.kld)}`).join(", ")}`);
     lines.push("");
   }
-  lines.push(`Proxy (kind-scaled) vs measured ΔKLD over the ${r.measurements.filter((m) => r.groups.includes(m.group)).length} measured groups: Spearman ρ = ${r.proxySpearman.toFixed(3)}`, "");
+  const measuredGroups = r.measurements.filter((m) => r.groups.includes(m.group)).length;
+  if (Number.isFinite(r.proxySpearman)) lines.push(`Proxy (kind-scaled) vs measured ΔKLD over the ${measuredGroups} measured groups: Spearman ρ = ${r.proxySpearman.toFixed(3)}`, "");
+  else lines.push(`Proxy vs measured ΔKLD: not compared (${measuredGroups} measured group${measuredGroups === 1 ? "" : "s"}; method ${r.method})`, "");
   const t = (x: TuneResult, name: string) => `${name}: total ${x.seconds.total.toFixed(0)} s (proxy errors ${x.seconds.proxy.toFixed(0)} s, measurements ${x.seconds.measure.toFixed(0)} s for ${x.measuredNow} made now of ${x.measurements.length}, allocation ${x.seconds.allocate.toFixed(1)} s, verification ${x.seconds.verify.toFixed(0)} s, evaluation ${x.seconds.evaluate.toFixed(0)} s)`;
   lines.push(`Timings — ${t(r, `${r.method} mode, ${r.budgets.length} budget(s)`)}${ctx.proxy ? `; ${t(ctx.proxy, "proxy mode, 1 budget")}` : ""}`, "");
   const md = lines.join("\n") + "\n";

@@ -8,7 +8,7 @@ import path from "node:path";
 import { Option, type Command } from "commander";
 import { UserError } from "../../errors.js";
 import { bench, build } from "../../index.js";
-import { checkOutputFolder, jsonTarget, parseThreads, positiveInt, readText, writeJson } from "../args.js";
+import { checkOutputFolder, DEFAULT_CTX, jsonTarget, parseThreads, positiveInt, readText, textOption, writeJson } from "../args.js";
 import { defaultCacheDir, writeReportFiles, type BenchTarget } from "../../eval/run.js";
 import { markdownTable, reportJson, type QualityMetric } from "../../eval/report.js";
 import { loadPreset, loadScheduleFile } from "../../plan/options.js";
@@ -100,8 +100,8 @@ export function registerBench(program: Command): void {
     .command("bench")
     .description("perplexity and KL-divergence vs size, measured with llama.cpp (as llama-perplexity)")
     .argument("<base>", "the unquantized base model (F32/F16/BF16 GGUF)")
-    .requiredOption("--text <file>", "evaluation text (UTF-8)")
-    .option("-c, --ctx <n>", "context length per chunk (llama-perplexity -c)", "512")
+    .addOption(textOption("evaluation text (UTF-8)"))
+    .option("-c, --ctx <n>", "context length per chunk (llama-perplexity -c)", DEFAULT_CTX)
     .option("--chunks <n>", "evaluate at most N chunks")
     .option("-t, --threads <n>", "llama.cpp and build threads (fixed for repeatable results)")
     .option("--files <files...>", "ready GGUF files to evaluate")

@@ -5,11 +5,12 @@ import type { BuildResult } from "../../build/index.js";
 import { typeName } from "../../gguf/ggml-types.js";
 import { build } from "../../index.js";
 import type { Plan } from "../../plan/planner.js";
-import { bitsPerWeight, typeTable } from "../../plan/summary.js";
+import { bitsPerWeight, fileTypeNote, typeTable, usedMixtures } from "../../plan/summary.js";
+import { describeMixture } from "../../plan/schedule.js";
 import { describeSurgery, formatSurgeryTable } from "../../surgery/index.js";
 import { defaultThreads, sharedQuantizePool } from "../../pool/index.js";
 import { jsonTarget, writeJson } from "../args.js";
-import { addBuildOptions, applyPositionals, buildOptionsFromCli, type BuildCliOptions } from "../build-options.js";
+import { addBuildOptions, applyPositionals, applyRecipeOptions, buildOptionsFromCli, type BuildCliOptions } from "../build-options.js";
 import { progressBar } from "../progress.js";
 import { commandSignal } from "../signals.js";
 import { verifyOutput } from "../../release/verify.js";
@@ -17,18 +18,23 @@ import fs from "node:fs";
 
 export { parseSplitSize } from "../build-options.js";
 
-const mb = (n: number) => `${(n / 1e6).toFixed(1)} MB`;
+// MiB, as plan and inspect print sizes
+const mib = (n: number) => `${(n / 1048576).toFixed(1)} MiB`;
 
-function planSummary(plan: Plan, input: string, output: string, threads: number, imatrix: BuildResult["imatrix"]): string {
+function planSummary(plan: Plan, input: string, output: string, threads: number, imatrix: BuildResult["imatrix"], imatrixFromSchedule: boolean): string {
   const s = plan.schedule;
   const lines = [`hquant build: ${input} → ${output}`];
-  lines.push(`schedule ${s.name} (file type ${plan.fileType.name}), ${plan.hparams.arch}, ${s.layerFtypes.length} layers, ${plan.tensors.length} tensors, ${threads} thread(s)`);
-  if (imatrix) lines.push(`imatrix ${imatrix.file}: ${imatrix.entries} entries, ${imatrix.used} used, ${imatrix.unused} unused`);
+  lines.push(`schedule ${s.name} (${fileTypeNote(s)}), ${plan.hparams.arch}, ${s.layerFtypes.length} layers, ${plan.tensors.length} tensors, ${threads} thread(s)`);
+  for (const m of usedMixtures(s)) lines.push(`mixture ${describeMixture(m)}`);
+  if (imatrix) {
+    const from = imatrixFromSchedule ? " (named by the schedule's \"imatrix\")" : "";
+    lines.push(`imatrix ${imatrix.file}${from}: ${imatrix.entries} entries, ${imatrix.used} used, ${imatrix.unused} unused`);
+  }
   // surgery changes the layer stack: show which source layers each final layer comes from
   if (plan.surgery) lines.push(...formatSurgeryTable(describeSurgery(plan.surgery.recipes), plan.surgery.inputLayers));
-  const rows = typeTable(plan).map((r) => `  ${r.type.padEnd(7)} ${String(r.tensors).padStart(5)} tensors  ${mb(r.bytes).padStart(10)}`);
+  const rows = typeTable(plan).map((r) => `  ${r.type.padEnd(7)} ${String(r.tensors).padStart(5)} tensors  ${mib(r.bytes).padStart(11)}`);
   lines.push(...rows);
-  lines.push(`output tensor data ${mb(plan.tensorBytes)}, ${bitsPerWeight(plan).toFixed(2)} bits per weight`);
+  lines.push(`output tensor data ${mib(plan.tensorBytes)}, ${bitsPerWeight(plan).toFixed(2)} bits per weight`);
   return lines.join("\n");
 }
 
@@ -65,6 +71,8 @@ export function registerBuild(program: Command): void {
   cmd.option("--verify", "load the output in llama.cpp, check it against the plan and decode a prompt; a file that fails is removed (exit 1)");
   addBuildOptions(cmd).action(async (input: string, output: string, type: string | undefined, nthreads: string | undefined, opts: BuildCliOptions & { verify?: boolean }) => {
     applyPositionals(opts, type, nthreads);
+    const recipeWarnings = applyRecipeOptions(opts);
+    if (!opts.quiet) for (const w of recipeWarnings) process.stderr.write(`hquant: warning: ${w}\n`);
     const options = buildOptionsFromCli(opts);
     const json = jsonTarget(opts.json);
     const threads = options.threads ?? defaultThreads();
@@ -86,7 +94,7 @@ export function registerBuild(program: Command): void {
         schedule: opts,
         signal: commandSignal(),
         onPlan: (plan, imatrix) => {
-          if (talk) stderr.write(planSummary(plan, input, output, threads, imatrix) + "\n");
+          if (talk) stderr.write(planSummary(plan, input, output, threads, imatrix, opts.imatrix === undefined) + "\n");
         },
         onWarning: (m) => {
           if (!opts.quiet) bar.log(`hquant: warning: ${m}`);
@@ -109,8 +117,8 @@ export function registerBuild(program: Command): void {
     if (json !== undefined) writeJson(json, JSON.stringify(resultJson(result), null, 2));
     if (talk) {
       stderr.write(
-        `wrote ${result.outputs.length > 1 ? `${result.outputs.length} shards ${result.outputs[0]} …` : output}: ${result.fileSize} bytes (${mb(result.fileSize)}), ${bitsPerWeight(result.plan).toFixed(2)} bpw, ` +
-          `in ${result.seconds.toFixed(2)} s (${(result.inputBytes / 1e6 / result.seconds).toFixed(1)} MB/s of input)\n`,
+        `wrote ${result.outputs.length > 1 ? `${result.outputs.length} shards ${result.outputs[0]} …` : output}: ${result.fileSize} bytes (${mib(result.fileSize)}), ${bitsPerWeight(result.plan).toFixed(2)} bpw, ` +
+          `in ${result.seconds.toFixed(2)} s (${(result.inputBytes / 1048576 / result.seconds).toFixed(1)} MiB/s of input)\n`,
       );
     }
   });

@@ -3,7 +3,7 @@
 import os from "node:os";
 import type { Command } from "commander";
 import { UserError } from "../../errors.js";
-import { positiveInt, readText } from "../args.js";
+import { DEFAULT_CTX, parseThreads, positiveInt, readText, textOption } from "../args.js";
 import { loadRawImatrix } from "../../imatrix/index.js";
 import { makeImatrix, type ImatrixFormat } from "../../imatrix/run.js";
 import { statisticsTable, tensorStatistics } from "../../imatrix/stats.js";
@@ -32,10 +32,10 @@ export function registerImatrix(program: Command): void {
     .command("imatrix")
     .description("importance matrix of a calibration text, computed with llama.cpp (as llama-imatrix)")
     .argument("[model]", "the model to run (F32/F16/BF16 or quantized GGUF)")
-    .option("--text <file>", "calibration text (UTF-8)")
+    .addOption(textOption("calibration text (UTF-8)", false))
     .option("-o, --output <file>", "output imatrix", "imatrix.gguf")
     .option("--output-format <fmt>", "gguf or dat (the legacy format)")
-    .option("-c, --ctx <n>", "tokens per chunk", "512")
+    .option("-c, --ctx <n>", "tokens per chunk", DEFAULT_CTX)
     .option("--chunks <n>", "use at most N chunks")
     .option("--process-output", "also collect output.weight")
     .option("--in-file <file>", "start from this imatrix (repeatable: they are summed)", collect, [])
@@ -54,7 +54,7 @@ export function registerImatrix(program: Command): void {
       if (format !== undefined && format !== "gguf" && format !== "dat") throw new UserError(`--output-format must be gguf or dat (got ${JSON.stringify(format)})`);
       const ctx = positiveInt(opts.ctx, "--ctx")!;
       const chunks = positiveInt(opts.chunks, "--chunks");
-      const threads = positiveInt(opts.threads, "--threads") ?? os.availableParallelism();
+      const threads = parseThreads(opts.threads) ?? os.availableParallelism();
       const saveFrequency = positiveInt(opts.saveFrequency, "--save-frequency");
       if (opts.text !== undefined && model === undefined) throw new UserError("--text needs a model: hquant imatrix MODEL --text FILE");
       const text = opts.text !== undefined ? { content: readText(opts.text), name: opts.text } : undefined;

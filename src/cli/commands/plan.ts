@@ -5,7 +5,7 @@ import type { Command } from "commander";
 import { UserError } from "../../errors.js";
 import { plan } from "../../index.js";
 import { jsonTarget, writeJson } from "../args.js";
-import { addBuildOptions, applyPositionals, buildOptionsFromCli, isTypeWord, type BuildCliOptions } from "../build-options.js";
+import { addBuildOptions, applyPositionals, applyRecipeOptions, buildOptionsFromCli, isTypeWord, type BuildCliOptions } from "../build-options.js";
 import { commandSignal } from "../signals.js";
 import { outputFileSize, outputHeaderSize } from "../../gguf/writer.js";
 import type { GGUFModel } from "../../gguf/model.js";
@@ -65,6 +65,8 @@ export function registerPlan(program: Command): void {
   addBuildOptions(cmd).action(async (modelPath: string, rest: string[], opts: BuildCliOptions) => {
     const { output, type, threads } = planPositionals(rest);
     applyPositionals(opts, type, threads);
+    const recipeWarnings = applyRecipeOptions(opts);
+    if (!opts.quiet) for (const w of recipeWarnings) process.stderr.write(`hquant: warning: ${w}\n`);
     const options = buildOptionsFromCli(opts);
     const json = jsonTarget(opts.json);
     const planned = await plan({

@@ -7,7 +7,7 @@ import os from "node:os";
 import path from "node:path";
 import type { Command } from "commander";
 import { UserError } from "../../errors.js";
-import { jsonTarget, positiveInt, readText } from "../args.js";
+import { jsonTarget, parseThreads, positiveInt, readText } from "../args.js";
 import { commandSignal } from "../signals.js";
 import { defaultCacheDir, writeFileAtomic } from "../../eval/run.js";
 import { parseFileType, validateSchedule } from "../../plan/schedule.js";
@@ -101,7 +101,7 @@ export async function runSearchCommand(base: string, opts: ScanSearchCliOptions)
   const ctx = positiveInt(opts.ctx, "--ctx")!;
   const chunks = positiveInt(opts.chunks, "--chunks");
   const top = positiveInt(opts.top, "--top");
-  const threads = positiveInt(opts.threads, "--threads") ?? Math.max(1, os.availableParallelism());
+  const threads = parseThreads(opts.threads) ?? Math.max(1, os.availableParallelism());
   // checked before any work: --json FILE must be writable
   const jsonFile = jsonTarget(opts.json);
   const ftype = opts.ftype !== undefined ? parseFileType(opts.ftype, "--ftype") : undefined;

@@ -6,7 +6,7 @@ import os from "node:os";
 import path from "node:path";
 import { Option, type Command } from "commander";
 import { UserError } from "../../errors.js";
-import { checkOutputFolder, jsonTarget, parseThreads, positiveInt, readText, writeJson } from "../args.js";
+import { checkOutputFolder, DEFAULT_CTX, jsonTarget, parseThreads, positiveInt, readText, textOption, writeJson } from "../args.js";
 import { defaultCacheDir, writeFileAtomic } from "../../eval/run.js";
 import { resolveOutputTarget } from "../../gguf/output-path.js";
 import { scan } from "../../index.js";
@@ -24,9 +24,9 @@ export function registerScan(program: Command): void {
     .command("scan")
     .description("layer-importance scan: PPL / KL-divergence after deleting (or duplicating) each layer")
     .argument("<base>", "the unquantized base model (F32/F16/BF16 GGUF)")
-    .requiredOption("--text <file>", "evaluation text (UTF-8)")
+    .addOption(textOption("evaluation text (UTF-8)"))
     .option("--op <op>", `the single edit: ${SEARCH_OPS.join(", ")} or all`)
-    .option("-c, --ctx <n>", "context length per chunk (llama-perplexity -c)", "256")
+    .option("-c, --ctx <n>", "context length per chunk (llama-perplexity -c)", DEFAULT_CTX)
     .option("--chunks <n>", "evaluate at most N chunks")
     .option("--top <k>", "keep the K least harmful edits")
     .option("--ftype <name>", "build the edits in this file type (default F16)")

@@ -6,7 +6,7 @@ import os from "node:os";
 import path from "node:path";
 import type { Command } from "commander";
 import { UserError } from "../../errors.js";
-import { positiveInt, readText } from "../args.js";
+import { DEFAULT_CTX, parseThreads, positiveInt, readText, textOption } from "../args.js";
 import { defaultCacheDir } from "../../eval/run.js";
 import { parseTypeList } from "../../tune/candidates.js";
 import { OBJECTIVES, type Objective } from "../../tune/sensitivity.js";
@@ -48,7 +48,7 @@ export function registerTune(program: Command): void {
     .argument("<base>", "the unquantized base model (F32/F16/BF16 GGUF)")
     .option("--budget <b>", "bits per weight (4.5, 4.5bpw), a size (8.2MiB, 4.1GB, bytes) or a file type name (IQ4_XS)")
     .option("--budgets <list>", "several budgets from one set of measurements (3.7,4.5,IQ4_XS)")
-    .requiredOption("--text <file>", "calibration text (sensitivity is measured on it)")
+    .addOption(textOption("calibration text (sensitivity is measured on it)"))
     .option("--eval-text <file>", "held-out text the tuned files are evaluated on")
     .option("--imatrix <file>", "importance matrix (.dat or .gguf)")
     .option("--types <list>", "candidate types (default: every type hquant quantizes)")
@@ -56,7 +56,7 @@ export function registerTune(program: Command): void {
     .option("--objective <o>", "what is minimised: mean (KLD), p99 (KLD's 99th percentile) or top (changed top tokens)", "mean")
     .option("--measure-types <list>", "types each group is measured at (default q3_K)")
     .option("--out <dir>", "schedules, report and charts go here", "hquant-tune")
-    .option("-c, --ctx <n>", "context length per chunk", "256")
+    .option("-c, --ctx <n>", "context length per chunk (llama-perplexity -c)", DEFAULT_CTX)
     .option("--chunks <n>", "calibration chunks measured (default 12; proxy 4)")
     .option("--eval-chunks <n>", "evaluation chunks (default: the whole text)")
     .option("-t, --threads <n>", "llama.cpp and build threads")
@@ -78,7 +78,7 @@ export function registerTune(program: Command): void {
       const evalChunks = positiveInt(opts.evalChunks, "--eval-chunks");
       const maxEvals = positiveInt(opts.maxEvals, "--max-evals");
       const proxyRows = positiveInt(opts.proxyRows, "--proxy-rows");
-      const threads = positiveInt(opts.threads, "--threads") ?? Math.max(1, os.availableParallelism());
+      const threads = parseThreads(opts.threads) ?? Math.max(1, os.availableParallelism());
       if (!fs.existsSync(base)) throw new UserError(`${base}: no such file`);
       const text = readText(opts.text);
       const evalText = opts.evalText !== undefined ? readText(opts.evalText) : undefined;
