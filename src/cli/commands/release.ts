@@ -7,7 +7,7 @@ import path from "node:path";
 import type { Command } from "commander";
 import { release, type ReleaseEvent } from "../../release/index.js";
 import { defaultCacheDir } from "../../eval/run.js";
-import { checkOutputFolder, parseThreads, positiveInt, readText } from "../args.js";
+import { checkOutputFolder, DEFAULT_CTX, parseThreads, positiveInt, readText } from "../args.js";
 import { parseSplitSize } from "../build-options.js";
 import { formatDuration, renderProgress } from "../progress.js";
 import { commandSignal } from "../signals.js";
@@ -152,7 +152,7 @@ export function registerRelease(program: Command): void {
     .option("--calib-chunks <n>", "calibration chunks for the imatrix and tune")
     .option("--eval-text <file>", "evaluation text: every file against the base (PPL, KLD) for the card")
     .option("--chunks <n>", "evaluation chunks (default: the whole text)")
-    .option("-c, --ctx <n>", "context length per chunk (evaluation and imatrix)", "512")
+    .option("-c, --ctx <n>", "context length per chunk (evaluation and imatrix)", DEFAULT_CTX)
     .option("--name <name>", "<Name> in the file names (default: the base file's name without -f16)")
     .option("-t, --threads <n>", "threads for quantizing and llama.cpp")
     .option("--split-max-size <size>", "split outputs larger than this (default 48G, below the Hub's 50 GB per file)")
