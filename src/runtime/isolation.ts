@@ -101,13 +101,18 @@ class IsolationChild {
 
   private idle(): void {
     if (this.pending.size > 0) return;
+    // nothing in flight: the child, its channel and its pipes do not keep this process alive
     this.process.unref();
     (this.process.channel as unknown as { unref?: () => void } | undefined)?.unref?.();
+    (this.process.stdout as unknown as { unref?: () => void } | null)?.unref?.();
+    (this.process.stderr as unknown as { unref?: () => void } | null)?.unref?.();
   }
 
   private busy(): void {
     this.process.ref();
     (this.process.channel as unknown as { ref?: () => void } | undefined)?.ref?.();
+    (this.process.stdout as unknown as { ref?: () => void } | null)?.ref?.();
+    (this.process.stderr as unknown as { ref?: () => void } | null)?.ref?.();
   }
 
   call(call: IsolatedCall, ctx: IsolationContext): Promise<unknown> {
