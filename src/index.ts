@@ -26,6 +26,10 @@ export { FILE_TYPE_NAMES, FILE_TYPE_ALIASES } from "./plan/ftypes.js";
 export type { BuildProgress, BuildResult, ImatrixUse } from "./build/index.js";
 export type { BenchReport, BenchRow, QualityMetric } from "./eval/report.js";
 export type { BenchTarget } from "./eval/run.js";
+// evaluation, each call in the evaluation process (a llama.cpp abort is a one-line UserError)
+export { evaluateBase, evaluateAgainstBase, scoreTaskFile, scorePromptSuite } from "./eval/isolated.js";
+export { runTaskBench, type TaskBenchOptions, type TaskRow } from "./eval/tasks/run.js";
+export { loadTasks, parsePromptSuite, serializeMultipleChoice, TASK_KINDS, type TaskKind, type TaskScore, type PromptCase } from "./eval/tasks/index.js";
 export type { InspectReport } from "./gguf/inspect.js";
 export type { Plan, PlannedTensor, ResolvedSchedule } from "./plan/planner.js";
 export type { PlanSizes } from "./plan/summary.js";

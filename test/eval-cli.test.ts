@@ -11,7 +11,7 @@ const TEXT = "test/fixtures/eval-test.txt";
 
 describe("hquant bench arguments", () => {
   it("rejects bad input with a one-line message", async () => {
-    expect(await run([BASE])).toBe("commander: commander.missingMandatoryOptionValue");
+    expect(await run([BASE])).toBe("bench needs --text FILE (PPL and KLD), --task KIND FILE or --prompts FILE");
     expect(await run([BASE, "--text", TEXT])).toBe("nothing to evaluate: give --files, --presets or --schedule");
     expect(await run([BASE, "--text", TEXT, "--ctx", "0", "--files", BASE])).toBe('--ctx must be a positive integer (got "0")');
     expect(await run([BASE, "--text", TEXT, "--chunks", "2.5", "--files", BASE])).toBe('--chunks must be a positive integer (got "2.5")');

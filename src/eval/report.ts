@@ -1,6 +1,13 @@
 // The bench report: one row per evaluated file, sorted by size, Pareto-optimal rows marked (a row
 // is dominated when another is no larger and no worse, and strictly better in one of the two).
-export interface BenchRow {
+import { taskCells, taskColumns, type PromptSummary, type TaskSummary } from "./tasks/format.js";
+
+/** Task accuracy and prompt-suite columns (bench --task / --prompts). */
+export interface TaskFields {
+  task?: TaskSummary;
+  prompts?: PromptSummary;
+}
+export interface BenchRow extends TaskFields {
   /** short name shown in tables and charts */
   label: string;
   file: string;
@@ -49,7 +56,7 @@ function mib(bytes: number): string {
   return (bytes / (1024 * 1024)).toFixed(2);
 }
 
-export interface BaseLine {
+export interface BaseLine extends TaskFields {
   file: string;
   bytes: number;
   bpw: number;
@@ -59,15 +66,20 @@ export interface BaseLine {
 
 /** Markdown table of the rows (already sorted); the base model first as the reference. */
 export function markdownTable(rows: readonly BenchRow[], base?: BaseLine, metric: QualityMetric = "kld"): string {
-  const head = "| | file | type | imatrix | size MiB | bpw | PPL | KLD | KLD p99 | same top % |";
-  const sep = "|---|---|---|---|---:|---:|---:|---:|---:|---:|";
+  const all: TaskFields[] = [...(base ? [base] : []), ...rows];
+  const task = all.find((r) => r.task)?.task?.task;
+  const prompts = all.some((r) => r.prompts);
+  const extra = taskColumns(task, prompts);
+  const cells = (r: TaskFields) => taskCells(r, task !== undefined, prompts).map((c) => ` ${c} |`).join("");
+  const head = "| | file | type | imatrix | size MiB | bpw | PPL | KLD | KLD p99 | same top % |" + extra.map((c) => ` ${c} |`).join("");
+  const sep = "|---|---|---|---|---:|---:|---:|---:|---:|---:|" + extra.map(() => "---:|").join("");
   const lines = [head, sep];
-  if (base) lines.push(`| base | ${base.file} | | | ${mib(base.bytes)} | ${fmt(base.bpw, 2)} | ${fmt(base.ppl, 4)} ± ${fmt(base.pplErr, 4)} | 0 | 0 | 100 |`);
+  if (base) lines.push(`| base | ${base.file} | | | ${mib(base.bytes)} | ${fmt(base.bpw, 2)} | ${fmt(base.ppl, 4)} ± ${fmt(base.pplErr, 4)} | 0 | 0 | 100 |${cells(base)}`);
   for (const r of rows) {
     // a preset named after its file type (Q4_K_M) says it once
     const type = r.preset && r.preset.toUpperCase() !== r.ftype.toUpperCase() ? `${r.preset} (${r.ftype})` : r.ftype;
     lines.push(
-      `| ${r.pareto ? "★" : ""} | ${r.label} | ${type} | ${r.imatrix ? "yes" : "no"} | ${mib(r.bytes)} | ${fmt(r.bpw, 2)} | ${fmt(r.ppl, 4)} | ${fmtSmall(r.kld)} | ${fmtSmall(r.kld99)} | ${fmt(r.topTokenPct, 2)} |`,
+      `| ${r.pareto ? "★" : ""} | ${r.label} | ${type} | ${r.imatrix ? "yes" : "no"} | ${mib(r.bytes)} | ${fmt(r.bpw, 2)} | ${fmt(r.ppl, 4)} | ${fmtSmall(r.kld)} | ${fmtSmall(r.kld99)} | ${fmt(r.topTokenPct, 2)} |${cells(r)}`,
     );
   }
   const by = metric === "kld" ? "closer to the base model (lower KLD)" : "lower in perplexity";

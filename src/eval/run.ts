@@ -7,7 +7,7 @@ import { UserError } from "../errors.js";
 import { resolveOutputTarget } from "../gguf/output-path.js";
 import { tempPathFor } from "../gguf/writer.js";
 import { renderChart } from "./chart.js";
-import { evaluateAgainstBase, evaluateBase, type EvalOptions } from "./evaluate.js";
+import { evaluateAgainstBase, evaluateBase, type EvalOptions } from "./isolated.js";
 import { readFileInfo } from "./file-info.js";
 import { markdownTable, markPareto, reportJson, type BenchReport, type BenchRow, type QualityMetric } from "./report.js";
 

@@ -59,6 +59,8 @@ export interface ContextOptions {
   threads: number;
   /** a registered ggml_backend_sched_eval_callback (graph.ts), called for every graph node */
   evalCallback?: bigint;
+  /** one KV cache shared by all sequences (llama-perplexity sets it for its task modes) */
+  kvUnified?: boolean;
 }
 
 /**
@@ -75,7 +77,7 @@ export function contextParams(api: LlamaApi, opts: ContextOptions): Blob {
   buf.writeInt32LE(opts.threads, CONTEXT.n_threads_batch);
   buf.writeInt32LE(LLAMA_FLASH_ATTN_TYPE_AUTO, CONTEXT.flash_attn_type);
   buf.writeUInt8(0, CONTEXT.swa_full);
-  buf.writeUInt8(0, CONTEXT.kv_unified);
+  buf.writeUInt8(opts.kvUnified ? 1 : 0, CONTEXT.kv_unified);
   // the graph callback (hquant imatrix); no user data: the JS closure carries its state
   if (opts.evalCallback !== undefined) buf.writeBigUInt64LE(opts.evalCallback, CONTEXT.cb_eval);
   return toBlob(buf);

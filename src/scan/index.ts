@@ -6,7 +6,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { buildModel } from "../build/index.js";
-import { evaluateAgainstBase, evaluateBase, type EvalOptions } from "../eval/evaluate.js";
+import { evaluateAgainstBase, evaluateBase, type EvalOptions } from "../eval/isolated.js";
 import { openModel } from "../gguf/reader.js";
 import { mixtureHParams } from "../plan/hparams.js";
 import { resolveSchedule } from "../plan/schedule.js";

@@ -13,7 +13,7 @@ import { prepareBuild } from "../build/index.js";
 import { outputFileSize } from "../gguf/writer.js";
 import { OUTPUT_ALIGNMENT } from "../plan/planner.js";
 import { ShardCache } from "../tune/shards.js";
-import { evaluateAgainstBase, evaluateBase, type BaseEvaluation, type EvalOptions } from "../eval/evaluate.js";
+import { evaluateAgainstBase, evaluateBase, type BaseEvaluation, type EvalOptions } from "../eval/isolated.js";
 import { openModel } from "../gguf/reader.js";
 import { mixtureHParams } from "../plan/hparams.js";
 import { resolveSchedule } from "../plan/schedule.js";

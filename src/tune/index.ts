@@ -10,7 +10,7 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { evaluateAgainstBase, evaluateBase, type BaseEvaluation, type EvalOptions } from "../eval/evaluate.js";
+import { evaluateAgainstBase, evaluateBase, type BaseEvaluation, type EvalOptions } from "../eval/isolated.js";
 import { sha256File, sha256Text } from "../eval/base-cache.js";
 import type { KldSummary } from "../eval/kld-math.js";
 import { UserError } from "../errors.js";

@@ -7,7 +7,7 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { evaluateAgainstBase, type BaseEvaluation, type EvalOptions } from "../eval/evaluate.js";
+import { evaluateAgainstBase, type BaseEvaluation, type EvalOptions } from "../eval/isolated.js";
 import { GGMLType, typeName } from "../gguf/ggml-types.js";
 import { shapeFallback } from "../plan/tensors.js";
 import { uniformSchedule } from "../plan/schedule.js";

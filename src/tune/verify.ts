@@ -5,7 +5,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { buildModel } from "../build/index.js";
-import { evaluateAgainstBase, type BaseEvaluation, type EvalOptions } from "../eval/evaluate.js";
+import { evaluateAgainstBase, type BaseEvaluation, type EvalOptions } from "../eval/isolated.js";
 import type { KldSummary } from "../eval/kld-math.js";
 import { scheduleFromOptions } from "../plan/options.js";
 import type { QuantizePool } from "../pool/index.js";

@@ -16,9 +16,30 @@ import { resolveOutputTarget } from "../../gguf/output-path.js";
 import { progressBar, type ProgressBar } from "../progress.js";
 import { commandSignal } from "../signals.js";
 import { sharedQuantizePool } from "../../pool/index.js";
+import { loadTasks, parsePromptSuite, TASK_KINDS, type TaskKind } from "../../eval/tasks/index.js";
+import { runTaskBench, taskTable, type TaskBenchOptions, type TaskRow } from "../../eval/tasks/run.js";
+
+/** --task KIND FILE and --prompts FILE, checked (the files read and parsed) before any evaluation. */
+function taskOptions(opts: BenchCliOptions, ctx: number): Pick<TaskBenchOptions, "task" | "prompts"> {
+  const out: Pick<TaskBenchOptions, "task" | "prompts"> = {};
+  if (opts.task) {
+    const [kind, file, ...rest] = opts.task;
+    if (!TASK_KINDS.includes(kind as TaskKind) || file === undefined || rest.length > 0) {
+      throw new UserError(`--task takes a kind (${TASK_KINDS.join(", ")}) and a task file, e.g. --task hellaswag hellaswag_val_full.txt (got ${JSON.stringify(opts.task.join(" "))})`);
+    }
+    const tasks = positiveInt(opts.tasks, "--tasks");
+    loadTasks(kind as TaskKind, file, tasks);
+    out.task = { kind: kind as TaskKind, file, tasks, ctx };
+  } else if (opts.tasks !== undefined) throw new UserError("--tasks needs --task");
+  if (opts.prompts) out.prompts = { file: opts.prompts, cases: parsePromptSuite(readText(opts.prompts), opts.prompts) };
+  return out;
+}
 
 interface BenchCliOptions {
-  text: string;
+  text?: string;
+  task?: string[];
+  tasks?: string;
+  prompts?: string;
   ctx: string;
   chunks?: string;
   threads?: string;
@@ -99,8 +120,11 @@ export function registerBench(program: Command): void {
   program
     .command("bench")
     .description("perplexity and KL-divergence vs size, measured with llama.cpp (as llama-perplexity)")
-    .argument("<base>", "the unquantized base model (F32/F16/BF16 GGUF)")
-    .addOption(textOption("evaluation text (UTF-8)"))
+    .argument("[base]", "the unquantized base model (F32/F16/BF16 GGUF); optional with --task / --prompts and no --text")
+    .addOption(textOption("evaluation text (UTF-8) for PPL and KLD", false))
+    .option("--task <kind-and-file...>", "task accuracy as llama-perplexity scores it: hellaswag|winogrande|multiple-choice FILE")
+    .option("--tasks <n>", "score N tasks (llama-perplexity's --hellaswag-tasks, default 400; winogrande and multiple-choice: all)")
+    .option("--prompts <file>", "a JSON prompt suite, greedy-decoded: pass/fail per file")
     .option("-c, --ctx <n>", "context length per chunk (llama-perplexity -c)", DEFAULT_CTX)
     .option("--chunks <n>", "evaluate at most N chunks")
     .option("-t, --threads <n>", "llama.cpp and build threads (fixed for repeatable results)")
@@ -114,8 +138,15 @@ export function registerBench(program: Command): void {
     .option("--cache-dir <dir>", "where the base model's distributions are cached")
     .option("--quiet", "print nothing but the result and errors")
     .addOption(new Option("--no-progress", "the same as --quiet (older name)").hideHelp())
-    .action(async (base: string, opts: BenchCliOptions) => {
+    .action(async (base: string | undefined, opts: BenchCliOptions) => {
       const ctx = positiveInt(opts.ctx, "--ctx")!;
+      const taskOpts = taskOptions(opts, ctx);
+      const scoresTasks = taskOpts.task !== undefined || taskOpts.prompts !== undefined;
+      if (opts.text === undefined) {
+        if (!scoresTasks) throw new UserError("bench needs --text FILE (PPL and KLD), --task KIND FILE or --prompts FILE");
+        return benchTasksOnly(base, opts, taskOpts);
+      }
+      if (base === undefined) throw new UserError("--text needs the base model (the first argument)");
       const chunks = positiveInt(opts.chunks, "--chunks");
       const threads = parseThreads(opts.threads) ?? Math.max(1, os.availableParallelism());
       if (opts.metric !== "kld" && opts.metric !== "ppl") throw new UserError(`--metric must be kld or ppl (got ${JSON.stringify(opts.metric)})`);
@@ -155,8 +186,34 @@ export function registerBench(program: Command): void {
         },
         onProgress: (_file, done, total) => bar?.update(done, total, "chunks"),
       }).finally(() => bar?.done());
+      if (scoresTasks) {
+        // the same models scored on the task file / prompt suite: the table and JSON gain their columns
+        const taskRows = await runTaskBench({ ...taskOpts, models: [{ file: base }, ...report.rows.map((r) => ({ file: r.file, label: r.label }))], threads, signal: commandSignal(), onFile: (file, k, n) => log.log(`[${k + 1}/${n}] tasks ${file}`) });
+        if (report.base) Object.assign(report.base, taskFields(taskRows[0]));
+        report.rows.forEach((r, k) => Object.assign(r, taskFields(taskRows[k + 1])));
+      }
       if (json !== "-") process.stdout.write(markdownTable(report.rows, report.base, metric));
       if (opts.out) for (const f of writeReportFiles(opts.out, report, metric, `${path.basename(base)} · ${report.text} · ctx ${report.ctx}`)) log.log(`wrote ${f}`);
       if (json !== undefined) writeJson(json, reportJson(report));
     });
+}
+
+function taskFields(r: TaskRow): Pick<TaskRow, "task" | "prompts"> {
+  return { ...(r.task ? { task: r.task } : {}), ...(r.prompts ? { prompts: r.prompts } : {}) };
+}
+
+/** --task / --prompts without --text: no base model, no KLD; the given model and --files scored. */
+async function benchTasksOnly(base: string | undefined, opts: BenchCliOptions, taskOpts: Pick<TaskBenchOptions, "task" | "prompts">): Promise<void> {
+  const threads = parseThreads(opts.threads) ?? Math.max(1, os.availableParallelism());
+  if (opts.presets || (opts.schedule?.length ?? 0) > 0) throw new UserError("--presets and --schedule need --text (build and compare against the base); give ready files with --files");
+  const models = [...(base !== undefined ? [base] : []), ...(opts.files ?? [])];
+  if (models.length === 0) throw new UserError("nothing to evaluate: give a model or --files");
+  for (const f of models) checkModelFile(f);
+  const json = jsonTarget(opts.json);
+  const quiet = opts.quiet || !opts.progress;
+  const log = progressBar({ enabled: !quiet });
+  const rows = await runTaskBench({ ...taskOpts, models: models.map((file) => ({ file })), threads, signal: commandSignal(), onFile: (file, k, n) => log.log(`[${k + 1}/${n}] ${file}`) });
+  if (json !== "-") process.stdout.write(taskTable(rows, taskOpts.task?.kind, taskOpts.prompts !== undefined));
+  for (const r of rows) for (const f of r.prompts?.failed ?? []) log.log(`${r.label}: failed ${JSON.stringify(f.prompt)} → ${JSON.stringify(f.output)}`);
+  if (json !== undefined) writeJson(json, JSON.stringify({ task: taskOpts.task && { kind: taskOpts.task.kind, file: taskOpts.task.file }, prompts: taskOpts.prompts?.file, rows }, null, 2) + "\n");
 }
