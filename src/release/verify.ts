@@ -2,7 +2,7 @@
 // count, names, types, shapes, every metadata key the build wrote, per-layer arrays as long as the
 // layer count), then llama.cpp loads it and decodes a short prompt, and every logit must be finite.
 // Any failure is one UserError line naming the file. llama.cpp is reached only through the
-// runtime's public functions (src/runtime), so the calls can be moved into a child process there.
+// runtime's public functions, in the evaluation process (src/runtime/isolation.ts).
 import { UserError } from "../errors.js";
 import { typeName } from "../gguf/ggml-types.js";
 import type { GGUFKV, GGUFScalar } from "../gguf/model.js";
@@ -10,6 +10,7 @@ import { openModel } from "../gguf/reader.js";
 import { SPLIT_KEYS } from "../gguf/split.js";
 import type { Plan } from "../plan/planner.js";
 import { LlamaModel } from "../runtime/index.js";
+import { isolationEnabled, runIsolated } from "../runtime/isolation.js";
 
 export interface VerifyExpectation {
   plan: Plan;
@@ -81,10 +82,26 @@ export async function checkHeader(file: string, expect: VerifyExpectation): Prom
 
 /**
  * Loads `file` (the first shard of a split file) in llama.cpp, decodes `prompt` and checks every
- * logit; with an expectation, checks the header against the plan first.
+ * logit; with an expectation, checks the header against the plan first. The llama.cpp part runs in
+ * the evaluation process (src/runtime/isolation.ts): a file that makes llama.cpp abort fails
+ * verification with one line instead of ending hquant.
  */
 export async function verifyOutput(file: string, expect?: VerifyExpectation, opts: VerifyOptions = {}): Promise<VerifyReport> {
   const tensors = expect ? await checkHeader(file, expect) : (await openModel(file)).tensors.length;
+  const decodeOpts = { prompt: opts.prompt, threads: opts.threads };
+  const decoded = isolationEnabled()
+    ? await runIsolated<DecodeCheck>({ module: "release/verify.js", fn: "checkDecode", args: [file, decodeOpts] }, { file })
+    : await checkDecode(file, decodeOpts);
+  return { file, tensors, ...decoded };
+}
+
+export interface DecodeCheck {
+  tokens: number;
+  logits: number;
+}
+
+/** llama.cpp loads `file` and decodes the prompt; every logit must be finite. */
+export async function checkDecode(file: string, opts: VerifyOptions): Promise<DecodeCheck> {
   let model: LlamaModel;
   try {
     model = LlamaModel.load(file);
@@ -107,7 +124,7 @@ export async function verifyOutput(file: string, expect?: VerifyExpectation, opt
           if (!Number.isFinite(logits[v]!)) fail(file, `logit ${v} of token ${k} of the prompt is ${logits[v]}`);
         }
       }
-      return { file, tensors, tokens: tokens.length, logits: tokens.length * model.nVocab };
+      return { tokens: tokens.length, logits: tokens.length * model.nVocab };
     } finally {
       ctx.dispose();
     }
