@@ -5,7 +5,8 @@
 import { UserError } from "../errors.js";
 import { llamaApi, type LlamaApi } from "./library.js";
 import { registerEvalCallback, type EvalCallback } from "./graph.js";
-import { contextParams, modelParams } from "./params.js";
+import { contextParams, modelParams, placement, type Placement } from "./params.js";
+import type { OffloadOptions } from "./backends.js";
 
 export interface ContextCreateOptions {
   /** tokens per sequence */
@@ -18,13 +19,15 @@ export interface ContextCreateOptions {
 }
 
 export { locateLlamaLibrary, LLAMA_PACKAGE_VERSION, type LlamaLibraryLocation } from "./library.js";
+export { LLAMA_BACKENDS, type LlamaBackend, type OffloadOptions } from "./backends.js";
+export { llamaRuntime, offloadOf, runtimeLine, type LlamaRuntimeReport } from "./report.js";
 export { readOp, readTensor, tensorF32, tensorBytesView, GGML_F32, type EvalCallback, type GraphTensor } from "./graph.js";
 
 function llamaError(api: LlamaApi): string {
   return api.lastError() ?? "no reason given";
 }
 
-/** A model loaded on the CPU. */
+/** A model loaded by llama.cpp: on the CPU, or with `gpuLayers` of its layers on the GPU build's devices. */
 export class LlamaModel {
   private disposed = false;
 
@@ -37,16 +40,25 @@ export class LlamaModel {
     readonly nVocab: number,
     /** BOS token id when the vocabulary prepends one (llama_vocab_get_add_bos), else null */
     readonly bos: number | null,
+    /** where llama.cpp put it */
+    readonly placement: Placement,
   ) {}
 
-  static load(file: string): LlamaModel {
-    const api = llamaApi();
+  static load(file: string, offload?: OffloadOptions): LlamaModel {
+    const api = llamaApi(offload);
+    const where = placement(api, offload);
     api.clearError();
-    const handle = api.modelLoad(file, modelParams(api)) as bigint | null;
+    const params = modelParams(api, where);
+    let handle: bigint | null;
+    try {
+      handle = api.modelLoad(file, params.blob) as bigint | null;
+    } finally {
+      params.release();
+    }
     if (!handle) throw new UserError(`${file}: llama.cpp cannot load this model (${llamaError(api)})`);
     const vocab = api.modelGetVocab(handle) as bigint;
     const bos = (api.vocabGetAddBos(vocab) as boolean) ? (api.vocabBos(vocab) as number) : null;
-    return new LlamaModel(api, file, handle, vocab, api.vocabNTokens(vocab) as number, bos);
+    return new LlamaModel(api, file, handle, vocab, api.vocabNTokens(vocab) as number, bos, where);
   }
 
   /** The text's tokens as common_tokenize(add_special = true) gives them: BOS first when the vocabulary adds it. */

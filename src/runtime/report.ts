@@ -1,0 +1,44 @@
+// Which llama.cpp build and devices a run uses, for the terminal and for --json: a GPU result is
+// not a CPU result (the backends round differently), so every report says where it was measured.
+import { BACKEND_NAMES, type LlamaBackend, type OffloadOptions } from "./backends.js";
+import { llamaApi } from "./library.js";
+import { placement } from "./params.js";
+
+export interface LlamaRuntimeReport {
+  /** cpu, cuda, vulkan or metal */
+  backend: LlamaBackend;
+  /** the package (or HQUANT_LLAMA_DIR folder) the libraries came from */
+  package: string;
+  /** layers on the GPU (llama.cpp -ngl): 0 on the CPU build, "all" for a GPU build without -ngl */
+  gpuLayers: number | "all";
+  /** the devices the layers go to, by llama.cpp's names */
+  devices: { name: string; description: string }[];
+}
+
+/** Loads the build `offload` asks for (or checks the loaded one answers it) and says where models will run. */
+export function llamaRuntime(offload: OffloadOptions = {}): LlamaRuntimeReport {
+  const api = llamaApi(offload);
+  const where = placement(api, offload);
+  return {
+    backend: api.location.backend,
+    package: api.location.packageName,
+    gpuLayers: where.gpuLayers < 0 ? "all" : where.gpuLayers,
+    devices: where.devices.map((d) => ({ name: d.name, description: d.description })),
+  };
+}
+
+/** One line for the terminal: `llama.cpp: Vulkan build (@node-llama-cpp/linux-x64-vulkan), -ngl all on Vulkan0 (llvmpipe …)`. */
+export function runtimeLine(r: LlamaRuntimeReport): string {
+  const on = r.devices.map((d) => `${d.name} (${d.description})`).join(", ") || "no device";
+  const layers = r.backend === "cpu" ? "" : `-ngl ${r.gpuLayers} on `;
+  return `llama.cpp: ${BACKEND_NAMES[r.backend]} build (${r.package}), ${layers}${on}`;
+}
+
+/** The placement options of a larger options object (bench's, tune's, …), the unset ones left out. */
+export function offloadOf(o: OffloadOptions): OffloadOptions {
+  const out: OffloadOptions = {};
+  if (o.gpuLayers !== undefined) out.gpuLayers = o.gpuLayers;
+  if (o.device !== undefined) out.device = o.device;
+  if (o.backend !== undefined) out.backend = o.backend;
+  return out;
+}
