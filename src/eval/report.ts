@@ -1,5 +1,7 @@
 // The bench report: one row per evaluated file, sorted by size, Pareto-optimal rows marked (a row
 // is dominated when another is no larger and no worse, and strictly better in one of the two).
+import type { LlamaRuntimeReport } from "../runtime/index.js";
+
 export interface BenchRow {
   /** short name shown in tables and charts */
   label: string;
@@ -74,6 +76,8 @@ export function markdownTable(rows: readonly BenchRow[], base?: BaseLine, metric
 }
 
 export interface BenchReport {
+  /** where llama.cpp ran: build, -ngl, devices */
+  runtime?: LlamaRuntimeReport;
   base?: BaseLine;
   text: string;
   ctx: number;

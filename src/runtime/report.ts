@@ -1,5 +1,6 @@
 // Which llama.cpp build and devices a run uses, for the terminal and for --json: a GPU result is
 // not a CPU result (the backends round differently), so every report says where it was measured.
+import path from "node:path";
 import { BACKEND_NAMES, type LlamaBackend, type OffloadOptions } from "./backends.js";
 import { llamaApi } from "./library.js";
 import { placement } from "./params.js";
@@ -41,4 +42,14 @@ export function offloadOf(o: OffloadOptions): OffloadOptions {
   if (o.device !== undefined) out.device = o.device;
   if (o.backend !== undefined) out.backend = o.backend;
   return out;
+}
+
+/**
+ * Where a run on this placement caches base distributions and measurements: `cacheDir` itself on
+ * the CPU build (as before), a subfolder per GPU placement otherwise, so that a GPU measurement is
+ * never compared with a CPU one.
+ */
+export function runtimeCacheDir(cacheDir: string, r: LlamaRuntimeReport): string {
+  if (r.backend === "cpu") return cacheDir;
+  return path.join(cacheDir, `${r.backend}-ngl${r.gpuLayers}-${r.devices.map((d) => d.name).join("+")}`.replace(/[^A-Za-z0-9+._-]/g, "_"));
 }

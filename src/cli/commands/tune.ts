@@ -1,6 +1,8 @@
 // hquant tune BASE.gguf --budget B --text CALIB.txt [--eval-text HELDOUT.txt] [--imatrix F]
 // [--types LIST] [--method measure|proxy] [--out DIR] [-t N]: the schedule with the least predicted
 // KLD within a size budget. Thin: parses options, calls the library (src/tune), prints the summary.
+import { addGpuOptions, gpuOptions, type GpuCliOptions } from "../gpu-options.js";
+import { llamaRuntime, runtimeLine } from "../../runtime/index.js";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -15,7 +17,7 @@ import { writeTuneReport } from "../../tune/report.js";
 import { progressBar } from "../progress.js";
 import { commandSignal } from "../signals.js";
 
-interface TuneCliOptions {
+interface TuneCliOptions extends GpuCliOptions {
   budget?: string;
   budgets?: string;
   text: string;
@@ -37,7 +39,7 @@ interface TuneCliOptions {
 const METHODS: readonly TuneMethod[] = ["measure", "proxy"];
 
 export function registerTune(program: Command): void {
-  program
+  const command = program
     .command("tune")
     .description("find the schedule with the least KLD within a size budget (writes a schedule and a report)")
     .argument("<base>", "the unquantized base model (F32/F16/BF16 GGUF)")
@@ -56,7 +58,8 @@ export function registerTune(program: Command): void {
     .option("--cache-dir <dir>", "where measurements and base distributions are cached")
     .option("--keep-files", "keep the tuned GGUF files in --out")
     .option("--no-verify", "plan only: no build, no measurement of the result")
-    .option("--quiet", "no progress on stderr")
+    .option("--quiet", "no progress on stderr");
+  addGpuOptions(command)
     .action(async (base: string, opts: TuneCliOptions) => {
       if (!METHODS.includes(opts.method as TuneMethod)) throw new UserError(`--method must be ${METHODS.join(" or ")} (got ${JSON.stringify(opts.method)})`);
       if ((opts.budget === undefined) === (opts.budgets === undefined)) throw new UserError("give one of --budget or --budgets");
@@ -71,9 +74,13 @@ export function registerTune(program: Command): void {
       const evalText = opts.evalText !== undefined ? readText(opts.evalText) : undefined;
       // the cache holds only complete entries (each written to a temporary name, then renamed), so
       // an interrupted tune resumes from it; the temporary builds go with this folder
+      const gpu = gpuOptions(opts);
+      const runtime = llamaRuntime(gpu);
+      if (!opts.quiet) process.stderr.write(`${runtimeLine(runtime)}\n`);
       const workDir = fs.mkdtempSync(path.join(os.tmpdir(), "hquant-tune-"));
       const bar = progressBar({ enabled: !opts.quiet, unit: "count" });
       const result = await tune({
+        ...gpu,
         workDir,
         base,
         text,
