@@ -159,7 +159,9 @@ export function llamaApi(offload?: OffloadOptions): LlamaApi {
   }
   const koffi = loadKoffi();
   const platform = `${process.platform}-${process.arch}`;
-  const choice = resolveBackend(
+  const own = process.env.HQUANT_LLAMA_DIR;
+  // one's own build needs no platform package (any platform); a GPU request still goes through the driver checks
+  const choice: BuildChoice = own && !wantsGpu(offload ?? {}) ? { backend: "cpu", packageName: own } : resolveBackend(
     offload ?? {},
     platform,
     LLAMA_PACKAGE_VERSION,
