@@ -125,7 +125,7 @@ describe.skipIf(skip !== undefined)(`llama.cpp's Vulkan build agrees with the CP
   }, 1_200_000);
 
   it("--device names a device of the build, or the error lists them", async () => {
-    const r = await run(["bench", MODEL, "--text", text, "--files", q4, ...bench, ...VK, "--device", "Vulkan7"]);
+    const r = await run(["bench", MODEL, "--text", path.join(FIXTURES, "eval-test.txt"), "--files", MODEL, ...bench, ...VK, "--device", "Vulkan7"]);
     expect(r.code).toBe(1);
     expect(r.stderr).toBe("hquant: --device Vulkan7: no such Vulkan device (there: Vulkan0)\n");
   }, 120_000);
