@@ -18,7 +18,7 @@ import { runScan, type ScanOptions, type ScanReport } from "./scan/index.js";
 import { HQUANT_VERSION } from "./version.js";
 
 export { UserError } from "./errors.js";
-export { runtimeReport, runtimeRecipe, type RuntimeReport, type RuntimeRecipe } from "./runtime/report.js";
+export { runtimeReport, runtimeRecipe, type RuntimeReport, type RuntimeRecipe } from "./runtime/library-info.js";
 export { HQUANT_VERSION as version };
 export { listPresets, loadPreset } from "./plan/options.js";
 export { parseKvOverride } from "./plan/kv-override.js";

@@ -4,7 +4,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { locateLlamaLibrary } from "../src/runtime/index.js";
-import { elfComment, FAST_PATH_CMAKE_OPTIONS, runtimeRecipe, runtimeReport } from "../src/runtime/report.js";
+import { elfComment, FAST_PATH_CMAKE_OPTIONS, runtimeRecipe, runtimeReport } from "../src/runtime/library-info.js";
 import { hquant } from "./cli-util.js";
 
 const ROOT = path.resolve(__dirname, "..");

@@ -27,7 +27,7 @@ describe("llama.cpp runtime", () => {
     const shipped = locateLlamaLibrary();
     try {
       process.env.HQUANT_LLAMA_DIR = shipped.binsDir;
-      expect(locateLlamaLibrary()).toEqual({ packageName: shipped.binsDir, binsDir: shipped.binsDir, llama: shipped.llama, ggml: shipped.ggml, ggmlBase: shipped.ggmlBase });
+      expect(locateLlamaLibrary()).toEqual({ packageName: shipped.binsDir, backend: "cpu", binsDir: shipped.binsDir, llama: shipped.llama, ggml: shipped.ggml, ggmlBase: shipped.ggmlBase });
       process.env.HQUANT_LLAMA_DIR = "test/fixtures";
       expect(() => locateLlamaLibrary()).toThrow("HQUANT_LLAMA_DIR=test/fixtures: no libllama / libggml / libggml-base there");
     } finally {

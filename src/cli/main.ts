@@ -6,6 +6,7 @@ import { Command, CommanderError } from "commander";
 import { UserError } from "../errors.js";
 import { HQUANT_VERSION } from "../version.js";
 import { exitCodeFor, installSignalHandlers, receivedSignal } from "./signals.js";
+import { normalizeGpuFlags } from "./gpu-options.js";
 
 type Register = (program: Command) => void;
 
@@ -49,6 +50,7 @@ export async function makeProgram(argv: readonly string[] = []): Promise<Command
  * (SIGHUP 1, SIGINT 2, SIGTERM 15) interrupted the command.
  */
 export async function main(argv: string[]): Promise<number> {
+  argv = normalizeGpuFlags(argv);
   const removeSignalHandlers = installSignalHandlers();
   try {
     await (await makeProgram(argv)).parseAsync(argv);

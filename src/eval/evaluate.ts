@@ -6,9 +6,11 @@ import { BaseCacheReader, BaseCacheWriter, cachePath, readBaseSummary, sha256Fil
 import { chunkInput, planChunks, scoredTarget, type ChunkPlan } from "./chunks.js";
 import { addPosition, meanAndUncertainty, newKldAccumulator, packedRowLength, summarizeKld, type KldSummary } from "./kld-math.js";
 import { chunksPerDecode, ModelEvaluator, type LogitsBlock } from "../runtime/evaluator.js";
+import type { OffloadOptions } from "../runtime/index.js";
 import { VocabPool } from "./vocab-math.js";
 
-export interface EvalOptions {
+/** With -ngl/--device/--backend the models run on llama.cpp's GPU build (src/runtime/backends.ts). */
+export interface EvalOptions extends OffloadOptions {
   /** context length (llama-perplexity -c) */
   ctx: number;
   /** evaluate at most this many chunks (llama-perplexity --chunks) */

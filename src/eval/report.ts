@@ -1,5 +1,6 @@
 // The bench report: one row per evaluated file, sorted by size, Pareto-optimal rows marked (a row
 // is dominated when another is no larger and no worse, and strictly better in one of the two).
+import type { LlamaRuntimeReport } from "../runtime/index.js";
 import { taskCells, taskColumns, type PromptSummary, type TaskSummary } from "./tasks/format.js";
 
 /** Task accuracy and prompt-suite columns (bench --task / --prompts). */
@@ -87,6 +88,8 @@ export function markdownTable(rows: readonly BenchRow[], base?: BaseLine, metric
 }
 
 export interface BenchReport {
+  /** where llama.cpp ran: build, -ngl, devices */
+  runtime?: LlamaRuntimeReport;
   base?: BaseLine;
   text: string;
   ctx: number;

@@ -7,10 +7,10 @@
 // logits give the running perplexity llama-imatrix prints.
 import os from "node:os";
 import { UserError } from "../errors.js";
-import { GGML_F32, LlamaModel, readOp, readTensor, tensorBytesView, tensorF32, type EvalCallback } from "../runtime/index.js";
+import { GGML_F32, LlamaModel, offloadOf, readOp, readTensor, tensorBytesView, tensorF32, type EvalCallback, type OffloadOptions } from "../runtime/index.js";
 import { ImatrixCollector } from "./collect.js";
 
-export interface ImatrixComputeOptions {
+export interface ImatrixComputeOptions extends OffloadOptions {
   model: string;
   text: string;
   /** what the text file is called (for errors) */
@@ -52,7 +52,7 @@ export async function computeImatrix(opts: ImatrixComputeOptions): Promise<Imatr
   const { nSeq, chunkSize } = imatrixLayout(ctx);
   const collector = opts.collector ?? new ImatrixCollector(chunkSize);
   if (collector.chunkSize !== chunkSize) throw new Error("collector chunk size differs from --ctx");
-  const model = LlamaModel.load(opts.model);
+  const model = LlamaModel.load(opts.model, offloadOf(opts));
   try {
     const tokens = model.tokenize(opts.text);
     if (tokens.length < 2 * ctx) {

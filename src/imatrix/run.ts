@@ -1,5 +1,6 @@
 // `hquant imatrix` without the CLI: merge previous imatrix files, collect statistics on a text with
 // llama.cpp, save in either format. Everything the user gave is checked before the model runs.
+import { offloadOf, type OffloadOptions } from "../runtime/index.js";
 import fs from "node:fs";
 import { UserError } from "../errors.js";
 import { resolveOutputTarget } from "../gguf/output-path.js";
@@ -10,7 +11,7 @@ import { saveImatrixGGUF, saveImatrixLegacy } from "./save.js";
 
 export type ImatrixFormat = "gguf" | "dat";
 
-export interface MakeImatrixOptions {
+export interface MakeImatrixOptions extends OffloadOptions {
   model?: string;
   /** the calibration text and its name as the user typed it (recorded as the dataset) */
   text?: { content: string; name: string };
@@ -70,6 +71,7 @@ export async function makeImatrix(opts: MakeImatrixOptions): Promise<MakeImatrix
       processOutput: opts.processOutput,
       computePpl: opts.computePpl,
       threads: opts.threads,
+      ...offloadOf(opts),
       collector,
       onProgress: opts.onProgress,
       signal: opts.signal,

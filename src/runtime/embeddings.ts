@@ -4,7 +4,7 @@
 // llama graph is the output of the final RMS norm ("result_norm", the lm_head's input). With
 // embeddings on, llama_decode outputs every token of the batch (output_all), so
 // llama_get_embeddings_ith(i) is the hidden state at batch index i.
-import { LlamaModel, type LlamaContext } from "./index.js";
+import { LlamaModel, offloadOf, type LlamaContext, type OffloadOptions } from "./index.js";
 import { llamaApi } from "./library.js";
 
 type Fn = (...args: unknown[]) => unknown;
@@ -40,11 +40,11 @@ export class HiddenStateModel {
   ) {}
 
   /** `file`: a GGUF file, or a list of shards (LlamaModel.loadSplits). */
-  static open(file: string | readonly string[], opts: { ctx: number; nSeq: number; threads: number }): HiddenStateModel {
+  static open(file: string | readonly string[], opts: { ctx: number; nSeq: number; threads: number } & OffloadOptions): HiddenStateModel {
     const e = embeddingsApi();
-    const model = typeof file === "string" ? LlamaModel.load(file) : LlamaModel.loadSplits(file);
+    const model = typeof file === "string" ? LlamaModel.load(file, offloadOf(opts)) : LlamaModel.loadSplits(file, offloadOf(opts));
     try {
-      const context = model.createContext(opts);
+      const context = model.createContext({ ctx: opts.ctx, nSeq: opts.nSeq, threads: opts.threads });
       e.setEmbeddings(context.handle, true);
       return new HiddenStateModel(model, context, e.modelNEmbd(model.handle) as number);
     } catch (err) {

@@ -2,7 +2,7 @@
 // sequences, decoded as llama-perplexity decodes with its default -b 2048 (n_seq = n_batch / n_ctx
 // chunks per llama_decode, outputs at the scored half of each chunk). The raw logits stay in
 // llama.cpp's buffer until the next decode; the caller's vocabulary math reads them there.
-import { LlamaModel, type LlamaContext } from "./index.js";
+import { LlamaModel, offloadOf, type LlamaContext, type OffloadOptions } from "./index.js";
 
 /** Contiguous rows of logits in llama.cpp's output buffer. */
 export interface LogitsBlock {
@@ -10,7 +10,7 @@ export interface LogitsBlock {
   rows: number;
 }
 
-export interface EvaluatorOptions {
+export interface EvaluatorOptions extends OffloadOptions {
   ctx: number;
   threads: number;
 }
@@ -33,7 +33,7 @@ export class ModelEvaluator {
 
   /** `path`: a GGUF file, or a list of shards (LlamaModel.loadSplits) named by the first. */
   static async open(path: string | readonly string[], opts: EvaluatorOptions): Promise<ModelEvaluator> {
-    const model = typeof path === "string" ? LlamaModel.load(path) : LlamaModel.loadSplits(path);
+    const model = typeof path === "string" ? LlamaModel.load(path, offloadOf(opts)) : LlamaModel.loadSplits(path, offloadOf(opts));
     try {
       return new ModelEvaluator(model.path, model, model.createContext({ ctx: opts.ctx, nSeq: chunksPerDecode(opts.ctx), threads: opts.threads }));
     } catch (err) {

@@ -8,12 +8,16 @@ import { llamaApi, type LlamaApi } from "./library.js";
 /** (tensor address, ask) → want it / go on. Runs on the thread that called llama_decode. */
 export type EvalCallback = (tensor: bigint, ask: boolean) => boolean;
 
-const T = { type: 0, ne: 16, nb: 48, op: 80, src: 152, data: 248, name: 256, bytes: 336 } as const;
+const T = { type: 0, buffer: 8, ne: 16, nb: 48, op: 80, src: 152, data: 248, name: 256, bytes: 336 } as const;
 const GGML_MAX_NAME = 64;
 /** enum ggml_type: GGML_TYPE_F32 */
 export const GGML_F32 = 0;
 
 export interface GraphTensor {
+  /** the ggml_tensor's address */
+  address: bigint;
+  /** its ggml_backend_buffer (0n: none) */
+  buffer: bigint;
   type: number;
   ne: [number, number, number, number];
   nb: [number, number, number, number];
@@ -59,6 +63,8 @@ export function readTensor(t: bigint): GraphTensor {
   const name = new Uint8Array(dv.buffer, T.name, GGML_MAX_NAME);
   const end = name.indexOf(0);
   return {
+    address: t,
+    buffer: dv.getBigUint64(T.buffer, true),
     type: dv.getInt32(T.type, true),
     ne: [i64(T.ne), i64(T.ne + 8), i64(T.ne + 16), i64(T.ne + 24)],
     nb: [i64(T.nb), i64(T.nb + 8), i64(T.nb + 16), i64(T.nb + 24)],
@@ -76,11 +82,23 @@ function tensorBytes(t: GraphTensor): number {
   return n;
 }
 
-/** The tensor's data (host memory: the CPU backend), valid during the callback only. */
+/**
+ * The tensor's bytes, valid during the callback only: a view of host memory (the CPU backend), or
+ * for a tensor in GPU memory a copy (ggml_backend_tensor_get, as llama-imatrix does).
+ */
+function tensorData(t: GraphTensor): ArrayBuffer {
+  const api = llamaApi();
+  const bytes = tensorBytes(t);
+  if (t.buffer === 0n || (api.bufferIsHost(t.buffer) as boolean)) return api.koffi.view(t.data, bytes);
+  const copy = Buffer.alloc(bytes);
+  api.tensorGet(t.address, copy, 0, bytes);
+  return copy.buffer.slice(copy.byteOffset, copy.byteOffset + bytes);
+}
+
 export function tensorF32(t: GraphTensor): Float32Array {
-  return new Float32Array(llamaApi().koffi.view(t.data, tensorBytes(t)));
+  return new Float32Array(tensorData(t));
 }
 
 export function tensorBytesView(t: GraphTensor): DataView {
-  return new DataView(llamaApi().koffi.view(t.data, tensorBytes(t)));
+  return new DataView(tensorData(t));
 }

@@ -5,7 +5,8 @@
 import { UserError } from "../errors.js";
 import { llamaApi, type LlamaApi } from "./library.js";
 import { registerEvalCallback, type EvalCallback } from "./graph.js";
-import { contextParams, modelParams } from "./params.js";
+import { contextParams, modelParams, placement, type Placement } from "./params.js";
+import type { OffloadOptions } from "./backends.js";
 
 export interface ContextCreateOptions {
   /** tokens per sequence */
@@ -18,6 +19,8 @@ export interface ContextCreateOptions {
 }
 
 export { locateLlamaLibrary, LLAMA_PACKAGE_VERSION, type LlamaLibraryLocation } from "./library.js";
+export { LLAMA_BACKENDS, type LlamaBackend, type OffloadOptions } from "./backends.js";
+export { llamaRuntime, offloadOf, runtimeCacheDir, runtimeLine, type LlamaRuntimeReport } from "./report.js";
 export { readOp, readTensor, tensorF32, tensorBytesView, GGML_F32, type EvalCallback, type GraphTensor } from "./graph.js";
 
 function llamaError(api: LlamaApi): string {
@@ -27,7 +30,7 @@ function llamaError(api: LlamaApi): string {
 /** llama_model_load_from_splits, bound at first use (library.ts binds the rest). */
 let modelLoadFromSplits: ((...a: unknown[]) => unknown) | undefined;
 
-/** A model loaded on the CPU. */
+/** A model loaded by llama.cpp: on the CPU, or with `gpuLayers` of its layers on the GPU build's devices. */
 export class LlamaModel {
   private disposed = false;
 
@@ -40,16 +43,12 @@ export class LlamaModel {
     readonly nVocab: number,
     /** BOS token id when the vocabulary prepends one (llama_vocab_get_add_bos), else null */
     readonly bos: number | null,
+    /** where llama.cpp put it */
+    readonly placement: Placement,
   ) {}
 
-  static load(file: string): LlamaModel {
-    const api = llamaApi();
-    api.clearError();
-    const handle = api.modelLoad(file, modelParams(api)) as bigint | null;
-    if (!handle) throw new UserError(`${file}: llama.cpp cannot load this model (${llamaError(api)})`);
-    const vocab = api.modelGetVocab(handle) as bigint;
-    const bos = (api.vocabGetAddBos(vocab) as boolean) ? (api.vocabBos(vocab) as number) : null;
-    return new LlamaModel(api, file, handle, vocab, api.vocabNTokens(vocab) as number, bos);
+  static load(file: string, offload?: OffloadOptions): LlamaModel {
+    return LlamaModel.loadWith(file, offload, (api, blob) => api.modelLoad(file, blob) as bigint | null, "this model");
   }
 
   /**
@@ -57,18 +56,32 @@ export class LlamaModel {
    * metadata and split.count, each other one split.no = its index; a tensor may be in any of them.
    * Tune's measurements load the base's shards with a few of them replaced.
    */
-  static loadSplits(files: readonly string[]): LlamaModel {
-    if (files.length === 1) return LlamaModel.load(files[0]!);
-    const api = llamaApi();
-    const loadFromSplits = (modelLoadFromSplits ??= api.koffi
-      .load(api.location.llama)
-      .func("void *llama_model_load_from_splits(const char **paths, size_t n_paths, hq_llama_model_params params)") as unknown as (...a: unknown[]) => unknown);
+  static loadSplits(files: readonly string[], offload?: OffloadOptions): LlamaModel {
+    if (files.length === 1) return LlamaModel.load(files[0]!, offload);
+    return LlamaModel.loadWith(files[0]!, offload, (api, blob) => {
+      const loadFromSplits = (modelLoadFromSplits ??= api.koffi
+        .load(api.location.llama)
+        .func("void *llama_model_load_from_splits(const char **paths, size_t n_paths, hq_llama_model_params params)") as unknown as (...a: unknown[]) => unknown);
+      return loadFromSplits([...files], files.length, blob) as bigint | null;
+    }, `these ${files.length} shards`);
+  }
+
+  /** Placement, params and the vocabulary around one llama.cpp load call; `file` names the model. */
+  private static loadWith(file: string, offload: OffloadOptions | undefined, loadCall: (api: LlamaApi, blob: unknown) => bigint | null, what: string): LlamaModel {
+    const api = llamaApi(offload);
+    const where = placement(api, offload);
     api.clearError();
-    const handle = loadFromSplits([...files], files.length, modelParams(api)) as bigint | null;
-    if (!handle) throw new UserError(`${files[0]}: llama.cpp cannot load these ${files.length} shards (${llamaError(api)})`);
+    const params = modelParams(api, where);
+    let handle: bigint | null;
+    try {
+      handle = loadCall(api, params.blob);
+    } finally {
+      params.release();
+    }
+    if (!handle) throw new UserError(`${file}: llama.cpp cannot load ${what} (${llamaError(api)})`);
     const vocab = api.modelGetVocab(handle) as bigint;
     const bos = (api.vocabGetAddBos(vocab) as boolean) ? (api.vocabBos(vocab) as number) : null;
-    return new LlamaModel(api, files[0]!, handle, vocab, api.vocabNTokens(vocab) as number, bos);
+    return new LlamaModel(api, file, handle, vocab, api.vocabNTokens(vocab) as number, bos, where);
   }
 
   /** The text's tokens as common_tokenize(add_special = true) gives them: BOS first when the vocabulary adds it. */

@@ -1,29 +1,23 @@
-// The llama.cpp libraries hquant evaluates with: the prebuilt CPU build in node-llama-cpp's platform
-// package (@node-llama-cpp/<platform>@3.21.1, llama.cpp 80fb11a), found through Node's module
-// resolution and called through koffi. Loaded once per process; the ggml backends are registered
-// and llama_backend_init runs once, whatever number of models and contexts follow.
+// The llama.cpp libraries hquant evaluates with: the prebuilt builds in node-llama-cpp's platform
+// packages (@node-llama-cpp/<platform>[-cuda|-vulkan]@3.21.1, llama.cpp 80fb11a), found through
+// Node's module resolution and called through koffi. One build per process: the CPU build unless a
+// GPU was asked for (backends.ts picks the build); loaded once, the ggml backends registered and
+// llama_backend_init run once, whatever number of models and contexts follow.
 import fs from "node:fs";
 import path from "node:path";
 import { createRequire } from "node:module";
 import { UserError } from "../errors.js";
+import { BACKEND_NAMES, bindDeviceApi, CPU_PACKAGES, gpuDevices, listDevices, offloadLabel, probeGpuBuild, resolveBackend, wantsGpu, type BuildChoice, type DeviceApi, type LlamaBackend, type LlamaDevice, type OffloadOptions } from "./backends.js";
 
 type Koffi = typeof import("koffi");
 type Fn = (...args: unknown[]) => unknown;
-
-/** The platform packages hquant knows, by `${process.platform}-${process.arch}`. */
-const PLATFORM_PACKAGES: Record<string, string> = {
-  "linux-x64": "@node-llama-cpp/linux-x64",
-  "linux-arm64": "@node-llama-cpp/linux-arm64",
-  "darwin-arm64": "@node-llama-cpp/mac-arm64-metal",
-  "darwin-x64": "@node-llama-cpp/mac-x64",
-  "win32-x64": "@node-llama-cpp/win-x64",
-  "win32-arm64": "@node-llama-cpp/win-arm64",
-};
 
 export const LLAMA_PACKAGE_VERSION = "3.21.1";
 
 export interface LlamaLibraryLocation {
   packageName: string;
+  /** the build: cpu, or the GPU backend the package carries */
+  backend: LlamaBackend;
   /** folder holding libllama, libggml and the ggml backends */
   binsDir: string;
   llama: string;
@@ -34,51 +28,75 @@ export interface LlamaLibraryLocation {
 
 const require = createRequire(import.meta.url);
 
-/** A library file in `dir` named lib<stem>[.v<version>].so / .dylib, or <stem>.dll. */
+/** A library file in `dir` named lib<stem>[.<gpu>][.v<version>].so / .dylib, or <stem>.dll (the GPU builds: libllama.vulkan.v0.4.0.so). */
 function findLibrary(dir: string, stem: string): string | undefined {
-  const pattern = new RegExp(`^(lib)?${stem}(\\.v[0-9.]+)?\\.(so|dylib|dll)$`);
+  const pattern = new RegExp(`^(lib)?${stem}(\\.[a-z]+)?(\\.v[0-9.]+)?\\.(so|dylib|dll)$`);
   return fs.readdirSync(dir).find((f) => pattern.test(f));
 }
 
 /**
- * Where this platform's llama.cpp libraries are; a one-line UserError when they are not installed.
- * HQUANT_LLAMA_DIR names a folder with a libllama / libggml of one's own instead (a build of the
- * same llama.cpp: the params blobs follow its include/llama.h).
+ * The package folder of `packageName`, or undefined when it is not installed. HQUANT_LLAMA_MODULES
+ * (tests) resolves the packages from that folder instead of hquant's own node_modules.
  */
-export function locateLlamaLibrary(platform = `${process.platform}-${process.arch}`): LlamaLibraryLocation {
+function packageDir(packageName: string): string | undefined {
+  const from = process.env.HQUANT_LLAMA_MODULES;
+  const req = from ? createRequire(path.join(path.resolve(from), "index.js")) : require;
+  try {
+    // the package's `exports` hide package.json: resolve its entry point and walk up to the package root
+    let dir = path.dirname(req.resolve(packageName));
+    while (!fs.existsSync(path.join(dir, "package.json")) && path.dirname(dir) !== dir) dir = path.dirname(dir);
+    return dir;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The folder under a package's bins/ that holds its libraries. */
+function binsOf(dir: string): string {
+  const bins = path.join(dir, "bins");
+  const sub = fs.existsSync(bins) ? fs.readdirSync(bins).find((d) => fs.statSync(path.join(bins, d)).isDirectory()) : undefined;
+  return sub ? path.join(bins, sub) : bins;
+}
+
+/**
+ * Where a llama.cpp build's libraries are (the CPU build unless `choice` names another); a
+ * one-line UserError when they are not installed. HQUANT_LLAMA_DIR names a folder with a libllama /
+ * libggml of one's own instead (a build of the same llama.cpp: the params blobs follow its
+ * include/llama.h); it is then the build whatever backend is asked for.
+ */
+export function locateLlamaLibrary(platform = `${process.platform}-${process.arch}`, choice?: BuildChoice): LlamaLibraryLocation {
   const own = process.env.HQUANT_LLAMA_DIR;
   if (own) {
     const llama = fs.existsSync(own) ? findLibrary(own, "llama") : undefined;
     const ggml = fs.existsSync(own) ? findLibrary(own, "ggml") : undefined;
     const ggmlBase = fs.existsSync(own) ? findLibrary(own, "ggml-base") : undefined;
     if (!llama || !ggml || !ggmlBase) throw new UserError(`HQUANT_LLAMA_DIR=${own}: no libllama / libggml / libggml-base there`);
-    return { packageName: own, binsDir: own, llama: path.join(own, llama), ggml: path.join(own, ggml), ggmlBase: path.join(own, ggmlBase) };
+    return { packageName: own, backend: choice?.backend ?? "cpu", binsDir: own, llama: path.join(own, llama), ggml: path.join(own, ggml), ggmlBase: path.join(own, ggmlBase) };
   }
-  const packageName = PLATFORM_PACKAGES[platform];
+  const packageName = choice?.packageName ?? CPU_PACKAGES[platform];
   if (!packageName) {
-    throw new UserError(`no prebuilt llama.cpp for ${platform}: hquant's evaluator supports ${Object.keys(PLATFORM_PACKAGES).join(", ")}`);
+    throw new UserError(`no prebuilt llama.cpp for ${platform}: hquant's evaluator supports ${Object.keys(CPU_PACKAGES).join(", ")}`);
   }
-  let packageDir: string;
-  try {
-    // the package's `exports` hide package.json: resolve its entry point and walk up to the package root
-    packageDir = path.dirname(require.resolve(packageName));
-    while (!fs.existsSync(path.join(packageDir, "package.json")) && path.dirname(packageDir) !== packageDir) packageDir = path.dirname(packageDir);
-  } catch {
-    throw new UserError(`the llama.cpp runtime is not installed: npm install ${packageName}@${LLAMA_PACKAGE_VERSION}`);
-  }
-  const bins = path.join(packageDir, "bins");
-  const sub = fs.existsSync(bins) ? fs.readdirSync(bins).find((d) => fs.statSync(path.join(bins, d)).isDirectory()) : undefined;
-  const binsDir = sub ? path.join(bins, sub) : bins;
+  const dir = packageDir(packageName);
+  if (!dir) throw new UserError(`the llama.cpp runtime is not installed: npm install ${packageName}@${LLAMA_PACKAGE_VERSION}`);
+  const binsDir = binsOf(dir);
   const llama = fs.existsSync(binsDir) ? findLibrary(binsDir, "llama") : undefined;
   const ggml = fs.existsSync(binsDir) ? findLibrary(binsDir, "ggml") : undefined;
   const ggmlBase = fs.existsSync(binsDir) ? findLibrary(binsDir, "ggml-base") : undefined;
   if (!llama || !ggml || !ggmlBase) throw new UserError(`${packageName}: no llama/ggml library under ${binsDir} (reinstall ${packageName}@${LLAMA_PACKAGE_VERSION})`);
-  return { packageName, binsDir, llama: path.join(binsDir, llama), ggml: path.join(binsDir, ggml), ggmlBase: path.join(binsDir, ggmlBase) };
+  return { packageName, backend: choice?.backend ?? "cpu", binsDir, llama: path.join(binsDir, llama), ggml: path.join(binsDir, ggml), ggmlBase: path.join(binsDir, ggmlBase) };
 }
 
 export interface LlamaApi {
   koffi: Koffi;
   location: LlamaLibraryLocation;
+  /** every device the build's ggml backends registered (the CPU too) */
+  devices: LlamaDevice[];
+  /** the devices llama.cpp offloads to by default (none for the CPU build) */
+  gpus: LlamaDevice[];
+  /** ggml_backend_buffer_is_host / ggml_backend_tensor_get: graph tensors in GPU memory are copied out */
+  bufferIsHost: Fn;
+  tensorGet: Fn;
   /** the last error llama.cpp logged (its log is otherwise silenced) */
   lastError(): string | undefined;
   clearError(): void;
@@ -116,23 +134,57 @@ function loadCpuVariant(ggml: ReturnType<Koffi["load"]>, binsDir: string, varian
     const known = fs.existsSync(binsDir) ? fs.readdirSync(binsDir).map((f) => /^(?:lib)?ggml-cpu-([\w-]+)\./.exec(f)?.[1]).filter(Boolean) : [];
     throw new UserError(`HQUANT_GGML_CPU=${variant}: no such CPU variant in ${binsDir} (there: ${known.join(", ") || "none"})`);
   }
-  const reg = (ggml.func("void *ggml_backend_load(const char *path)") as unknown as Fn)(path.join(binsDir, file));
-  if (!reg) throw new UserError(`HQUANT_GGML_CPU=${variant}: this CPU cannot run ${file}`);
+  if (!loadBackendLibrary(ggml, binsDir, `ggml-cpu-${variant}`)) throw new UserError(`HQUANT_GGML_CPU=${variant}: this CPU cannot run ${file}`);
+}
+
+/** ggml_backend_load of one backend library of the folder (false: none there, or ggml refused it). */
+function loadBackendLibrary(ggml: ReturnType<Koffi["load"]>, binsDir: string, stem: string): boolean {
+  const file = findLibrary(binsDir, stem);
+  return !!file && !!(ggml.func("void *ggml_backend_load(const char *path)") as unknown as Fn)(path.join(binsDir, file));
 }
 
 /** ggml_log_level (ggml.h): only errors are kept, for the messages hquant prints. */
 const GGML_LOG_LEVEL_ERROR = 4;
 
-/** Loads the libraries and initializes the backend, once per process. */
-export function llamaApi(): LlamaApi {
-  if (api) return api;
-  const location = locateLlamaLibrary();
-  let koffi: Koffi;
+function loadKoffi(): Koffi {
   try {
-    koffi = require("koffi") as Koffi;
+    return require("koffi") as Koffi;
   } catch {
     throw new UserError("the llama.cpp runtime needs the npm package koffi (npm install koffi)");
   }
+}
+
+/** The build of this process answers `offload` too, or a one-line error (one build per process). */
+function checkSameBuild(loaded: LlamaApi, offload: OffloadOptions): void {
+  const backend = loaded.location.backend;
+  const gpu = wantsGpu(offload);
+  if (gpu !== (backend !== "cpu") || (offload.backend !== undefined && offload.backend !== backend)) {
+    throw new UserError(`${offloadLabel(offload)}: this process already runs llama.cpp's ${BACKEND_NAMES[backend]} build (one build per process)`);
+  }
+}
+
+/**
+ * Loads the libraries and initializes the backend, once per process: the CPU build, or the GPU
+ * build `offload` asks for (-ngl, --device, --backend). Later calls return it; one that asks for
+ * another build is a one-line error.
+ */
+export function llamaApi(offload?: OffloadOptions): LlamaApi {
+  if (api) {
+    if (offload) checkSameBuild(api, offload);
+    return api;
+  }
+  const koffi = loadKoffi();
+  const platform = `${process.platform}-${process.arch}`;
+  const own = process.env.HQUANT_LLAMA_DIR;
+  // one's own build needs no platform package (any platform); a GPU request still goes through the driver checks
+  const choice: BuildChoice = own && !wantsGpu(offload ?? {}) ? { backend: "cpu", packageName: own } : resolveBackend(
+    offload ?? {},
+    platform,
+    LLAMA_PACKAGE_VERSION,
+    (p) => Boolean(process.env.HQUANT_LLAMA_DIR) || packageDir(p) !== undefined,
+    (b, explicit) => probeGpuBuild(koffi, b, explicit),
+  );
+  const location = locateLlamaLibrary(platform, choice);
   let ggml: ReturnType<Koffi["load"]>;
   let lib: ReturnType<Koffi["load"]>;
   try {
@@ -148,9 +200,14 @@ export function llamaApi(): LlamaApi {
   const logCallback = koffi.proto("void hq_ggml_log_cb(int level, const char *text, void *user)");
   const f = (decl: string) => lib.func(decl) as unknown as Fn;
   let lastError: string | undefined;
+  const base = koffi.load(location.ggmlBase);
   const a: LlamaApi = {
     koffi,
     location,
+    devices: [],
+    gpus: [],
+    bufferIsHost: base.func("bool ggml_backend_buffer_is_host(void *buffer)") as unknown as Fn,
+    tensorGet: base.func("void ggml_backend_tensor_get(void *tensor, void *data, size_t offset, size_t size)") as unknown as Fn,
     lastError: () => lastError,
     clearError: () => {
       lastError = undefined;
@@ -183,13 +240,39 @@ export function llamaApi(): LlamaApi {
     if (level === GGML_LOG_LEVEL_ERROR && text.trim()) lastError = text.trim().split("\n")[0];
   }, koffi.pointer(logCallback));
   f("void llama_log_set(hq_ggml_log_cb *cb, void *user)")(onLog, null);
-  // the CPU backend comes as one library per instruction set; ggml picks the best one for this CPU,
+  // the CPU backend comes as one library per instruction set; ggml picks the best one for this CPU
+  // (and a GPU build's backend library, libggml-vulkan / -cuda / -metal, is loaded from there too),
   // unless HQUANT_GGML_CPU names one (results differ in the last bits between instruction sets, so
   // figures recorded on one CPU are reproduced elsewhere by pinning its variant)
   const variant = process.env.HQUANT_GGML_CPU;
-  if (variant) loadCpuVariant(ggml, location.binsDir, variant);
-  else (ggml.func("void ggml_backend_load_all_from_path(const char *dir)") as unknown as Fn)(location.binsDir);
+  if (variant) {
+    loadCpuVariant(ggml, location.binsDir, variant);
+    if (choice.backend !== "cpu") loadBackendLibrary(ggml, location.binsDir, `ggml-${choice.backend}`);
+  } else (ggml.func("void ggml_backend_load_all_from_path(const char *dir)") as unknown as Fn)(location.binsDir);
+  const deviceApi = bindDeviceApi(ggml, base);
+  a.devices = listDevices(deviceApi);
+  if (choice.backend !== "cpu") loadGpuFallback(ggml, deviceApi, a, choice);
+  a.gpus = choice.backend === "cpu" ? [] : gpuDevices(a.devices);
+  if (choice.backend !== "cpu" && a.gpus.length === 0) {
+    const why = lastError ? `: ${lastError}` : "";
+    throw new UserError(`${offloadLabel(offload ?? {})}: llama.cpp's ${BACKEND_NAMES[choice.backend]} build (${location.packageName}) finds no device${why}`);
+  }
   (f("void llama_backend_init()") as Fn)();
   api = a;
   return a;
+}
+
+/**
+ * node-llama-cpp's CUDA fallback: when the build's own backend library registered no device (it
+ * links CUDA 13; an older driver or toolkit cannot load it), the -ext package's fallback/ folder
+ * holds one built against CUDA 12.
+ */
+function loadGpuFallback(ggml: ReturnType<Koffi["load"]>, deviceApi: DeviceApi, a: LlamaApi, choice: BuildChoice): void {
+  if (gpuDevices(a.devices).length > 0 || !choice.extPackage || process.env.HQUANT_LLAMA_DIR) return;
+  const ext = packageDir(choice.extPackage);
+  const fallback = ext ? path.join(binsOf(ext), "fallback") : undefined;
+  if (!fallback || !fs.existsSync(fallback)) return;
+  const load = ggml.func("void *ggml_backend_load(const char *path)") as unknown as Fn;
+  for (const f of fs.readdirSync(fallback).filter((n) => /ggml-[a-z]+\.(so|dll|dylib)$/.test(n))) load(path.join(fallback, f));
+  a.devices = listDevices(deviceApi);
 }

@@ -3,13 +3,16 @@
 // with the fields hquant sets written at their offsets in include/llama.h of llama.cpp 80fb11a
 // (the source of the 3.21.1 prebuilt libraries). Every context hquant creates is made here.
 import type { LlamaApi } from "./library.js";
+import { BACKEND_NAMES, type LlamaDevice, type OffloadOptions } from "./backends.js";
+import { UserError } from "../errors.js";
 
 const MODEL_PARAMS_BYTES = 80;
 const CONTEXT_PARAMS_BYTES = 160;
 
 /** llama_model_params field offsets (include/llama.h). */
 const MODEL = {
-  n_gpu_layers: 16, // int32_t
+  devices: 0, // ggml_backend_dev_t *, NULL-terminated; NULL: llama.cpp's default (every GPU)
+  n_gpu_layers: 16, // int32_t, negative: all layers
 } as const;
 
 /** llama_context_params field offsets (include/llama.h). */
@@ -42,11 +45,44 @@ function toBlob(buf: Buffer): Blob {
   return { w: Array.from({ length: buf.length / 8 }, (_, i) => buf.readBigUInt64LE(i * 8)) };
 }
 
-/** CPU only: the platform package is a CPU build, and results must not depend on a GPU. */
-export function modelParams(api: LlamaApi): Blob {
+/** Where a model goes: the layers on the GPU and the devices, as llama.cpp is told and as hquant reports. */
+export interface Placement {
+  /** n_gpu_layers: 0 on the CPU build; -1 (llama.h: all layers) for a GPU build without -ngl */
+  gpuLayers: number;
+  /** the devices the layers go to: --device's, else every GPU of the build; the CPU device for the CPU build */
+  devices: LlamaDevice[];
+  /** --device given: llama.cpp is handed exactly these */
+  explicit: boolean;
+}
+
+/** The placement `offload` asks for on the loaded build; --device names one of its GPUs. */
+export function placement(api: LlamaApi, offload: OffloadOptions = {}): Placement {
+  if (api.location.backend === "cpu") return { gpuLayers: 0, devices: api.devices.filter((d) => d.type === "CPU").slice(0, 1), explicit: false };
+  const gpuLayers = offload.gpuLayers ?? -1;
+  if (offload.device === undefined) return { gpuLayers, devices: api.gpus, explicit: false };
+  const want = offload.device.toLowerCase();
+  const device = api.devices.find((d) => d.type !== "CPU" && d.name.toLowerCase() === want);
+  if (!device) {
+    const names = api.devices.filter((d) => d.type !== "CPU").map((d) => d.name);
+    throw new UserError(`--device ${offload.device}: no such ${BACKEND_NAMES[api.location.backend]} device (there: ${names.join(", ") || "none"})`);
+  }
+  return { gpuLayers, devices: [device], explicit: true };
+}
+
+/**
+ * llama.cpp's defaults with hquant's placement: the CPU build keeps everything on the CPU (results
+ * must not depend on a GPU unless one was asked for). `release()` frees the device list once
+ * llama_model_load has returned.
+ */
+export function modelParams(api: LlamaApi, where: Placement): { blob: Blob; release(): void } {
   const buf = toBuffer(api.modelDefaultParams() as Blob, MODEL_PARAMS_BYTES);
-  buf.writeInt32LE(0, MODEL.n_gpu_layers);
-  return toBlob(buf);
+  buf.writeInt32LE(where.gpuLayers, MODEL.n_gpu_layers);
+  if (!where.explicit) return { blob: toBlob(buf), release: () => {} };
+  const koffi = api.koffi;
+  const list = koffi.alloc("void *", where.devices.length + 1);
+  koffi.encode(list, koffi.array("void *", where.devices.length + 1), [...where.devices.map((d) => d.handle), null]);
+  buf.writeBigUInt64LE(koffi.address(list), MODEL.devices);
+  return { blob: toBlob(buf), release: () => koffi.free(list) };
 }
 
 export interface ContextOptions {

@@ -2,6 +2,7 @@
 // the single-layer edit (delete layer i, or duplicate layer i after itself) into a temporary file,
 // evaluate it against the base model with the bench evaluator (PPL, KL-divergence, same top
 // token), and rank the layers by the harm the edit does (KLD; ΔPPL breaks ties).
+import { llamaRuntime, offloadOf, runtimeCacheDir, type LlamaRuntimeReport } from "../runtime/index.js";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -37,6 +38,8 @@ export interface ScanRow {
 }
 
 export interface ScanReport {
+  /** where llama.cpp ran: build, -ngl, devices */
+  runtime?: LlamaRuntimeReport;
   base: { file: string; ppl: number; pplErr: number; layers: number };
   op: ScanOp;
   /** file type the edits were built in */
@@ -109,6 +112,8 @@ export function removeStaleScanFolders(tmpRoot = os.tmpdir()): string[] {
 }
 
 export async function runScan(opts: ScanOptions): Promise<ScanReport> {
+  const runtime = llamaRuntime(offloadOf(opts));
+  opts = { ...opts, cacheDir: runtimeCacheDir(opts.cacheDir, runtime) };
   const nLayer = mixtureHParams((await openModel(opts.base)).kv, opts.base).nLayer;
   const ftype = opts.ftype ?? "F16";
   // checked before the (slow) base evaluation: the schedule must resolve for layer 0's edit
@@ -158,6 +163,7 @@ export async function runScan(opts: ScanOptions): Promise<ScanReport> {
       positions: base.positions,
       rows: rankRows(rows, opts.top),
       ...(reference && { reference }),
+      runtime,
     };
   } finally {
     await pool.destroy();

@@ -5,6 +5,7 @@
 // hidden states on the calibration text above the threshold T. A kept merge moves l down by the
 // interval I; a rejected one by 1. Merges stop once the next one would compress the stack beyond
 // the maximum compression (layers removed / base layers).
+import { offloadOf } from "../runtime/index.js";
 import { chunkInput } from "../eval/chunks.js";
 import { chunksPerDecode } from "../runtime/evaluator.js";
 import { UserError } from "../errors.js";
@@ -149,7 +150,7 @@ export class HiddenStateSimilarity {
 
   private static states(file: string | readonly string[], measurer: CandidateMeasurer): { states: Float32Array[]; nEmbd: number } {
     const { ctx } = measurer.base.plan;
-    const model = HiddenStateModel.open(file, { ctx, nSeq: chunksPerDecode(ctx), threads: measurer.opts.threads });
+    const model = HiddenStateModel.open(file, { ctx, nSeq: chunksPerDecode(ctx), threads: measurer.opts.threads, ...offloadOf(measurer.opts) });
     try {
       return { states: HiddenStateSimilarity.chunkGroups(measurer, model.model.bos).flatMap((g) => model.hiddenStates(g)), nEmbd: model.nEmbd };
     } finally {

@@ -4,6 +4,7 @@
 // (one JSON line per measurement) keyed by the base model's hash, the text's hash, ctx, chunks and
 // the build's file type; within it, by the surgery JSON. A search that is interrupted (Ctrl-C)
 // keeps every line already written and resumes from them.
+import { llamaRuntime, offloadOf, runtimeCacheDir } from "../runtime/index.js";
 import { removeStaleScanFolders, SCAN_WORK_DIR_PREFIX, type ScanRow } from "./index.js";
 import { createHash } from "node:crypto";
 import fs from "node:fs";
@@ -100,6 +101,7 @@ export class CandidateMeasurer {
   private readonly shards: ShardCache;
 
   static async open(opts: MeasureOptions): Promise<CandidateMeasurer> {
+    opts = { ...opts, cacheDir: runtimeCacheDir(opts.cacheDir, llamaRuntime(offloadOf(opts))) };
     const nLayer = mixtureHParams((await openModel(opts.base)).kv, opts.base).nLayer;
     const ftype = opts.ftype ?? "F16";
     // checked before the (slow) base evaluation: the file type must resolve

@@ -7,6 +7,7 @@
 //   fit.ts         multiple-choice knapsack (allocate.ts) within the budget, header growth counted
 //   verify.ts      build the candidates, check the size to the byte, measure, keep the best
 //   report.ts      markdown and SVG charts
+import { llamaRuntime, offloadOf, runtimeCacheDir, type LlamaRuntimeReport, type OffloadOptions } from "../runtime/index.js";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -50,7 +51,7 @@ export interface TuneProgress {
   detail: string;
 }
 
-export interface TuneOptions {
+export interface TuneOptions extends OffloadOptions {
   base: string;
   /** calibration text: sensitivity is measured on it */
   text: string;
@@ -126,6 +127,8 @@ export interface TunedBudget {
 }
 
 export interface TuneResult {
+  /** where llama.cpp ran: build, -ngl, devices */
+  runtime?: LlamaRuntimeReport;
   base: { file: string; bytes: number; elements: number; nLayer: number };
   method: TuneMethod;
   objective: Objective;
@@ -221,6 +224,9 @@ export function measurementPlan(space: TuneSpace, method: TuneMethod, measureTyp
 }
 
 export async function tune(opts: TuneOptions): Promise<TuneResult> {
+  // the build is loaded (or refused) before any work; GPU measurements are cached apart from CPU ones
+  const runtime = llamaRuntime(offloadOf(opts));
+  opts = { ...opts, cacheDir: runtimeCacheDir(opts.cacheDir, runtime) };
   const t0 = performance.now();
   const method = opts.method ?? "measure";
   const objective = opts.objective ?? "mean";
@@ -279,7 +285,7 @@ export async function tune(opts: TuneOptions): Promise<TuneResult> {
 
   // base distributions on the calibration text, then the measurements
   const tMeasure = performance.now();
-  const evalOpts: EvalOptions = { ctx: opts.ctx, chunks, threads: opts.threads, cacheDir: opts.cacheDir };
+  const evalOpts: EvalOptions = { ctx: opts.ctx, chunks, threads: opts.threads, cacheDir: opts.cacheDir, ...offloadOf(opts) };
   progress({ stage: "base", done: 0, total: 1, detail: opts.textName });
   const baseEval = await evaluateBase(opts.base, opts.text, opts.textName, evalOpts);
   const restType = model.tensors.find((t) => space.tensors.some((s) => s.name === t.name))!.type;
@@ -425,7 +431,7 @@ export async function tune(opts: TuneOptions): Promise<TuneResult> {
     if (opts.evalText === undefined) warn(`no --eval-text: the tuned files are evaluated on the calibration text ${opts.textName}, which is not held out`);
     const text = opts.evalText ?? opts.text;
     const name = opts.evalTextName ?? opts.textName;
-    const eOpts: EvalOptions = { ctx: opts.ctx, chunks: opts.evalChunks, threads: opts.threads, cacheDir: opts.cacheDir };
+    const eOpts: EvalOptions = { ctx: opts.ctx, chunks: opts.evalChunks, threads: opts.threads, cacheDir: opts.cacheDir, ...offloadOf(opts) };
     progress({ stage: "evaluate", done: 0, total: toEvaluate.length, detail: `${name} (base)` });
     evalBase = await evaluateBase(opts.base, text, name, eOpts);
     for (const [n, e] of toEvaluate.entries()) {
@@ -475,6 +481,7 @@ export async function tune(opts: TuneOptions): Promise<TuneResult> {
       evaluate: evaluateSeconds,
       total: (performance.now() - t0) / 1000,
     },
+    runtime,
   };
 }
 

@@ -2,6 +2,7 @@
 // timings) and SVG charts in the bench chart's style: KLD against size with the standard file
 // types and presets beside the tuned points, the sensitivity heatmap (layer × tensor kind), the
 // chosen types as a grid, predicted against measured KLD.
+import { runtimeLine } from "../runtime/index.js";
 import path from "node:path";
 import { escapeXml, renderChart } from "../eval/chart.js";
 import { markdownTable, markPareto, type BaseLine, type BenchRow } from "../eval/report.js";
@@ -202,6 +203,7 @@ export function writeTuneReport(dir: string, r: TuneResult, ctx: ReportContext =
   const evaluated = r.budgets.some((b) => b.eval !== undefined);
   const evaluation = evaluated ? `${r.evalText}${ctx.chunks ? ` (${ctx.chunks} chunks, ${ctx.positions} scored tokens)` : ""}` : "none (not verified: planned only)";
   lines.push(`base ${path.basename(r.base.file)}; method ${r.method}; objective ${r.objective}; calibration ${r.text} (${r.chunks} chunks of ${r.ctx}); evaluation ${evaluation}; imatrix ${r.imatrix ? path.basename(r.imatrix) : "none"}`, "");
+  if (r.runtime) lines.push(runtimeLine(r.runtime), "");
   if (rows.length > 0) lines.push(markdownTable(rows, ctx.base), "");
   lines.push("| budget | limit | chosen model | file bytes | bpw | predicted KLD | calibration KLD | evaluation KLD | evaluation KLD p99 | same top % | candidates (calibration KLD) | decisions within noise |", "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|");
   for (const b of r.budgets) {

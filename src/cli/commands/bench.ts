@@ -16,6 +16,8 @@ import { resolveOutputTarget } from "../../gguf/output-path.js";
 import { progressBar, type ProgressBar } from "../progress.js";
 import { commandSignal } from "../signals.js";
 import { sharedQuantizePool } from "../../pool/index.js";
+import { addGpuOptions, gpuOptions, type GpuCliOptions } from "../gpu-options.js";
+import { llamaRuntime, runtimeLine } from "../../runtime/index.js";
 import { loadTasks, parsePromptSuite, TASK_KINDS, type TaskKind } from "../../eval/tasks/index.js";
 import { runTaskBench, taskTable, type TaskBenchOptions, type TaskRow } from "../../eval/tasks/run.js";
 
@@ -35,7 +37,7 @@ function taskOptions(opts: BenchCliOptions, ctx: number): Pick<TaskBenchOptions,
   return out;
 }
 
-interface BenchCliOptions {
+interface BenchCliOptions extends GpuCliOptions {
   text?: string;
   task?: string[];
   tasks?: string;
@@ -117,7 +119,7 @@ async function buildTargets(base: string, jobs: BuildJob[], opts: BenchCliOption
 }
 
 export function registerBench(program: Command): void {
-  program
+  const command = program
     .command("bench")
     .description("perplexity and KL-divergence vs size, measured with llama.cpp (as llama-perplexity)")
     .argument("[base]", "the unquantized base model (F32/F16/BF16 GGUF); optional with --task / --prompts and no --text")
@@ -137,7 +139,8 @@ export function registerBench(program: Command): void {
     .option("--metric <kld|ppl>", "what the chart and the Pareto front rank by", "kld")
     .option("--cache-dir <dir>", "where the base model's distributions are cached")
     .option("--quiet", "print nothing but the result and errors")
-    .addOption(new Option("--no-progress", "the same as --quiet (older name)").hideHelp())
+    .addOption(new Option("--no-progress", "the same as --quiet (older name)").hideHelp());
+  addGpuOptions(command)
     .action(async (base: string | undefined, opts: BenchCliOptions) => {
       const ctx = positiveInt(opts.ctx, "--ctx")!;
       const taskOpts = taskOptions(opts, ctx);
@@ -163,10 +166,14 @@ export function registerBench(program: Command): void {
       const jobs = buildJobs(base, opts);
       if (opts.out !== undefined && fs.existsSync(opts.out)) for (const f of ["bench.md", "bench.svg", "bench.json"]) resolveOutputTarget(path.join(opts.out, f));
 
+      const gpu = gpuOptions(opts);
       const quiet = opts.quiet || !opts.progress;
       const log = progressBar({ enabled: !quiet });
+      // the llama.cpp build is loaded (or refused in one line) before any build or evaluation
+      log.log(runtimeLine(llamaRuntime(gpu)));
       let bar: ProgressBar | undefined;
       const report = await bench({
+        ...gpu,
         base,
         text,
         textName: path.basename(opts.text),

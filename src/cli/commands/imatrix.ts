@@ -1,5 +1,7 @@
 // hquant imatrix MODEL --text FILE -o OUT: llama-imatrix on the bundled llama.cpp (the importance
 // matrix of a calibration text), or --show-statistics FILE for an existing one.
+import { addGpuOptions, gpuOptions, type GpuCliOptions } from "../gpu-options.js";
+import { llamaRuntime, runtimeLine } from "../../runtime/index.js";
 import os from "node:os";
 import type { Command } from "commander";
 import { UserError } from "../../errors.js";
@@ -10,7 +12,7 @@ import { statisticsTable, tensorStatistics } from "../../imatrix/stats.js";
 import { progressBar } from "../progress.js";
 import { commandSignal } from "../signals.js";
 
-interface ImatrixCliOptions {
+interface ImatrixCliOptions extends GpuCliOptions {
   text?: string;
   output: string;
   outputFormat?: string;
@@ -28,7 +30,7 @@ interface ImatrixCliOptions {
 const collect = (v: string, prev: string[]) => [...prev, v];
 
 export function registerImatrix(program: Command): void {
-  program
+  const command = program
     .command("imatrix")
     .description("importance matrix of a calibration text, computed with llama.cpp (as llama-imatrix)")
     .argument("[model]", "the model to run (F32/F16/BF16 or quantized GGUF)")
@@ -43,7 +45,8 @@ export function registerImatrix(program: Command): void {
     .option("--no-ppl", "do not compute the perplexity")
     .option("--save-frequency <n>", "also save OUTPUT.at_<chunks> every N chunks")
     .option("--show-statistics <file>", "print the statistics of an imatrix file and exit")
-    .option("--quiet", "no progress on stderr")
+    .option("--quiet", "no progress on stderr");
+  addGpuOptions(command)
     .action(async (model: string | undefined, opts: ImatrixCliOptions) => {
       if (opts.showStatistics) {
         const raw = await loadRawImatrix(opts.showStatistics);
@@ -61,8 +64,14 @@ export function registerImatrix(program: Command): void {
       if (format === undefined && !opts.output.endsWith(".gguf")) {
         process.stderr.write(`hquant: warning: ${opts.output}: saving a GGUF imatrix under a name without .gguf (--output-format dat for the legacy format)\n`);
       }
+      const gpu = gpuOptions(opts);
+      if (model !== undefined && text !== undefined) {
+        const runtime = llamaRuntime(gpu);
+        if (!opts.quiet) process.stderr.write(`${runtimeLine(runtime)}\n`);
+      }
       const bar = progressBar({ label: "imatrix", unit: "count", enabled: !opts.quiet });
       const r = await makeImatrix({
+        ...gpu,
         model,
         text,
         output: opts.output,

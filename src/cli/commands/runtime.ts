@@ -2,7 +2,7 @@
 // imatrix evaluate with; --cmake prints the commands that build the fast path's libraries from the
 // prebuilt's own source (README, "Evaluation speed").
 import type { Command } from "commander";
-import { runtimeRecipe, runtimeReport } from "../../runtime/report.js";
+import { runtimeRecipe, runtimeReport } from "../../runtime/library-info.js";
 
 /** --cmake's folder when none is given */
 const DEFAULT_DIR = "llama.cpp-hquant";

@@ -2,6 +2,8 @@
 // edit), --greedy K / --target-layers N / --max-kld X (greedy multi-step), --laco (LaCo's
 // procedure). Thin over src/scan: parses the options, shows progress with an ETA, prints the
 // tables, writes the final surgery as a schedule.
+import { gpuOptions, type GpuCliOptions } from "../gpu-options.js";
+import { llamaRuntime, runtimeLine } from "../../runtime/index.js";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -21,7 +23,7 @@ import { lacoMarkdown, rankedMarkdown, rankEdits } from "../../scan/search.js";
 import type { SurgeryOp } from "../../surgery/index.js";
 
 /** The options `hquant scan` has with or without a search. */
-export interface ScanCliOptions {
+export interface ScanCliOptions extends GpuCliOptions {
   text: string;
   op?: string;
   ctx: string;
@@ -130,7 +132,10 @@ export async function runSearchCommand(base: string, opts: ScanSearchCliOptions)
   if (lacoParams) checkLacoParams(lacoParams, nLayer);
   if (targetLayers === nLayer) throw new UserError(`--target-layers ${targetLayers}: the model already has ${nLayer} layers`);
 
-  const measurer = await CandidateMeasurer.open({ base, text, textName: path.basename(opts.text), ftype, ctx, chunks, threads, cacheDir: opts.cacheDir ?? defaultCacheDir(), signal: commandSignal() });
+  const gpu = gpuOptions(opts);
+  const runtime = llamaRuntime(gpu);
+  log(runtimeLine(runtime));
+  const measurer = await CandidateMeasurer.open({ base, text, textName: path.basename(opts.text), ftype, ctx, chunks, threads, cacheDir: opts.cacheDir ?? defaultCacheDir(), signal: commandSignal(), ...gpu });
   // ETA from the mean time of the measurements built so far (cached ones cost nothing)
   let built = 0;
   let builtMs = 0;
@@ -198,7 +203,7 @@ export async function runSearchCommand(base: string, opts: ScanSearchCliOptions)
   }
   log(`${duration(Date.now() - started)}: ${measurer.misses} edit(s) built and evaluated, ${measurer.hits} from the cache (${measurer.cache.file})`);
   process.stdout.write(markdown);
-  const report = JSON.stringify({ base, text: path.basename(opts.text), ctx, chunks: measurer.base.plan.nChunk, basePpl: measurer.base.ppl, result: json }, null, 2) + "\n";
+  const report = JSON.stringify({ base, text: path.basename(opts.text), ctx, chunks: measurer.base.plan.nChunk, basePpl: measurer.base.ppl, result: json, runtime }, null, 2) + "\n";
   const schedule = surgery !== undefined ? validateSchedule(surgerySchedule(surgery, measurer.ftype, "hquant scan search", description), "the search's schedule") : undefined;
   const files: [string, string][] = [];
   if (opts.out) {

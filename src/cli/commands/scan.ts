@@ -16,6 +16,8 @@ import { SEARCH_OPS } from "../../scan/candidates.js";
 import { progressBar, type ProgressBar } from "../progress.js";
 import { commandSignal } from "../signals.js";
 import { scanChart, scanJson, scanMarkdown } from "../../scan/report.js";
+import { addGpuOptions, gpuOptions, type GpuCliOptions } from "../gpu-options.js";
+import { llamaRuntime, runtimeLine } from "../../runtime/index.js";
 import { addSearchOptions, isSearch, runSearchCommand, type ScanCliOptions, type ScanSearchCliOptions } from "./scan-search.js";
 
 
@@ -36,7 +38,7 @@ export function registerScan(program: Command): void {
     .option("--cache-dir <dir>", "where the base model's distributions are cached")
     .option("--quiet", "print nothing but the result and errors")
     .addOption(new Option("--no-progress", "the same as --quiet (older name)").hideHelp());
-  addSearchOptions(command)
+  addSearchOptions(addGpuOptions(command))
     .action(async (base: string, opts: ScanCliOptions & ScanSearchCliOptions) => {
       if (isSearch(opts, SCAN_OPS)) return runSearchCommand(base, { ...opts, progress: opts.progress && !opts.quiet });
       if (opts.op === undefined) throw new UserError("--op is required (or --laco)");
@@ -55,11 +57,14 @@ export function registerScan(program: Command): void {
         checkOutputFolder(opts.out, "--out");
         if (fs.existsSync(opts.out)) for (const f of outFiles) resolveOutputTarget(f);
       }
+      const gpu = gpuOptions(opts);
       const quiet = opts.quiet || !opts.progress;
       const log = progressBar({ enabled: !quiet });
+      log.log(runtimeLine(llamaRuntime(gpu)));
       let bar: ProgressBar | undefined;
 
       const report = await scan({
+        ...gpu,
         base,
         text,
         textName: path.basename(opts.text),

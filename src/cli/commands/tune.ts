@@ -1,6 +1,8 @@
 // hquant tune BASE.gguf --budget B --text CALIB.txt [--eval-text HELDOUT.txt] [--imatrix F]
 // [--types LIST] [--method measure|proxy] [--out DIR] [-t N]: the schedule with the least predicted
 // KLD within a size budget. Thin: parses options, calls the library (src/tune), prints the summary.
+import { addGpuOptions, gpuOptions, type GpuCliOptions } from "../gpu-options.js";
+import { llamaRuntime, runtimeLine } from "../../runtime/index.js";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -16,7 +18,7 @@ import { writeTuneReport } from "../../tune/report.js";
 import { progressBar } from "../progress.js";
 import { commandSignal } from "../signals.js";
 
-interface TuneCliOptions {
+interface TuneCliOptions extends GpuCliOptions {
   budget?: string;
   budgets?: string;
   text: string;
@@ -42,7 +44,7 @@ interface TuneCliOptions {
 const METHODS: readonly TuneMethod[] = ["measure", "proxy"];
 
 export function registerTune(program: Command): void {
-  program
+  const command = program
     .command("tune")
     .description("find the schedule with the least KLD within a size budget (writes a schedule and a report)")
     .argument("<base>", "the unquantized base model (F32/F16/BF16 GGUF)")
@@ -65,7 +67,8 @@ export function registerTune(program: Command): void {
     .option("--no-verify", "plan only: no build, no measurement of the result")
     .option("--max-evals <n>", "measure at most this many points (evaluations); unmeasured groups use the kind-scaled proxy")
     .option("--proxy-rows <n>", "rows sampled per tensor for the proxy's errors (default: every row)")
-    .option("--quiet", "no progress on stderr")
+    .option("--quiet", "no progress on stderr");
+  addGpuOptions(command)
     .action(async (base: string, opts: TuneCliOptions) => {
       if (!METHODS.includes(opts.method as TuneMethod)) throw new UserError(`--method must be ${METHODS.join(" or ")} (got ${JSON.stringify(opts.method)})`);
       if (!OBJECTIVES.includes(opts.objective as Objective)) throw new UserError(`--objective must be ${OBJECTIVES.join(", ")} (got ${JSON.stringify(opts.objective)})`);
@@ -84,9 +87,13 @@ export function registerTune(program: Command): void {
       const evalText = opts.evalText !== undefined ? readText(opts.evalText) : undefined;
       // the cache holds only complete entries (each written to a temporary name, then renamed), so
       // an interrupted tune resumes from it; the temporary builds go with this folder
+      const gpu = gpuOptions(opts);
+      const runtime = llamaRuntime(gpu);
+      if (!opts.quiet) process.stderr.write(`${runtimeLine(runtime)}\n`);
       const workDir = fs.mkdtempSync(path.join(os.tmpdir(), "hquant-tune-"));
       const bar = progressBar({ enabled: !opts.quiet, unit: "count" });
       const result = await tune({
+        ...gpu,
         workDir,
         base,
         text,
