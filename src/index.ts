@@ -48,7 +48,7 @@ export async function tune(opts: import("./tune/index.js").TuneOptions): Promise
 
 /** An importance matrix of a calibration text with llama.cpp (`hquant imatrix`); loaded at first use. */
 export async function imatrix(opts: import("./imatrix/run.js").MakeImatrixOptions): Promise<import("./imatrix/run.js").MakeImatrixResult> {
-  return (await import("./imatrix/run.js")).makeImatrix(opts);
+  return (await import("./imatrix/isolated.js")).makeImatrix(opts);
 }
 export { cleanCache, defaultCacheDir, listCache } from "./cache/index.js";
 export type { CacheEntry, CacheKind, CleanOptions } from "./cache/index.js";

@@ -22,7 +22,7 @@ afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 describe("the argument parser's errors", () => {
   it("are one `hquant:` line with exit code 1", async () => {
-    const missing = await hquantAsync("bench", MODEL);
+    const missing = await hquantAsync("scan", MODEL);
     expect([missing.code, missing.stderr]).toEqual([1, "hquant: required option '-f, --text <file>' not specified\n"]);
     const unknown = await hquantAsync("plan", MODEL, "--ftype", "Q4_K_M", "--no-such-option");
     expect([unknown.code, unknown.stderr]).toEqual([1, "hquant: unknown option '--no-such-option'\n"]);

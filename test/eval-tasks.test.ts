@@ -1,7 +1,7 @@
 // Task accuracy (bench --task), the prompt suite (bench --prompts) and the isolation of llama.cpp
 // aborts. The task modes are compared line for line with llama-perplexity's output on the same task
 // files (recorded in test/fixtures/tasks/, see its README); bad task files give one-line errors
-// naming the line; a model that makes llama.cpp abort gives bench, tune and scan a one-line error.
+// naming the line; a model that makes llama.cpp abort gives bench, imatrix, tune and scan a one-line error.
 import { spawn } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
@@ -145,6 +145,8 @@ describe("a llama.cpp abort is a one-line error", () => {
     ["bench", (m, d) => ["bench", m, "--text", "test/fixtures/eval-test.txt", "--ctx", "64", "--chunks", "1", "--files", m, "--threads", "2", "--cache-dir", path.join(d, "cache"), "--quiet"]],
     ["bench --task", (m) => ["bench", m, "--task", "hellaswag", path.join(FIX, "hellaswag.txt"), "--tasks", "2", "--threads", "2", "--quiet"]],
     ["scan", (m, d) => ["scan", m, "--text", "test/fixtures/eval-test.txt", "--op", "delete", "--ctx", "64", "--chunks", "1", "--threads", "2", "--cache-dir", path.join(d, "cache"), "--quiet"]],
+    // the output named inside the private temp folder, which must be empty afterwards: no imatrix, no temp file
+    ["imatrix", (m, d) => ["imatrix", m, "-f", "test/fixtures/eval-test.txt", "--ctx", "64", "--chunks", "2", "-o", path.join(d, "tmp", "imatrix.gguf"), "--threads", "2", "--quiet"]],
     ["tune", (m, d) => ["tune", m, "--budget", "Q8_0", "--text", "test/fixtures/eval-test.txt", "--ctx", "64", "--chunks", "1", "--out", path.join(d, "out"), "--threads", "2", "--cache-dir", path.join(d, "cache"), "--quiet"]],
   ];
   for (const [name, args] of commands) {
@@ -167,4 +169,19 @@ describe("a llama.cpp abort is a one-line error", () => {
       expect(left(path.join(dir, "out"))).toEqual([]);
     });
   }
+
+  it("build --verify: exit 1 naming the output, which is removed", { timeout: 600_000 }, async () => {
+    const model = await aborting();
+    const dir = fs.mkdtempSync(path.join(tmp, "run-"));
+    const out = path.join(dir, "out.gguf");
+    const r = await hquantIn(dir, ["build", model, out, "Q8_0", "--verify", "--threads", "2"]);
+    expect(r.code).toBe(1);
+    // build's summary, then the one error line
+    const last = r.stderr.trim().split("\n").at(-1)!;
+    expect(last.startsWith(`hquant: ${out}: llama.cpp aborted: ggml/src/ggml-cpu/ops.cpp:`)).toBe(true);
+    expect(last.endsWith(ASSERT)).toBe(true);
+    expect(r.stderr.match(/^hquant: /gm)).toHaveLength(1);
+    expect(r.stderr + r.stdout).not.toMatch(/core dumped/i);
+    expect(fs.readdirSync(dir)).toEqual([]);
+  });
 });

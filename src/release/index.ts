@@ -7,7 +7,7 @@ import path from "node:path";
 import { UserError } from "../errors.js";
 import { prepareBuild } from "../build/index.js";
 import type { MultiBuildProgress } from "../build/multi.js";
-import { makeImatrix } from "../imatrix/run.js";
+import { makeImatrix } from "../imatrix/isolated.js";
 import { mixtureHParams } from "../plan/hparams.js";
 import { scheduleFromOptions } from "../plan/options.js";
 import { OUTPUT_ALIGNMENT } from "../plan/planner.js";

@@ -7,7 +7,7 @@ import type { Command } from "commander";
 import { UserError } from "../../errors.js";
 import { DEFAULT_CTX, parseThreads, positiveInt, readText, textOption } from "../args.js";
 import { loadRawImatrix } from "../../imatrix/index.js";
-import { makeImatrix, type ImatrixFormat } from "../../imatrix/run.js";
+import { makeImatrix, type ImatrixFormat } from "../../imatrix/isolated.js";
 import { statisticsTable, tensorStatistics } from "../../imatrix/stats.js";
 import { progressBar } from "../progress.js";
 import { commandSignal } from "../signals.js";
@@ -65,10 +65,9 @@ export function registerImatrix(program: Command): void {
         process.stderr.write(`hquant: warning: ${opts.output}: saving a GGUF imatrix under a name without .gguf (--output-format dat for the legacy format)\n`);
       }
       const gpu = gpuOptions(opts);
-      if (model !== undefined && text !== undefined) {
-        const runtime = llamaRuntime(gpu);
-        if (!opts.quiet) process.stderr.write(`${runtimeLine(runtime)}\n`);
-      }
+      // the build is loaded (or refused in one line) now; where it runs is said once the inputs have
+      // passed makeImatrix's checks (at the first chunk), so a bad input stays a one-line error
+      let runtime = model !== undefined && text !== undefined && !opts.quiet ? runtimeLine(llamaRuntime(gpu)) : undefined;
       const bar = progressBar({ label: "imatrix", unit: "count", enabled: !opts.quiet });
       const r = await makeImatrix({
         ...gpu,
@@ -84,7 +83,11 @@ export function registerImatrix(program: Command): void {
         inFiles: opts.inFile,
         saveFrequency,
         signal: commandSignal(),
-        onProgress: (done, total, ppl) => bar.update(done, total, Number.isNaN(ppl) ? undefined : `PPL ${ppl.toFixed(4)}`),
+        onProgress: (done, total, ppl) => {
+          if (runtime !== undefined) bar.log(runtime);
+          runtime = undefined;
+          bar.update(done, total, Number.isNaN(ppl) ? undefined : `PPL ${ppl.toFixed(4)}`);
+        },
       });
       bar.done();
       const c = r.compute;

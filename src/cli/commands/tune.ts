@@ -89,7 +89,12 @@ export function registerTune(program: Command): void {
       // an interrupted tune resumes from it; the temporary builds go with this folder
       const gpu = gpuOptions(opts);
       const runtime = llamaRuntime(gpu);
-      if (!opts.quiet) process.stderr.write(`${runtimeLine(runtime)}\n`);
+      // said with tune's first progress, once its own checks (budgets, imatrix, text) have passed
+      let runtimeShown = false;
+      const showRuntime = () => {
+        if (!runtimeShown) bar.log(runtimeLine(runtime));
+        runtimeShown = true;
+      };
       const workDir = fs.mkdtempSync(path.join(os.tmpdir(), "hquant-tune-"));
       const bar = progressBar({ enabled: !opts.quiet, unit: "count" });
       const result = await tune({
@@ -115,9 +120,18 @@ export function registerTune(program: Command): void {
         keepFiles: opts.keepFiles,
         verify: opts.verify,
         signal: commandSignal(),
-        onProgress: (p) => bar.update(p.done, p.total, `${p.stage} ${p.detail}`),
-        onWarning: (m) => bar.log(`hquant: warning: ${m}`),
-        onInfo: (m) => bar.log(`hquant tune: ${m}`),
+        onProgress: (p) => {
+          showRuntime();
+          bar.update(p.done, p.total, `${p.stage} ${p.detail}`);
+        },
+        onWarning: (m) => {
+          showRuntime();
+          bar.log(`hquant: warning: ${m}`);
+        },
+        onInfo: (m) => {
+          showRuntime();
+          bar.log(`hquant tune: ${m}`);
+        },
         maxEvals,
         proxyRows,
       }).finally(() => {
