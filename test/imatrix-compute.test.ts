@@ -44,6 +44,17 @@ describe("hquant imatrix reproduces llama-imatrix", () => {
     expect(bytes(out).equals(bytes(path.join(IMATRIX, "llama-imatrix-24chunks.gguf")))).toBe(true);
   }, 600_000);
 
+  it("the CLI computes in the evaluation process: the same bytes as the library in this process", async () => {
+    const direct = path.join(tmp, "direct-2.gguf");
+    const isolated = path.join(tmp, "isolated-2.gguf");
+    // the dataset recorded is the text's name as the user typed it
+    await makeImatrix({ model: MODEL, text: { content: CALIB, name: path.join(FIXTURES, "calib.txt") }, output: direct, ctx: 256, chunks: 2, threads: 2 });
+    const r = hquant("imatrix", MODEL, "--text", path.join(FIXTURES, "calib.txt"), "-c", "256", "--chunks", "2", "-t", "2", "-o", isolated, "--quiet");
+    expect([r.code, r.stderr]).toEqual([0, ""]);
+    expect(r.stdout).toMatch(/^Final estimate: PPL = \d+\.\d{4} \+\/- \d+\.\d{5}\n/);
+    expect(bytes(isolated).equals(bytes(direct))).toBe(true);
+  }, 600_000);
+
   it.runIf(process.env.HQUANT_IMATRIX_FULL === "1")("on the whole calibration text (the bundled imatrix.gguf)", async () => {
     const out = path.join(tmp, "full.gguf");
     await makeImatrix({ model: MODEL, text: { content: CALIB, name: "calib.txt" }, output: out, ctx: 256, threads: 2 });

@@ -35,7 +35,7 @@ export interface MakeImatrixResult {
   format: ImatrixFormat;
   entries: number;
   chunks: number;
-  compute?: ImatrixComputeResult;
+  compute?: Omit<ImatrixComputeResult, "collector">;
   /** intermediate saves written (--save-frequency) */
   saves: string[];
 }
@@ -90,5 +90,7 @@ export async function makeImatrix(opts: MakeImatrixOptions): Promise<MakeImatrix
   }
   if (collector.stats.size === 0) throw new UserError(`${opts.model}: no matrix multiplication of a blk.* weight was seen (a model without blocks?)`);
   await save(opts.output);
-  return { output: opts.output, format, entries: collector.stats.size, chunks: collector.lastChunk, compute, saves };
+  // plain data (the collector's sums are in the file): the result crosses from the evaluation process
+  const figures = compute && { chunks: compute.chunks, tokens: compute.tokens, ppl: compute.ppl, pplErr: compute.pplErr };
+  return { output: opts.output, format, entries: collector.stats.size, chunks: collector.lastChunk, compute: figures, saves };
 }
