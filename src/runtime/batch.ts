@@ -6,7 +6,7 @@
 import { UserError } from "../errors.js";
 import { llamaApi, type LlamaApi } from "./library.js";
 import { contextParams } from "./params.js";
-import type { LlamaModel } from "./index.js";
+import type { Batch, LlamaModel } from "./index.js";
 
 type Fn = (...args: unknown[]) => unknown;
 
@@ -34,16 +34,6 @@ function extraApi(api: LlamaApi): BatchApi {
     vocabIsEog: f("bool llama_vocab_is_eog(void *vocab, int32_t token)"),
   };
   return batchApi;
-}
-
-interface RawBatch {
-  n_tokens: number;
-  token: bigint;
-  embd: bigint;
-  pos: bigint;
-  n_seq_id: bigint;
-  seq_id: bigint;
-  logits: bigint;
 }
 
 export interface BatchContextOptions {
@@ -76,7 +66,7 @@ export class BatchContext {
     private readonly extra: BatchApi,
     readonly model: LlamaModel,
     readonly handle: bigint,
-    private readonly batch: RawBatch,
+    private readonly batch: Batch,
     readonly nCtx: number,
     readonly nSeq: number,
     readonly nBatch: number,
@@ -99,7 +89,7 @@ export class BatchContext {
     if (!handle) throw new UserError(`${model.path}: llama.cpp cannot create a context of ${opts.nCtx} tokens (${api.lastError() ?? "no reason given"})`);
     // llama.cpp may round n_ctx up; the batch holds what it made (llama_n_ctx), as llama-perplexity's does
     const nCtx = api.nCtx(handle) as number;
-    const batch = api.batchInit(nCtx, 0, opts.nSeq) as RawBatch;
+    const batch = api.batchInit(nCtx, 0, opts.nSeq) as Batch;
     return new BatchContext(api, extra, model, handle, batch, nCtx, opts.nSeq, opts.nBatch);
   }
 

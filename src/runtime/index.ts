@@ -126,7 +126,8 @@ export class LlamaModel {
   }
 }
 
-interface Batch {
+/** llama_batch as koffi returns it (pointers as bigint). */
+export interface Batch {
   n_tokens: number;
   token: bigint;
   embd: bigint;
