@@ -12,6 +12,11 @@
 //                         [--standard LIST] [--out docs/tune] [--files-dir DIR] [--cache-dir DIR] [--threads 2]
 //   npx tsx bench/tune.ts --method proxy …   (quick: 9 measured points; the separate proxy run is then skipped with --no-proxy)
 //   npx tsx bench/tune.ts --spread [--budgets IQ4_XS] [--spread-chunks 8,12,24] [--eval-chunks N]
+// --curve: mean KLD on eval-test against the number of evaluations tune may make (--max-evals), one
+// budget (default IQ4_XS), measure mode; with the same --cache-dir as a full run the measurements
+// are that run's (a capped run measures a subset of the full set), so only verification and the
+// evaluation of each file run. --standard-json: a standard.json of a full run, for the curve's ratio.
+//   npx tsx bench/tune.ts --curve 0,9,18,27,36 [--budgets IQ4_XS] [--standard-json DIR/standard.json]
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -45,6 +50,8 @@ const { values } = parseArgs({
     objective: { type: "string", default: "mean" },
     standard: { type: "string" },
     spread: { type: "boolean" },
+    curve: { type: "string" },
+    "standard-json": { type: "string" },
     "spread-chunks": { type: "string", default: "8,12,24" },
     "measure-types": { type: "string" },
     method: { type: "string", default: "measure" },
@@ -72,7 +79,7 @@ const objective = values.objective as Objective;
 if (!OBJECTIVES.includes(objective)) throw new Error(`--objective must be ${OBJECTIVES.join(", ")}`);
 log(`load: ${os.loadavg().map((l) => l.toFixed(2)).join(" ")} on ${os.availableParallelism()} cores`);
 
-function runTune(method: "measure" | "proxy", budgets: string, dir: string, o: { chunks?: number; imatrix?: boolean } = {}): Promise<TuneResult> {
+function runTune(method: "measure" | "proxy", budgets: string, dir: string, o: { chunks?: number; imatrix?: boolean; maxEvals?: number } = {}): Promise<TuneResult> {
   let lastStage = "";
   return tune({
     base: BASE,
@@ -92,6 +99,7 @@ function runTune(method: "measure" | "proxy", budgets: string, dir: string, o: {
     threads,
     cacheDir,
     keepFiles: true,
+    maxEvals: o.maxEvals,
     onProgress: (p) => {
       if (p.stage === "proxy" && p.done < p.total) return;
       if (p.stage !== lastStage || p.stage !== "measure" || p.done % 5 === 0) {
@@ -121,6 +129,29 @@ if (values.spread) {
   fs.mkdirSync(outDir, { recursive: true });
   writeFileAtomic(path.join(outDir, "spread.md"), rows.join("\n") + "\n");
   process.stdout.write(`spread of tunes at ${budget} (objective ${objective}; load ${os.loadavg().map((l) => l.toFixed(2)).join(" ")})\n${rows.join("\n")}\n`);
+  log(`done; total ${((Date.now() - started) / 1000).toFixed(0)} s`);
+  process.exit(0);
+}
+
+if (values.curve) {
+  const budget = values.budgets ?? "IQ4_XS";
+  const standard: BenchRow[] | undefined = values["standard-json"] ? (JSON.parse(fs.readFileSync(values["standard-json"], "utf8")) as { rows: BenchRow[] }).rows : undefined;
+  const rows: string[] = [
+    "| --max-evals | evaluations | file bytes | chosen | calibration KLD | eval KLD | eval KLD p99 | same top % | below the standard curve | seconds |",
+    "|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|",
+  ];
+  for (const n of values.curve.split(",").map(Number)) {
+    const r = await runTune("measure", budget, path.join(outDir, "curve", `max-evals-${n}`), { maxEvals: n });
+    const b = r.budgets[0]!;
+    const below = standard ? acceptance(r, standard).checks[0]?.belowCurve : undefined;
+    rows.push(
+      `| ${n} | ${r.measurements.length} | ${b.chosen.fileBytes} | ${b.chosen.variant} | ${b.chosen.calib?.kld.toFixed(6)} | ${b.eval?.kld.toFixed(6)} | ${b.eval?.kld99.toFixed(5)} | ${b.eval?.topTokenPct.toFixed(2)} | ${below !== undefined ? `${(100 * below).toFixed(1)} %` : "—"} | ${r.seconds.total.toFixed(0)} |`,
+    );
+    log(`curve ${budget} --max-evals ${n}: ${r.measurements.length} evaluations, eval KLD ${b.eval?.kld}`);
+  }
+  fs.mkdirSync(outDir, { recursive: true });
+  writeFileAtomic(path.join(outDir, "curve.md"), rows.join("\n") + "\n");
+  process.stdout.write(`mean KLD against --max-evals at ${budget} (load ${os.loadavg().map((l) => l.toFixed(2)).join(" ")})\n${rows.join("\n")}\n`);
   log(`done; total ${((Date.now() - started) / 1000).toFixed(0)} s`);
   process.exit(0);
 }
