@@ -16,6 +16,10 @@
 // budget (default IQ4_XS), measure mode; with the same --cache-dir as a full run the measurements
 // are that run's (a capped run measures a subset of the full set), so only verification and the
 // evaluation of each file run. --standard-json: a standard.json of a full run, for the curve's ratio.
+// --standard-from FILE: reuse the rows of an earlier run's standard.json (same base, text, ctx and
+// chunks, checked) and evaluate only the files it lacks; --recheck LIST re-evaluates those of its
+// rows too and stops unless every figure is identical (the earlier rows are reproducible on this
+// runtime — pin the CPU variant they were made with, HQUANT_GGML_CPU, or they will not be).
 //   npx tsx bench/tune.ts --curve 0,9,18,27,36 [--budgets IQ4_XS] [--standard-json DIR/standard.json]
 import fs from "node:fs";
 import os from "node:os";
@@ -51,6 +55,8 @@ const { values } = parseArgs({
     standard: { type: "string" },
     spread: { type: "boolean" },
     curve: { type: "string" },
+    "standard-from": { type: "string" },
+    recheck: { type: "string" },
     "standard-json": { type: "string" },
     "spread-chunks": { type: "string", default: "8,12,24" },
     "measure-types": { type: "string" },
@@ -178,12 +184,16 @@ async function build(name: string, imatrix: string | undefined, file: string): P
   fs.renameSync(tmp, file);
 }
 const targets: BenchTarget[] = [];
+const earlier = values["standard-from"] ? (JSON.parse(fs.readFileSync(values["standard-from"], "utf8")) as import("../src/eval/report.js").BenchReport) : undefined;
+const recheck = new Set((values.recheck ?? "").split(",").filter(Boolean));
+const reused = (label: string) => earlier !== undefined && !recheck.has(label) && earlier.rows.some((r) => r.label === label);
 const baseModel = await openModel(BASE);
 for (const v of [{ suffix: "", imatrix: undefined as string | undefined }, { suffix: "-imat", imatrix: IMATRIX }]) {
   const standardList = values.standard ? values.standard.split(",") : [...TYPES, ...PRESETS];
   for (const t of standardList) {
     // llama-quantize refuses a file type or preset whose plan has a tensor that requires an imatrix
     if (!v.imatrix && planModel(baseModel, scheduleFromOptions({ preset: t }, 16), BASE).tensors.some((x) => x.requiresImatrix)) continue;
+    if (reused(`${t}${v.suffix}`)) continue;
     const file = path.join(filesDir, `tinyllama-16l-${t}${v.suffix}.gguf`);
     await build(t, v.imatrix, file);
     targets.push({ file, label: `${t}${v.suffix}`, preset: PRESETS.includes(t) ? t : undefined, producer: "hquant", imatrix: Boolean(v.imatrix) });
@@ -200,8 +210,26 @@ const report = await runBench({
   cacheDir,
   onFile: (f, k, n) => log(`[${k + 1}/${n}] ${path.basename(f)}`),
 });
-const standard: BenchRow[] = report.rows;
-writeFileAtomic(path.join(outDir, "standard.json"), JSON.stringify(report, null, 1) + "\n");
+let standard: BenchRow[] = report.rows;
+if (earlier) {
+  // the earlier rows are comparable only if they were made from the same base figures on the same tokens
+  const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+  if (!same(earlier.base?.ppl, report.base?.ppl) || earlier.ctx !== report.ctx || earlier.chunks !== report.chunks || earlier.positions !== report.positions) {
+    throw new Error(`--standard-from: base PPL ${earlier.base?.ppl} on ${earlier.chunks} chunks (${earlier.positions} positions) there, ${report.base?.ppl} on ${report.chunks} (${report.positions}) here: not the same runtime or text`);
+  }
+  const keys: (keyof BenchRow)[] = ["bytes", "ppl", "pplErr", "kld", "kld99", "kldMax", "topTokenPct"];
+  for (const label of recheck) {
+    const a = earlier.rows.find((r) => r.label === label);
+    const b = report.rows.find((r) => r.label === label);
+    if (!a || !b) throw new Error(`--recheck ${label}: not in both runs`);
+    const diff = keys.filter((k) => a[k] !== b[k]);
+    if (diff.length) throw new Error(`--recheck ${label}: ${diff.map((k) => `${k} ${a[k]} there, ${b[k]} here`).join("; ")}`);
+    log(`recheck ${label}: every figure identical to --standard-from's`);
+  }
+  standard = [...earlier.rows.filter((r) => !report.rows.some((x) => x.label === r.label)), ...report.rows];
+  log(`${earlier.rows.length - recheck.size} rows reused from ${values["standard-from"]}, ${report.rows.length} evaluated now`);
+}
+writeFileAtomic(path.join(outDir, "standard.json"), JSON.stringify({ ...report, rows: standard }, null, 1) + "\n");
 
 const md = writeTuneReport(outDir, measured, { standard, proxy, base: report.base, chunks: report.chunks, positions: report.positions });
 process.stdout.write(md);
