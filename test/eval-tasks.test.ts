@@ -8,7 +8,10 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { parseHellaswag, parseMultipleChoice, parsePromptSuite, parseWinogrande, serializeMultipleChoice } from "../src/eval/tasks/index.js";
-import { scorePromptSuite, scoreTaskFile } from "../src/eval/isolated.js";
+import { evaluateBase, scorePromptSuite, scoreTaskFile } from "../src/eval/isolated.js";
+import { cachePath, sha256File, sha256Text } from "../src/eval/base-cache.js";
+import { hiddenStates } from "../src/scan/laco.js";
+import { UserError } from "../src/errors.js";
 import { Mt19937 } from "../src/eval/tasks/random.js";
 import { makeModel, SMALL_LLAMA } from "./factory.js";
 
@@ -169,6 +172,48 @@ describe("a llama.cpp abort is a one-line error", () => {
       expect(left(path.join(dir, "out"))).toEqual([]);
     });
   }
+
+  it("scan --laco: the abort in LaCo's hidden states (the base's distributions served from the cache) is the same one line", { timeout: 600_000 }, async () => {
+    const model = await aborting();
+    const dir = fs.mkdtempSync(path.join(tmp, "run-"));
+    const tmpdir = path.join(dir, "tmp");
+    fs.mkdirSync(tmpdir);
+    const cacheDir = path.join(dir, "cache");
+    // the base evaluation decodes, and would abort before LaCo: its cache is taken from the same
+    // factory model with an even head size (same vocabulary, so the same tokens), stored under the
+    // aborting model's key. scan then loads and tokenizes only, and the first decode is LaCo's.
+    const text = fs.readFileSync("test/fixtures/eval-test.txt", "utf8");
+    const good = await makeModel({ ...SMALL_LLAMA, dir: path.join(tmp, "models") });
+    const base = await evaluateBase(good, text, "eval-test.txt", { ctx: 64, chunks: 1, threads: 2, cacheDir });
+    const key = cachePath(cacheDir, { modelSha256: await sha256File(model), textSha256: sha256Text(text), ctx: 64, nChunk: base.plan.nChunk });
+    for (const ext of [".kld", ".json"]) fs.copyFileSync(base.cacheFile + ext, key + ext);
+    const r = await hquantIn(tmpdir, ["scan", model, "--text", "test/fixtures/eval-test.txt", "--laco", "--merge-count", "2", "--laco-lowest", "0", "--ctx", "64", "--chunks", "1", "--threads", "2", "--cache-dir", cacheDir]);
+    expect(r.code).toBe(1);
+    // the progress lines, then the one error line (after the base evaluation passed)
+    const lines = r.stderr.trim().split("\n");
+    expect(r.stderr.match(/^hquant: /gm)).toHaveLength(1);
+    expect(lines.at(-1)).toMatch(/^hquant: .*llama-2l-e60-h4-2-f128-v96-f16-untied-s1\.gguf: llama\.cpp aborted: ggml\/src\/ggml-cpu\/ops\.cpp:\d+: /);
+    expect(lines.at(-1)!.endsWith(ASSERT)).toBe(true);
+    expect(r.stderr + r.stdout).not.toMatch(/core dumped/i);
+    expect(fs.readdirSync(tmpdir)).toEqual([]);
+    expect(fs.readdirSync(cacheDir).filter((f) => f.endsWith(".tmp"))).toEqual([]);
+  });
+
+  it("LaCo's hidden states: an abort rejects with the one line, and the next call runs in a fresh evaluation process", { timeout: 600_000 }, async () => {
+    const model = await aborting();
+    const good = await makeModel({ ...SMALL_LLAMA, dir: path.join(tmp, "models") });
+    const plan = { ctx: 64, nChunk: 1, first: 32, scoredPerChunk: 31 };
+    const tokens = Int32Array.from({ length: 64 }, (_, i) => (i * 7) % 96);
+    const err = await hiddenStates(model, { tokens, plan, threads: 2 }).then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(UserError);
+    const message = (err as Error).message;
+    expect(message.startsWith(`${model}: llama.cpp aborted: ggml/src/ggml-cpu/ops.cpp:`)).toBe(true);
+    expect(message.endsWith(ASSERT)).toBe(true);
+    expect(message).not.toContain("\n");
+    const r = await hiddenStates(good, { tokens, plan, threads: 2 });
+    expect(r.nEmbd).toBe(64);
+    expect(r.states.map((s) => s.length)).toEqual([64 * 64]);
+  });
 
   it("build --verify: exit 1 naming the output, which is removed", { timeout: 600_000 }, async () => {
     const model = await aborting();
