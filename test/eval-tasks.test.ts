@@ -14,6 +14,7 @@ import { hiddenStates } from "../src/scan/laco.js";
 import { UserError } from "../src/errors.js";
 import { Mt19937 } from "../src/eval/tasks/random.js";
 import { makeModel, SMALL_LLAMA } from "./factory.js";
+import { build } from "../src/index.js";
 
 const ROOT = path.resolve(__dirname, "..");
 const BASE = "models/tinyllama-16l-f16.gguf";
@@ -41,29 +42,51 @@ describe("task modes against llama-perplexity", () => {
     expect(score.lines).toEqual(recordedLines("hellaswag.f16.log").slice(0, 6));
     expect(score.tasks).toBe(6);
   });
+  // the Q4_K_M the recorded logs score: hquant's build without hquant.* keys, byte-identical to
+  // llama-quantize's (build-identity tests), made once for the tests below
+  let q4km: Promise<string> | undefined;
+  const q4kmModel = () =>
+    (q4km ??= (async () => {
+      const out = path.join(tmp, "tiny-q4km.gguf");
+      await build({ input: BASE, output: out, hquant: false, schedule: { ftype: "Q4_K_M" }, threads: 2 });
+      return out;
+    })());
+  it("winogrande on the Q4_K_M, the first 10 tasks: llama-perplexity's first 10 lines (both choices' scores)", { timeout: 600_000 }, async () => {
+    // the task file cut after 10 tasks (llama-perplexity does not read the last line: 11 lines)
+    const cut = path.join(tmp, "winogrande-10.csv");
+    fs.writeFileSync(cut, fs.readFileSync(path.join(FIX, "winogrande.csv"), "utf8").split("\n").slice(0, 11).join("\n") + "\n");
+    const score = await scoreTaskFile(await q4kmModel(), { kind: "winogrande", file: cut, threads: 2 });
+    const ref = recordedLines("winogrande.q4km.log").slice(0, 10);
+    expect(score.lines).toEqual(ref);
+    // the Q4_K_M's scores, not the F16's
+    expect(ref).not.toEqual(recordedLines("winogrande.f16.log").slice(0, 10));
+  });
   // the whole files: minutes on a loaded 2-core machine, so opt-in
   const full = process.env.HQUANT_TASKS_FULL === "1";
   const cases = [
-    ["hellaswag", "hellaswag.txt", "hellaswag.f16.log"],
-    ["winogrande", "winogrande.csv", "winogrande.f16.log"],
-    ["multiple-choice", "multiple-choice.bin", "multiple-choice.f16.log"],
+    ["hellaswag", "hellaswag.txt"],
+    ["winogrande", "winogrande.csv"],
+    ["multiple-choice", "multiple-choice.bin"],
   ] as const;
-  for (const [kind, file, log] of cases) {
-    it.runIf(full)(`${kind}: every per-task line and the final accuracy (HQUANT_TASKS_FULL=1)`, { timeout: 600_000 }, async () => {
-      const score = await scoreTaskFile(BASE, { kind, file: path.join(FIX, file), threads: 2 });
-      const ref = recordedLines(log);
-      expect(score.lines).toEqual(ref);
-      const text = fs.readFileSync(path.join(FIX, log), "utf8");
-      if (kind === "hellaswag") {
-        // the last line: "32\t25.00000000%\t[13.2524%, 42.1066%]"
-        const [, acc, lo, hi] = /^\d+\t([\d.]+)%\t\[([\d.]+)%, ([\d.]+)%\]$/.exec(ref[ref.length - 1])!;
-        expect(score.accuracy.toFixed(8)).toBe(acc);
-        expect([score.interval![0].toFixed(4), score.interval![1].toFixed(4)]).toEqual([lo, hi]);
-      } else {
-        const m = /(?:Final Winogrande score\(\d+ tasks\)|Final result): ([\d.]+) \+\/- ([\d.]+)/.exec(text)!;
-        expect([score.accuracy.toFixed(4), score.error!.toFixed(4)]).toEqual([m[1], m[2]]);
-      }
-    });
+  for (const [kind, file] of cases) {
+    for (const model of ["f16", "q4km"] as const) {
+      const log = `${kind}.${model}.log`;
+      it.runIf(full)(`${kind} on the ${model === "f16" ? "F16" : "Q4_K_M"}: every per-task line and the final accuracy (HQUANT_TASKS_FULL=1)`, { timeout: 600_000 }, async () => {
+        const score = await scoreTaskFile(model === "f16" ? BASE : await q4kmModel(), { kind, file: path.join(FIX, file), threads: 2 });
+        const ref = recordedLines(log);
+        expect(score.lines).toEqual(ref);
+        const text = fs.readFileSync(path.join(FIX, log), "utf8");
+        if (kind === "hellaswag") {
+          // the last line: "32\t25.00000000%\t[13.2524%, 42.1066%]"
+          const [, acc, lo, hi] = /^\d+\t([\d.]+)%\t\[([\d.]+)%, ([\d.]+)%\]$/.exec(ref[ref.length - 1])!;
+          expect(score.accuracy.toFixed(8)).toBe(acc);
+          expect([score.interval![0].toFixed(4), score.interval![1].toFixed(4)]).toEqual([lo, hi]);
+        } else {
+          const m = /(?:Final Winogrande score\(\d+ tasks\)|Final result): ([\d.]+) \+\/- ([\d.]+)/.exec(text)!;
+          expect([score.accuracy.toFixed(4), score.error!.toFixed(4)]).toEqual([m[1], m[2]]);
+        }
+      });
+    }
   }
 });
 
