@@ -136,7 +136,9 @@ describe("prompt suite", () => {
       ]),
       "suite.json",
     );
-    const r = await scorePromptSuite(BASE, { cases, threads: 2 });
+    // one thread: one-token decodes at 2 threads spend minutes in ggml's spinning barrier on a busy
+    // machine (bench/prompts.ts), and the continuations are the same at any thread count
+    const r = await scorePromptSuite(BASE, { cases, threads: 1 });
     expect(r.results.map((x) => x.output)).toEqual([
       " to say, and I'm not a palpable, but I",
       ", and the other, and the other, the same, the same, is",
