@@ -63,7 +63,7 @@ try {
 
   // LaCo
   t = Date.now();
-  const sim = HiddenStateSimilarity.open(search);
+  const sim = await HiddenStateSimilarity.open(search);
   log(`base hidden states: ${since(t)}`);
   const laco = await lacoSearch({
     nLayer: search.nLayer,

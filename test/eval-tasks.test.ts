@@ -8,9 +8,13 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { parseHellaswag, parseMultipleChoice, parsePromptSuite, parseWinogrande, serializeMultipleChoice } from "../src/eval/tasks/index.js";
-import { scorePromptSuite, scoreTaskFile } from "../src/eval/isolated.js";
+import { evaluateBase, scorePromptSuite, scoreTaskFile } from "../src/eval/isolated.js";
+import { cachePath, sha256File, sha256Text } from "../src/eval/base-cache.js";
+import { hiddenStates } from "../src/scan/laco.js";
+import { UserError } from "../src/errors.js";
 import { Mt19937 } from "../src/eval/tasks/random.js";
 import { makeModel, SMALL_LLAMA } from "./factory.js";
+import { build } from "../src/index.js";
 
 const ROOT = path.resolve(__dirname, "..");
 const BASE = "models/tinyllama-16l-f16.gguf";
@@ -38,29 +42,51 @@ describe("task modes against llama-perplexity", () => {
     expect(score.lines).toEqual(recordedLines("hellaswag.f16.log").slice(0, 6));
     expect(score.tasks).toBe(6);
   });
+  // the Q4_K_M the recorded logs score: hquant's build without hquant.* keys, byte-identical to
+  // llama-quantize's (build-identity tests), made once for the tests below
+  let q4km: Promise<string> | undefined;
+  const q4kmModel = () =>
+    (q4km ??= (async () => {
+      const out = path.join(tmp, "tiny-q4km.gguf");
+      await build({ input: BASE, output: out, hquant: false, schedule: { ftype: "Q4_K_M" }, threads: 2 });
+      return out;
+    })());
+  it("winogrande on the Q4_K_M, the first 10 tasks: llama-perplexity's first 10 lines (both choices' scores)", { timeout: 600_000 }, async () => {
+    // the task file cut after 10 tasks (llama-perplexity does not read the last line: 11 lines)
+    const cut = path.join(tmp, "winogrande-10.csv");
+    fs.writeFileSync(cut, fs.readFileSync(path.join(FIX, "winogrande.csv"), "utf8").split("\n").slice(0, 11).join("\n") + "\n");
+    const score = await scoreTaskFile(await q4kmModel(), { kind: "winogrande", file: cut, threads: 2 });
+    const ref = recordedLines("winogrande.q4km.log").slice(0, 10);
+    expect(score.lines).toEqual(ref);
+    // the Q4_K_M's scores, not the F16's
+    expect(ref).not.toEqual(recordedLines("winogrande.f16.log").slice(0, 10));
+  });
   // the whole files: minutes on a loaded 2-core machine, so opt-in
   const full = process.env.HQUANT_TASKS_FULL === "1";
   const cases = [
-    ["hellaswag", "hellaswag.txt", "hellaswag.f16.log"],
-    ["winogrande", "winogrande.csv", "winogrande.f16.log"],
-    ["multiple-choice", "multiple-choice.bin", "multiple-choice.f16.log"],
+    ["hellaswag", "hellaswag.txt"],
+    ["winogrande", "winogrande.csv"],
+    ["multiple-choice", "multiple-choice.bin"],
   ] as const;
-  for (const [kind, file, log] of cases) {
-    it.runIf(full)(`${kind}: every per-task line and the final accuracy (HQUANT_TASKS_FULL=1)`, { timeout: 600_000 }, async () => {
-      const score = await scoreTaskFile(BASE, { kind, file: path.join(FIX, file), threads: 2 });
-      const ref = recordedLines(log);
-      expect(score.lines).toEqual(ref);
-      const text = fs.readFileSync(path.join(FIX, log), "utf8");
-      if (kind === "hellaswag") {
-        // the last line: "32\t25.00000000%\t[13.2524%, 42.1066%]"
-        const [, acc, lo, hi] = /^\d+\t([\d.]+)%\t\[([\d.]+)%, ([\d.]+)%\]$/.exec(ref[ref.length - 1])!;
-        expect(score.accuracy.toFixed(8)).toBe(acc);
-        expect([score.interval![0].toFixed(4), score.interval![1].toFixed(4)]).toEqual([lo, hi]);
-      } else {
-        const m = /(?:Final Winogrande score\(\d+ tasks\)|Final result): ([\d.]+) \+\/- ([\d.]+)/.exec(text)!;
-        expect([score.accuracy.toFixed(4), score.error!.toFixed(4)]).toEqual([m[1], m[2]]);
-      }
-    });
+  for (const [kind, file] of cases) {
+    for (const model of ["f16", "q4km"] as const) {
+      const log = `${kind}.${model}.log`;
+      it.runIf(full)(`${kind} on the ${model === "f16" ? "F16" : "Q4_K_M"}: every per-task line and the final accuracy (HQUANT_TASKS_FULL=1)`, { timeout: 600_000 }, async () => {
+        const score = await scoreTaskFile(model === "f16" ? BASE : await q4kmModel(), { kind, file: path.join(FIX, file), threads: 2 });
+        const ref = recordedLines(log);
+        expect(score.lines).toEqual(ref);
+        const text = fs.readFileSync(path.join(FIX, log), "utf8");
+        if (kind === "hellaswag") {
+          // the last line: "32\t25.00000000%\t[13.2524%, 42.1066%]"
+          const [, acc, lo, hi] = /^\d+\t([\d.]+)%\t\[([\d.]+)%, ([\d.]+)%\]$/.exec(ref[ref.length - 1])!;
+          expect(score.accuracy.toFixed(8)).toBe(acc);
+          expect([score.interval![0].toFixed(4), score.interval![1].toFixed(4)]).toEqual([lo, hi]);
+        } else {
+          const m = /(?:Final Winogrande score\(\d+ tasks\)|Final result): ([\d.]+) \+\/- ([\d.]+)/.exec(text)!;
+          expect([score.accuracy.toFixed(4), score.error!.toFixed(4)]).toEqual([m[1], m[2]]);
+        }
+      });
+    }
   }
 });
 
@@ -110,7 +136,9 @@ describe("prompt suite", () => {
       ]),
       "suite.json",
     );
-    const r = await scorePromptSuite(BASE, { cases, threads: 2 });
+    // one thread: one-token decodes at 2 threads spend minutes in ggml's spinning barrier on a busy
+    // machine (bench/prompts.ts), and the continuations are the same at any thread count
+    const r = await scorePromptSuite(BASE, { cases, threads: 1 });
     expect(r.results.map((x) => x.output)).toEqual([
       " to say, and I'm not a palpable, but I",
       ", and the other, and the other, the same, the same, is",
@@ -169,6 +197,48 @@ describe("a llama.cpp abort is a one-line error", () => {
       expect(left(path.join(dir, "out"))).toEqual([]);
     });
   }
+
+  it("scan --laco: the abort in LaCo's hidden states (the base's distributions served from the cache) is the same one line", { timeout: 600_000 }, async () => {
+    const model = await aborting();
+    const dir = fs.mkdtempSync(path.join(tmp, "run-"));
+    const tmpdir = path.join(dir, "tmp");
+    fs.mkdirSync(tmpdir);
+    const cacheDir = path.join(dir, "cache");
+    // the base evaluation decodes, and would abort before LaCo: its cache is taken from the same
+    // factory model with an even head size (same vocabulary, so the same tokens), stored under the
+    // aborting model's key. scan then loads and tokenizes only, and the first decode is LaCo's.
+    const text = fs.readFileSync("test/fixtures/eval-test.txt", "utf8");
+    const good = await makeModel({ ...SMALL_LLAMA, dir: path.join(tmp, "models") });
+    const base = await evaluateBase(good, text, "eval-test.txt", { ctx: 64, chunks: 1, threads: 2, cacheDir });
+    const key = cachePath(cacheDir, { modelSha256: await sha256File(model), textSha256: sha256Text(text), ctx: 64, nChunk: base.plan.nChunk });
+    for (const ext of [".kld", ".json"]) fs.copyFileSync(base.cacheFile + ext, key + ext);
+    const r = await hquantIn(tmpdir, ["scan", model, "--text", "test/fixtures/eval-test.txt", "--laco", "--merge-count", "2", "--laco-lowest", "0", "--ctx", "64", "--chunks", "1", "--threads", "2", "--cache-dir", cacheDir]);
+    expect(r.code).toBe(1);
+    // the progress lines, then the one error line (after the base evaluation passed)
+    const lines = r.stderr.trim().split("\n");
+    expect(r.stderr.match(/^hquant: /gm)).toHaveLength(1);
+    expect(lines.at(-1)).toMatch(/^hquant: .*llama-2l-e60-h4-2-f128-v96-f16-untied-s1\.gguf: llama\.cpp aborted: ggml\/src\/ggml-cpu\/ops\.cpp:\d+: /);
+    expect(lines.at(-1)!.endsWith(ASSERT)).toBe(true);
+    expect(r.stderr + r.stdout).not.toMatch(/core dumped/i);
+    expect(fs.readdirSync(tmpdir)).toEqual([]);
+    expect(fs.readdirSync(cacheDir).filter((f) => f.endsWith(".tmp"))).toEqual([]);
+  });
+
+  it("LaCo's hidden states: an abort rejects with the one line, and the next call runs in a fresh evaluation process", { timeout: 600_000 }, async () => {
+    const model = await aborting();
+    const good = await makeModel({ ...SMALL_LLAMA, dir: path.join(tmp, "models") });
+    const plan = { ctx: 64, nChunk: 1, first: 32, scoredPerChunk: 31 };
+    const tokens = Int32Array.from({ length: 64 }, (_, i) => (i * 7) % 96);
+    const err = await hiddenStates(model, { tokens, plan, threads: 2 }).then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(UserError);
+    const message = (err as Error).message;
+    expect(message.startsWith(`${model}: llama.cpp aborted: ggml/src/ggml-cpu/ops.cpp:`)).toBe(true);
+    expect(message.endsWith(ASSERT)).toBe(true);
+    expect(message).not.toContain("\n");
+    const r = await hiddenStates(good, { tokens, plan, threads: 2 });
+    expect(r.nEmbd).toBe(64);
+    expect(r.states.map((s) => s.length)).toEqual([64 * 64]);
+  });
 
   it("build --verify: exit 1 naming the output, which is removed", { timeout: 600_000 }, async () => {
     const model = await aborting();

@@ -13,7 +13,7 @@ import { openModel } from "../src/gguf/reader.js";
 import { mixtureHParams } from "../src/plan/hparams.js";
 import { parseSchedule } from "../src/plan/schedule.js";
 import type { GreedyResult } from "../src/scan/greedy.js";
-import { HiddenStateSimilarity } from "../src/scan/laco.js";
+import { hiddenStates, HiddenStateSimilarity, meanCosine } from "../src/scan/laco.js";
 import { CandidateMeasurer } from "../src/scan/measure.js";
 import { evaluateAgainstBase } from "../src/eval/evaluate.js";
 import { readHeaderAt } from "../src/gguf/reader.js";
@@ -94,7 +94,7 @@ describe("LaCo's similarity on the bundled model", () => {
   it("is 1 for the unedited model and ranks deleting layer 0 far below deleting layer 3", { timeout: 600_000 }, async () => {
     const measurer = await CandidateMeasurer.open({ base: BASE, text: fs.readFileSync(CALIB, "utf8"), textName: "calib.txt", ctx: 256, chunks: 1, threads: 2, cacheDir });
     try {
-      const sim = HiddenStateSimilarity.open(measurer);
+      const sim = await HiddenStateSimilarity.open(measurer);
       expect(await sim.similarity([])).toBeCloseTo(1, 6);
       const del3 = await sim.similarity([{ op: "delete", layers: [3] }]);
       const del0 = await sim.similarity([{ op: "delete", layers: [0] }]);
@@ -102,6 +102,40 @@ describe("LaCo's similarity on the bundled model", () => {
       expect(del3).toBeLessThan(1 - 1e-4);
       expect(del0).toBeLessThan(0.5);
       expect(measurer.cache.get("cosine", [{ op: "delete", layers: [0] }])).toBe(del0);
+    } finally {
+      await measurer.close();
+    }
+  });
+
+  it("gives the same hidden states, bit for bit, in the evaluation process as in this one (HQUANT_ISOLATION=0)", { timeout: 600_000 }, async () => {
+    const measurer = await CandidateMeasurer.open({ base: BASE, text: fs.readFileSync(CALIB, "utf8"), textName: "calib.txt", ctx: 256, chunks: 1, threads: 2, cacheDir });
+    const input = { tokens: measurer.base.tokens, plan: measurer.base.plan, threads: 2 };
+    const both = async (file: string | string[]) => {
+      const isolated = await hiddenStates(file, input);
+      const saved = process.env.HQUANT_ISOLATION;
+      process.env.HQUANT_ISOLATION = "0";
+      try {
+        return { isolated, direct: await hiddenStates(file, input) };
+      } finally {
+        if (saved === undefined) delete process.env.HQUANT_ISOLATION;
+        else process.env.HQUANT_ISOLATION = saved;
+      }
+    };
+    const bits = (states: Float32Array[]) => states.map((s) => Buffer.from(s.buffer, s.byteOffset, s.byteLength).toString("base64"));
+    try {
+      const base = await both(BASE);
+      expect(base.isolated.nEmbd).toBe(base.direct.nEmbd);
+      expect(base.isolated.states.length).toBe(1);
+      expect(bits(base.isolated.states)).toEqual(bits(base.direct.states));
+      await measurer.withBuild([{ op: "delete", layers: [3] }], async (files) => {
+        const edit = await both(files);
+        expect(bits(edit.isolated.states)).toEqual(bits(edit.direct.states));
+        // and so LaCo's figure: the same cosine sum, exactly
+        const n = base.direct.nEmbd;
+        const cos = meanCosine(base.isolated.states[0]!, edit.isolated.states[0]!, n);
+        expect(cos).toEqual(meanCosine(base.direct.states[0]!, edit.direct.states[0]!, n));
+        expect(cos.sum / cos.count).toBeLessThan(1 - 1e-4);
+      });
     } finally {
       await measurer.close();
     }

@@ -4,6 +4,7 @@
 // llama graph is the output of the final RMS norm ("result_norm", the lm_head's input). With
 // embeddings on, llama_decode outputs every token of the batch (output_all), so
 // llama_get_embeddings_ith(i) is the hidden state at batch index i.
+// scan --laco opens these in the evaluation process (scan/laco.ts hiddenStates, runtime/isolation.ts).
 import { LlamaModel, offloadOf, type LlamaContext, type OffloadOptions } from "./index.js";
 import { llamaApi } from "./library.js";
 

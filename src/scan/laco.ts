@@ -5,11 +5,12 @@
 // hidden states on the calibration text above the threshold T. A kept merge moves l down by the
 // interval I; a rejected one by 1. Merges stop once the next one would compress the stack beyond
 // the maximum compression (layers removed / base layers).
-import { offloadOf } from "../runtime/index.js";
-import { chunkInput } from "../eval/chunks.js";
+import { offloadOf, type OffloadOptions } from "../runtime/index.js";
+import { chunkInput, type ChunkPlan } from "../eval/chunks.js";
 import { chunksPerDecode } from "../runtime/evaluator.js";
 import { UserError } from "../errors.js";
 import { HiddenStateModel } from "../runtime/embeddings.js";
+import { isolationEnabled, runIsolated } from "../runtime/isolation.js";
 import type { SurgeryOp } from "../surgery/index.js";
 import { checkMergeCount, editLabel } from "./candidates.js";
 import type { CandidateMeasurer, Measurement, MeasureFn } from "./measure.js";
@@ -124,10 +125,48 @@ export function meanCosine(a: Float32Array, b: Float32Array, nEmbd: number): { s
   return { sum, count };
 }
 
+/** What a hidden-state run needs: the text's tokens and their chunking (the base evaluation's), threads, placement. */
+export interface HiddenStateInput extends OffloadOptions {
+  tokens: ArrayLike<number>;
+  plan: ChunkPlan;
+  threads: number;
+}
+
+/** The final hidden states of every chunk of `input` (one ctx·n_embd block per chunk), in this process. */
+export function hiddenStatesInProcess(file: string | readonly string[], input: HiddenStateInput): { states: Float32Array[]; nEmbd: number } {
+  const { plan, tokens } = input;
+  const perDecode = chunksPerDecode(plan.ctx);
+  const model = HiddenStateModel.open(file, { ctx: plan.ctx, nSeq: perDecode, threads: input.threads, ...offloadOf(input) });
+  try {
+    const states: Float32Array[] = [];
+    for (let g = 0; g < plan.nChunk; g += perDecode) {
+      const group: number[][] = [];
+      for (let c = g; c < Math.min(plan.nChunk, g + perDecode); c++) group.push(chunkInput(tokens, plan, c, model.model.bos));
+      states.push(...model.hiddenStates(group));
+    }
+    return { states, nEmbd: model.nEmbd };
+  } finally {
+    model.dispose();
+  }
+}
+
+/**
+ * hiddenStatesInProcess in the evaluation process (src/runtime/isolation.ts), so that a llama.cpp
+ * abort is a one-line error naming the file; the states come back as Float32Arrays (plain data).
+ * HQUANT_ISOLATION=0 runs it here.
+ */
+export async function hiddenStates(file: string | readonly string[], input: HiddenStateInput): Promise<{ states: Float32Array[]; nEmbd: number }> {
+  if (!isolationEnabled()) return hiddenStatesInProcess(file, input);
+  // only what the child needs: the tokens as one typed array, not the whole base evaluation
+  const plain: HiddenStateInput = { ...offloadOf(input), tokens: Int32Array.from(input.tokens), plan: input.plan, threads: input.threads };
+  return runIsolated({ module: "scan/laco.js", fn: "hiddenStatesInProcess", args: [file, plain] }, { file: typeof file === "string" ? file : file[0]! });
+}
+
 /**
  * LaCo's similarity on the measurer's text and chunks: every token of every chunk (the chunks the
  * KLD is taken on, BOS first), cosine of the final hidden states, averaged. The base's hidden
- * states are computed once and kept; results are cached with the measurements.
+ * states are computed once and kept; results are cached with the measurements. llama.cpp runs in
+ * the evaluation process (hiddenStates).
  */
 export class HiddenStateSimilarity {
   private constructor(
@@ -136,30 +175,13 @@ export class HiddenStateSimilarity {
     private readonly nEmbd: number,
   ) {}
 
-  private static chunkGroups(measurer: CandidateMeasurer, bos: number | null): number[][][] {
+  private static states(file: string | readonly string[], measurer: CandidateMeasurer): Promise<{ states: Float32Array[]; nEmbd: number }> {
     const { plan, tokens } = measurer.base;
-    const perDecode = chunksPerDecode(plan.ctx);
-    const groups: number[][][] = [];
-    for (let g = 0; g < plan.nChunk; g += perDecode) {
-      const group: number[][] = [];
-      for (let c = g; c < Math.min(plan.nChunk, g + perDecode); c++) group.push(chunkInput(tokens, plan, c, bos));
-      groups.push(group);
-    }
-    return groups;
+    return hiddenStates(file, { ...offloadOf(measurer.opts), tokens, plan, threads: measurer.opts.threads });
   }
 
-  private static states(file: string | readonly string[], measurer: CandidateMeasurer): { states: Float32Array[]; nEmbd: number } {
-    const { ctx } = measurer.base.plan;
-    const model = HiddenStateModel.open(file, { ctx, nSeq: chunksPerDecode(ctx), threads: measurer.opts.threads, ...offloadOf(measurer.opts) });
-    try {
-      return { states: HiddenStateSimilarity.chunkGroups(measurer, model.model.bos).flatMap((g) => model.hiddenStates(g)), nEmbd: model.nEmbd };
-    } finally {
-      model.dispose();
-    }
-  }
-
-  static open(measurer: CandidateMeasurer): HiddenStateSimilarity {
-    const { states, nEmbd } = HiddenStateSimilarity.states(measurer.opts.base, measurer);
+  static async open(measurer: CandidateMeasurer): Promise<HiddenStateSimilarity> {
+    const { states, nEmbd } = await HiddenStateSimilarity.states(measurer.opts.base, measurer);
     return new HiddenStateSimilarity(measurer, states, nEmbd);
   }
 
@@ -167,7 +189,7 @@ export class HiddenStateSimilarity {
     const cached = this.measurer.cache.get<number>("cosine", surgery);
     if (cached !== undefined) return cached;
     const value = await this.measurer.withBuild(surgery, async (file) => {
-      const { states, nEmbd } = HiddenStateSimilarity.states(file, this.measurer);
+      const { states, nEmbd } = await HiddenStateSimilarity.states(file, this.measurer);
       if (nEmbd !== this.nEmbd) throw new Error(`${file[0]}: hidden size ${nEmbd}, the base's is ${this.nEmbd}`);
       let sum = 0;
       let count = 0;

@@ -163,7 +163,7 @@ export async function runSearchCommand(base: string, opts: ScanSearchCliOptions)
     if (lacoParams) {
       const params = lacoParams;
       const C = params.mergeCount;
-      const similarity = HiddenStateSimilarity.open(measurer);
+      const similarity = await HiddenStateSimilarity.open(measurer);
       const result = await lacoSearch({
         nLayer: measurer.nLayer,
         ...params,
