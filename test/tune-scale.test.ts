@@ -12,6 +12,7 @@ import { dequantizeRows, quantizeRows } from "../src/quant/kernels.js";
 import { tuneSpace } from "../src/tune/candidates.js";
 import { fileTypeBytes, tune } from "../src/tune/index.js";
 import { proxyErrors, sampledRows } from "../src/tune/proxy.js";
+import { QuantizePool } from "../src/pool/index.js";
 
 const BASE = "models/tinyllama-16l-f16.gguf";
 const IMATRIX = "test/fixtures/imatrix/imatrix.gguf";
@@ -42,11 +43,16 @@ describe("proxy errors", () => {
         const sub = new Float32Array(rows * ncols);
         picked.forEach((r, i) => sub.set(x.subarray(r * ncols, (r + 1) * ncols), i * ncols));
         for (const o of t.options) {
+          // the sums of bands of 64 rows (the pool's tasks), added in row order
           const err = (src: Float32Array, n: number) => {
             const y = dequantizeRows(o.type, quantizeRows(o.type, src, n, ncols, w), n, ncols);
-            let s = 0;
-            for (let i = 0; i < n * ncols; i++) s += w[i % ncols]! * (src[i]! - y[i]!) ** 2;
-            return s;
+            let total = 0;
+            for (let r0 = 0; r0 < n; r0 += 64) {
+              let s = 0;
+              for (let i = r0 * ncols; i < Math.min(n, r0 + 64) * ncols; i++) s += w[i % ncols]! * (src[i]! - y[i]!) ** 2;
+              total += s;
+            }
+            return total;
           };
           expect(sampled.get(t.name)!.get(o.type)).toBe(err(sub, rows) * (nrows / rows));
           const all = err(x, nrows);
@@ -58,6 +64,31 @@ describe("proxy errors", () => {
       }
     } finally {
       await reader.close();
+    }
+  });
+});
+
+describe("proxy errors on the pool", () => {
+  it("do not depend on the number of threads (each tensor's band sums are added in row order)", { timeout: 300_000 }, async () => {
+    const model = await openModel(BASE);
+    const imatrix = await loadImatrix(IMATRIX);
+    const full = tuneSpace(model, [GGMLType.Q2_K, GGMLType.IQ4_XS, GGMLType.Q8_0]);
+    const space = { ...full, tensors: full.tensors.filter((t) => t.layer === 3 || t.name === "output.weight") };
+    const one = new QuantizePool(1);
+    const two = new QuantizePool(2);
+    try {
+      const a = await proxyErrors(model, space, imatrix, undefined, { pool: one, rows: 200 });
+      const b = await proxyErrors(model, space, imatrix, undefined, { pool: two, rows: 200 });
+      expect(a.size).toBe(space.tensors.length);
+      for (const t of space.tensors) {
+        for (const o of t.options) {
+          expect(a.get(t.name)!.get(o.type)).toBeGreaterThan(0);
+          expect(b.get(t.name)!.get(o.type)).toBe(a.get(t.name)!.get(o.type));
+        }
+      }
+    } finally {
+      await one.destroy();
+      await two.destroy();
     }
   });
 });
