@@ -10,7 +10,7 @@ import { openModel, TensorReader } from "../src/gguf/reader.js";
 import { loadImatrix, readImatrixInfo } from "../src/imatrix/index.js";
 import { dequantizeRows, quantizeRows } from "../src/quant/kernels.js";
 import { tuneSpace } from "../src/tune/candidates.js";
-import { fileTypeBytes, tune } from "../src/tune/index.js";
+import { fileTypeBytes, measurementPlan, proxyEdgeLayers, tune } from "../src/tune/index.js";
 import { proxyErrors, sampledRows } from "../src/tune/proxy.js";
 import { QuantizePool } from "../src/pool/index.js";
 
@@ -90,6 +90,24 @@ describe("proxy errors on the pool", () => {
       await one.destroy();
       await two.destroy();
     }
+  });
+});
+
+describe("proxy mode's measurement plan", () => {
+  it("the middle layer's kind points, the groups outside the layers and the groups of the first two and the last layer", async () => {
+    expect(proxyEdgeLayers(16)).toEqual([0, 1, 15]);
+    expect(proxyEdgeLayers(2)).toEqual([0, 1]);
+    expect(proxyEdgeLayers(1)).toEqual([0]);
+    const model = await openModel(BASE);
+    const space = tuneSpace(model, [GGMLType.Q3_K, GGMLType.Q4_K]);
+    const plan = measurementPlan(space, "proxy", [GGMLType.Q3_K], 16);
+    expect(plan.map((p) => p.group).sort()).toEqual(
+      [
+        "token_embd", "output", "blk.0.attn", "blk.0.ffn", "blk.1.attn", "blk.1.ffn", "blk.15.attn", "blk.15.ffn",
+        ...["attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"].map((k) => `blk.8.${k}`),
+      ].sort(),
+    );
+    expect(new Set(plan.map((p) => p.type))).toEqual(new Set([GGMLType.Q3_K]));
   });
 });
 
