@@ -10,6 +10,7 @@
 //
 //   npx tsx bench/tune-scale.ts [--layers 16,32,64] [--points 3] [--ctx 128] [--chunks 2]
 //                               [--proxy-rows 512] [--threads 2] [--dir DIR (kept, models reused)]
+//                               [--proxy-only (the proxy errors and their 70B extrapolation alone)]
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
@@ -41,6 +42,7 @@ const { values } = parseArgs({
     threads: { type: "string", default: "2" },
     dir: { type: "string", default: path.join(os.tmpdir(), "hquant-bench-tune-scale") },
     one: { type: "string" },
+    "proxy-only": { type: "boolean" },
     mode: { type: "string" },
   },
 });
@@ -148,6 +150,11 @@ async function measureChild(file: string): Promise<MeasureFigures> {
 }
 
 interface ProxyFigures {
+  params: number;
+  nLayer: number;
+  proxyEvaluations: number;
+  /** CPU seconds of the whole process (main thread and workers) */
+  cpuSeconds: number;
   seconds: number;
   /** Σ over tensors of sampled parameters × candidate types */
   work: number;
@@ -171,13 +178,25 @@ function proxyWork(tensors: readonly { shape: readonly number[]; options: readon
 async function proxyChild(file: string): Promise<ProxyFigures> {
   const model = await openModel(file);
   const space = tuneSpace(model, DEFAULT_CANDIDATE_TYPES);
+  const nLayer = Number(model.kv.find((e) => e.key === "llama.block_count")!.value);
   const pool = new QuantizePool(threads);
   try {
+    const cpu = process.cpuUsage();
     const t = performance.now();
     await proxyErrors(model, space, undefined, undefined, { rows: proxyRows, pool });
     const seconds = (performance.now() - t) / 1000;
+    const used = process.cpuUsage(cpu);
     const { work, sampled } = proxyWork(space.tensors, proxyRows);
-    return { seconds, work, sampledParams: sampled, peakRss: process.resourceUsage().maxRSS * 1024 };
+    return {
+      params: params(model.tensors.map((x) => x.shape)),
+      nLayer,
+      proxyEvaluations: measurementPlan(space, "proxy", DEFAULT_MEASURE_TYPES, nLayer).length,
+      cpuSeconds: (used.user + used.system) / 1e6,
+      seconds,
+      work,
+      sampledParams: sampled,
+      peakRss: process.resourceUsage().maxRSS * 1024,
+    };
   } finally {
     await pool.destroy();
   }
@@ -197,36 +216,49 @@ const child = (file: string, mode: string) => {
   return JSON.parse(r.stdout);
 };
 
-process.stdout.write(`tune at scale: ${os.cpus().length} cores, ${threads} threads, ctx ${ctx} × ${chunks} chunks per evaluation, --proxy-rows ${proxyRows}; load: ${os.loadavg().map((x) => x.toFixed(1)).join(" ")}\n\n`);
-const rows: { m: MeasureFigures; p: ProxyFigures }[] = [];
+const proxyOnly = values["proxy-only"] === true;
+process.stdout.write(
+  `tune at scale${proxyOnly ? " (proxy errors only)" : ""}: ${os.cpus().length} cores, ${threads} threads, ctx ${ctx} × ${chunks} chunks per evaluation, --proxy-rows ${proxyRows}; load: ${os.loadavg().map((x) => x.toFixed(1)).join(" ")}\n\n`,
+);
+const rows: { m?: MeasureFigures; p: ProxyFigures }[] = [];
 for (const n of values.layers!.split(",").map(Number)) {
   const file = await syntheticModel(n);
-  log(`${path.basename(file)}: measure mode`);
-  const m = child(file, "measure") as MeasureFigures;
+  let m: MeasureFigures | undefined;
+  if (!proxyOnly) {
+    log(`${path.basename(file)}: measure mode`);
+    m = child(file, "measure") as MeasureFigures;
+  }
   log(`${path.basename(file)}: proxy mode`);
   const p = child(file, "proxy") as ProxyFigures;
   rows.push({ m, p });
 }
 
 const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
-process.stdout.write("measure mode, per measurement (mean over the points measured):\n\n");
-process.stdout.write("| model | params | file | evaluations (full tune) | build/write s | load s | evaluate s | outside evaluation | bytes written | group's quantized bytes | written ÷ (2×group + 1 MiB) | base shards (once) | peak RSS |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
-for (const { m } of rows) {
-  const k = m.points.length;
-  const build = sum(m.points.map((x) => x.build)) / k;
-  const load = sum(m.points.map((x) => x.load)) / k;
-  const evaluate = sum(m.points.map((x) => x.evaluate)) / k;
-  const bytes = sum(m.points.map((x) => x.bytes)) / k;
-  const group = sum(m.points.map((x) => x.groupBytes)) / k;
-  const worst = Math.max(...m.points.map((x) => x.bytes / (2 * x.groupBytes + 2 ** 20)));
-  process.stdout.write(
-    `| ${m.nLayer} layers | ${(m.params / 1e9).toFixed(3)} B | ${mib(m.fileBytes)} | ${m.evaluations} | ${build.toFixed(2)} | ${load.toFixed(2)} | ${evaluate.toFixed(2)} | ${((100 * (build + load)) / (build + load + evaluate)).toFixed(1)} % | ${mib(bytes)} | ${mib(group)} | ${worst.toFixed(3)} (worst) | ${mib(m.baseShardBytes)} in ${m.baseShardSeconds.toFixed(1)} s | ${mib(m.peakRss)} |\n`,
-  );
+if (!proxyOnly) {
+  process.stdout.write("measure mode, per measurement (mean over the points measured):\n\n");
+  process.stdout.write("| model | params | file | evaluations (full tune) | build/write s | load s | evaluate s | outside evaluation | bytes written | group's quantized bytes | written ÷ (2×group + 1 MiB) | base shards (once) | peak RSS |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+  for (const { m } of rows) {
+    if (!m) continue;
+    const k = m.points.length;
+    const build = sum(m.points.map((x) => x.build)) / k;
+    const load = sum(m.points.map((x) => x.load)) / k;
+    const evaluate = sum(m.points.map((x) => x.evaluate)) / k;
+    const bytes = sum(m.points.map((x) => x.bytes)) / k;
+    const group = sum(m.points.map((x) => x.groupBytes)) / k;
+    const worst = Math.max(...m.points.map((x) => x.bytes / (2 * x.groupBytes + 2 ** 20)));
+    process.stdout.write(
+      `| ${m.nLayer} layers | ${(m.params / 1e9).toFixed(3)} B | ${mib(m.fileBytes)} | ${m.evaluations} | ${build.toFixed(2)} | ${load.toFixed(2)} | ${evaluate.toFixed(2)} | ${((100 * (build + load)) / (build + load + evaluate)).toFixed(1)} % | ${mib(bytes)} | ${mib(group)} | ${worst.toFixed(3)} (worst) | ${mib(m.baseShardBytes)} in ${m.baseShardSeconds.toFixed(1)} s | ${mib(m.peakRss)} |\n`,
+    );
+  }
+  process.stdout.write("\nbefore shards, every measurement wrote the whole file (the column \"file\") and loaded it.\n");
 }
-process.stdout.write("\nbefore shards, every measurement wrote the whole file (the column \"file\") and loaded it.\n");
-process.stdout.write("\nproxy mode:\n\n| model | proxy errors s | sampled params | params × types / s | proxy-mode evaluations | peak RSS |\n|---|---|---|---|---|---|\n");
-for (const { m, p } of rows) {
-  process.stdout.write(`| ${m.nLayer} layers | ${p.seconds.toFixed(1)} | ${(p.sampledParams / 1e6).toFixed(1)} M | ${(p.work / p.seconds / 1e6).toFixed(2)} M | ${m.proxyEvaluations} | ${mib(p.peakRss)} |\n`);
+process.stdout.write(
+  "\nproxy mode:\n\n| model | params | proxy errors s | CPU s (all threads) | sampled params | params × types / s | s per G params | proxy-mode evaluations | peak RSS |\n|---|---|---|---|---|---|---|---|---|\n",
+);
+for (const { p } of rows) {
+  process.stdout.write(
+    `| ${p.nLayer} layers | ${(p.params / 1e9).toFixed(3)} B | ${p.seconds.toFixed(1)} | ${p.cpuSeconds.toFixed(1)} | ${(p.sampledParams / 1e6).toFixed(1)} M | ${(p.work / p.seconds / 1e6).toFixed(2)} M | ${(p.seconds / (p.params / 1e9)).toFixed(1)} | ${p.proxyEvaluations} | ${mib(p.peakRss)} |\n`,
+  );
 }
 
 // 70B: the proxy's work from its shapes (every row width there is a multiple of 256, so each tensor
@@ -238,17 +270,29 @@ const work70 = proxyWork(shapes70, proxyRows);
 const params70 = params(factoryTensors(SHAPE_70B).map((t) => t.shape));
 const ratePerThread = big.p.work / big.p.seconds / threads;
 const proxy70 = work70.work / (ratePerThread * 16);
-// an evaluation's time ∝ parameters × tokens, at the largest model's measured rate per thread
-const evalRate = big.m.params / (sum(big.m.points.map((x) => x.evaluate)) / big.m.points.length) / threads;
-const tokens = 4 * 256;
-const eval70 = (params70 * (tokens / (ctx * chunks))) / (evalRate * 16);
-const evals70 = shapes70.length > 0 ? 7 + 2 + 1 : 0;
+// the same from CPU seconds (every thread's, the main thread's reads included): what a thread does
+// per second when it has a core, so a loaded machine does not inflate it
+const cpuRatePerThread = big.p.work / big.p.cpuSeconds;
+const proxy70Cpu = work70.work / (cpuRatePerThread * 16);
+// proxy mode's evaluations do not grow with depth (the middle layer's kind points, the groups
+// outside the layers and those of the edge layers), plus the base
+const evals70 = big.p.proxyEvaluations + 1;
+let evalLine = "  proxy mode's evaluations: not measured (--proxy-only)\n";
+if (big.m) {
+  // an evaluation's time ∝ parameters × tokens, at the largest model's measured rate per thread
+  const evalRate = big.m.params / (sum(big.m.points.map((x) => x.evaluate)) / big.m.points.length) / threads;
+  const tokens = 4 * 256;
+  const eval70 = (params70 * (tokens / (ctx * chunks))) / (evalRate * 16);
+  evalLine =
+    `  proxy mode's ${evals70} evaluations (its ${big.p.proxyEvaluations} points, the same count at any depth; and the base) of 4 chunks × 256 tokens, at ${(evalRate / 1e6).toFixed(1)} M parameters × ${ctx * chunks} tokens / s per thread ` +
+    `(the ${big.p.nLayer}-layer model's) → ${((evals70 * eval70) / 60).toFixed(1)} min (${eval70.toFixed(0)} s each; --chunks 1: a quarter)\n` +
+    `  measure mode: ${2 * 80 + 23} evaluations of 12 chunks → ${(((2 * 80 + 23) * eval70 * 3) / 3600).toFixed(1)} h on the CPU at that rate\n`;
+}
 process.stdout.write(
   `\n70B-shaped llama (${(params70 / 1e9).toFixed(1)} B parameters, ${shapes70.length} matrices, ${types} candidate types each), 16 threads:\n` +
     `  proxy errors: ${(work70.sampled / 1e9).toFixed(2)} G sampled parameters × ${types} types = ${(work70.work / 1e9).toFixed(1)} G, at ${(ratePerThread / 1e6).toFixed(2)} M/s per thread ` +
-    `(measured on the ${big.m.nLayer}-layer model) → ${(proxy70 / 60).toFixed(1)} min\n` +
-    `  proxy mode's ${evals70} evaluations (7 kind points, token_embd, output; and the base) of 4 chunks × 256 tokens, at ${(evalRate / 1e6).toFixed(1)} M parameters × ${ctx * chunks} tokens / s per thread ` +
-    `(the ${big.m.nLayer}-layer model's) → ${((evals70 * eval70) / 60).toFixed(1)} min (${(eval70).toFixed(0)} s each; --chunks 1: a quarter)\n` +
-    `  measure mode: ${2 * 80 + 23} evaluations of 12 chunks → ${(((2 * 80 + 23) * eval70 * 3) / 3600).toFixed(1)} h on the CPU at that rate\n` +
-    `  (linear scaling over threads assumed; rates measured under the load above)\n`,
+    `(wall clock, measured on the ${big.p.nLayer}-layer model) → ${(proxy70 / 60).toFixed(1)} min; ` +
+    `at ${(cpuRatePerThread / 1e6).toFixed(2)} M/s per CPU second (${big.p.cpuSeconds.toFixed(1)} CPU s for ${(big.p.work / 1e9).toFixed(2)} G) → ${(proxy70Cpu / 60).toFixed(1)} min with a core per thread\n` +
+    evalLine +
+    `  (linear scaling over threads assumed; rates measured under the load above; load at the end: ${os.loadavg().map((x) => x.toFixed(1)).join(" ")})\n`,
 );

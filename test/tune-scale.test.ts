@@ -10,8 +10,9 @@ import { openModel, TensorReader } from "../src/gguf/reader.js";
 import { loadImatrix, readImatrixInfo } from "../src/imatrix/index.js";
 import { dequantizeRows, quantizeRows } from "../src/quant/kernels.js";
 import { tuneSpace } from "../src/tune/candidates.js";
-import { fileTypeBytes, tune } from "../src/tune/index.js";
+import { fileTypeBytes, measurementPlan, proxyEdgeLayers, tune } from "../src/tune/index.js";
 import { proxyErrors, sampledRows } from "../src/tune/proxy.js";
+import { QuantizePool } from "../src/pool/index.js";
 
 const BASE = "models/tinyllama-16l-f16.gguf";
 const IMATRIX = "test/fixtures/imatrix/imatrix.gguf";
@@ -42,11 +43,16 @@ describe("proxy errors", () => {
         const sub = new Float32Array(rows * ncols);
         picked.forEach((r, i) => sub.set(x.subarray(r * ncols, (r + 1) * ncols), i * ncols));
         for (const o of t.options) {
+          // the sums of bands of 64 rows (the pool's tasks), added in row order
           const err = (src: Float32Array, n: number) => {
             const y = dequantizeRows(o.type, quantizeRows(o.type, src, n, ncols, w), n, ncols);
-            let s = 0;
-            for (let i = 0; i < n * ncols; i++) s += w[i % ncols]! * (src[i]! - y[i]!) ** 2;
-            return s;
+            let total = 0;
+            for (let r0 = 0; r0 < n; r0 += 64) {
+              let s = 0;
+              for (let i = r0 * ncols; i < Math.min(n, r0 + 64) * ncols; i++) s += w[i % ncols]! * (src[i]! - y[i]!) ** 2;
+              total += s;
+            }
+            return total;
           };
           expect(sampled.get(t.name)!.get(o.type)).toBe(err(sub, rows) * (nrows / rows));
           const all = err(x, nrows);
@@ -59,6 +65,49 @@ describe("proxy errors", () => {
     } finally {
       await reader.close();
     }
+  });
+});
+
+describe("proxy errors on the pool", () => {
+  it("do not depend on the number of threads (each tensor's band sums are added in row order)", { timeout: 300_000 }, async () => {
+    const model = await openModel(BASE);
+    const imatrix = await loadImatrix(IMATRIX);
+    const full = tuneSpace(model, [GGMLType.Q2_K, GGMLType.IQ4_XS, GGMLType.Q8_0]);
+    const space = { ...full, tensors: full.tensors.filter((t) => t.layer === 3 || t.name === "output.weight") };
+    const one = new QuantizePool(1);
+    const two = new QuantizePool(2);
+    try {
+      const a = await proxyErrors(model, space, imatrix, undefined, { pool: one, rows: 200 });
+      const b = await proxyErrors(model, space, imatrix, undefined, { pool: two, rows: 200 });
+      expect(a.size).toBe(space.tensors.length);
+      for (const t of space.tensors) {
+        for (const o of t.options) {
+          expect(a.get(t.name)!.get(o.type)).toBeGreaterThan(0);
+          expect(b.get(t.name)!.get(o.type)).toBe(a.get(t.name)!.get(o.type));
+        }
+      }
+    } finally {
+      await one.destroy();
+      await two.destroy();
+    }
+  });
+});
+
+describe("proxy mode's measurement plan", () => {
+  it("the middle layer's kind points, the groups outside the layers and the groups of the first two and the last layer", async () => {
+    expect(proxyEdgeLayers(16)).toEqual([0, 1, 15]);
+    expect(proxyEdgeLayers(2)).toEqual([0, 1]);
+    expect(proxyEdgeLayers(1)).toEqual([0]);
+    const model = await openModel(BASE);
+    const space = tuneSpace(model, [GGMLType.Q3_K, GGMLType.Q4_K]);
+    const plan = measurementPlan(space, "proxy", [GGMLType.Q3_K], 16);
+    expect(plan.map((p) => p.group).sort()).toEqual(
+      [
+        "token_embd", "output", "blk.0.attn", "blk.0.ffn", "blk.1.attn", "blk.1.ffn", "blk.15.attn", "blk.15.ffn",
+        ...["attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"].map((k) => `blk.8.${k}`),
+      ].sort(),
+    );
+    expect(new Set(plan.map((p) => p.type))).toEqual(new Set([GGMLType.Q3_K]));
   });
 });
 

@@ -2,9 +2,10 @@
 // kernel instance per worker thread). Kept apart from the thread entry (worker.ts) so it can be
 // called directly too.
 import { rowSize } from "../gguf/ggml-types.js";
-import { convertRows, NonFiniteRowError, quantizeRows, ReferenceAbortRowError } from "../quant/kernels.js";
+import { GGMLType } from "../gguf/ggml-types.js";
+import { convertRows, dequantizeRows, NonFiniteRowError, quantizeRows, ReferenceAbortRowError } from "../quant/kernels.js";
 import { surgeryChunkF32 } from "../surgery/chunk.js";
-import type { QuantizeTask, QuantizeTaskResult } from "./task.js";
+import type { ProxyTaskErrors, ProxyTaskResult, QuantizeTask, QuantizeTaskResult } from "./task.js";
 
 /** A computed chunk (layer surgery): every input's rows to f32, combined by the recipe. */
 function surgeryRowsF32(task: QuantizeTask): Float32Array {
@@ -24,6 +25,40 @@ function convertChunk(task: QuantizeTask): ArrayBuffer {
   const inPlace = rowSize(dstType, ncols) <= rowSize(srcType, ncols);
   const out = convertRows(srcType, src, dstType, nrows, ncols, task.imatrix, inPlace ? new Uint8Array(task.data) : undefined);
   return out.buffer as ArrayBuffer;
+}
+
+/**
+ * tune's proxy on one chunk: the rows widened to f32 once, then per type quantized (with the
+ * importance vector, as the build does), dequantized and compared, Σ w_j (x_j − x̂_j)² in f64.
+ */
+export function proxyChunkErrors(task: QuantizeTask): ProxyTaskErrors {
+  const { srcType, nrows, ncols, imatrix: w } = task;
+  const src = new Uint8Array(task.data, 0, rowSize(srcType, ncols) * nrows);
+  const x = srcType === GGMLType.F32 ? new Float32Array(task.data, 0, nrows * ncols) : dequantizeRows(srcType, src, nrows, ncols);
+  const errors = task.errorTypes!.map((type) => {
+    const y = dequantizeRows(type, quantizeRows(type, x, nrows, ncols, w), nrows, ncols);
+    let sum = 0;
+    for (let r = 0; r < nrows; r++) {
+      const base = r * ncols;
+      for (let j = 0; j < ncols; j++) {
+        const d = x[base + j]! - y[base + j]!;
+        sum += (w ? w[j]! : 1) * d * d;
+      }
+    }
+    return sum;
+  });
+  return { errors };
+}
+
+/** A proxy chunk's errors, or the first row holding NaN/Inf or that llama.cpp would abort on. */
+export function proxyChunk(task: QuantizeTask): ProxyTaskResult {
+  try {
+    return proxyChunkErrors(task);
+  } catch (err) {
+    if (err instanceof NonFiniteRowError) return { nonFiniteRow: err.row };
+    if (err instanceof ReferenceAbortRowError) return { referenceAbortRow: err.row };
+    throw err;
+  }
 }
 
 /** The quantized rows (an ArrayBuffer to transfer back), or the first row holding NaN/Inf or that llama.cpp would abort on. */

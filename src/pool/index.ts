@@ -18,10 +18,11 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Piscina } from "piscina";
 import { UserError } from "../errors.js";
+import type { GGMLType } from "../gguf/ggml-types.js";
 import { kernelModule } from "../quant/kernels.js";
-import type { QuantizeTask, QuantizeTaskResult } from "./task.js";
+import type { ProxyTaskResult, QuantizeTask, QuantizeTaskResult } from "./task.js";
 
-export type { QuantizeTask, QuantizeTaskResult } from "./task.js";
+export type { ProxyTaskErrors, ProxyTaskResult, QuantizeTask, QuantizeTaskResult } from "./task.js";
 
 /**
  * Workers must be JavaScript at run time, so the pool always loads the compiled worker:
@@ -107,6 +108,20 @@ export class QuantizePool {
       return (await this.piscina.run(task, { transferList: [task.data], signal: signal && this.relay(signal) })) as QuantizeTaskResult;
     } catch (err) {
       if (signal?.aborted) throw signal.reason;
+      if (this.destroyed) throw new Error("quantize pool destroyed");
+      throw workerDeath(err) ?? err;
+    }
+  }
+
+  /**
+   * tune's proxy: the weighted squared error of the chunk's rows for each of `task.errorTypes`
+   * (see ProxyTaskErrors), computed on a worker; `task.data` is transferred.
+   */
+  async proxyErrors(task: QuantizeTask & { errorTypes: GGMLType[] }): Promise<ProxyTaskResult> {
+    if (this.destroyed) throw new Error("quantize pool destroyed");
+    try {
+      return (await this.piscina.run(task, { transferList: [task.data] })) as ProxyTaskResult;
+    } catch (err) {
       if (this.destroyed) throw new Error("quantize pool destroyed");
       throw workerDeath(err) ?? err;
     }

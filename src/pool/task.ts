@@ -24,6 +24,17 @@ export interface QuantizeTask {
    * one buffer is transferred), combined by `recipe` in f32 before quantizing; `srcType` is unused
    */
   surgery?: { recipe: Recipe<number>; inputs: SurgeryTaskInput[] };
+  /**
+   * tune's proxy: instead of the quantized rows, the weighted squared error of the rows quantized
+   * to each of these types and back (`dstType` unused), so the worker, not the main thread, does
+   * the dequantization and the sums
+   */
+  errorTypes?: GGMLType[];
+}
+
+/** A proxy task's answer: per error type, Σ_rows Σ_j w_j (x_j − x̂_j)² (w_j = 1 without an imatrix). */
+export interface ProxyTaskErrors {
+  errors: number[];
 }
 
 /**
@@ -31,3 +42,6 @@ export interface QuantizeTask {
  * the first row llama.cpp's quantizer for the type would abort on
  */
 export type QuantizeTaskResult = ArrayBuffer | { nonFiniteRow: number } | { referenceAbortRow: number };
+
+/** A proxy task's result: the errors, or the row that cannot be quantized. */
+export type ProxyTaskResult = ProxyTaskErrors | { nonFiniteRow: number } | { referenceAbortRow: number };

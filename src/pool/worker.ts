@@ -4,13 +4,14 @@
 import { workerData } from "node:worker_threads";
 import { move } from "piscina";
 import { useKernelModule } from "../quant/kernels.js";
-import { quantizeChunk } from "./chunk.js";
-import type { QuantizeTask, QuantizeTaskResult } from "./task.js";
+import { proxyChunk, quantizeChunk } from "./chunk.js";
+import type { ProxyTaskResult, QuantizeTask, QuantizeTaskResult } from "./task.js";
 
 useKernelModule((workerData as { kernels: WebAssembly.Module }).kernels);
 
-/** One chunk; the quantized rows' buffer is moved back (never cloned). */
-export default function quantize(task: QuantizeTask): QuantizeTaskResult {
+/** One chunk; the quantized rows' buffer is moved back (never cloned). A proxy chunk: its errors. */
+export default function quantize(task: QuantizeTask): QuantizeTaskResult | ProxyTaskResult {
+  if (task.errorTypes) return proxyChunk(task);
   const result = quantizeChunk(task);
   return result instanceof ArrayBuffer ? (move(result) as unknown as ArrayBuffer) : result;
 }

@@ -210,8 +210,19 @@ function priorityPoints(points: readonly MeasurePoint[], space: TuneSpace, nLaye
 }
 
 /**
+ * The layers whose groups proxy mode measures as well: the first two and the last. A tensor's
+ * reconstruction error does not see how the first layers shape the residual stream (on the bundled
+ * model the kind-scaled proxy predicts blk.0's and blk.1's ΔKLD 5–28× too low, the other layers'
+ * within ~2×), which is also why llama.cpp's own mixtures give the first and last layers more bits.
+ */
+export function proxyEdgeLayers(nLayer: number): number[] {
+  return [...new Set([0, 1, nLayer - 1])].filter((l) => l >= 0 && l < nLayer);
+}
+
+/**
  * The measurement points. Per tensor kind, each of the kind's tensors alone in a few layers (first,
- * middle, last): the kind factors. In measure mode also every group at every measured type.
+ * middle, last): the kind factors. In measure mode also every group at every measured type; in
+ * proxy mode the groups outside the layers and those of the edge layers (proxyEdgeLayers).
  */
 export function measurementPlan(space: TuneSpace, method: TuneMethod, measureTypes: readonly GGMLType[], nLayer: number): MeasurePoint[] {
   const sampled = [...new Set(method === "measure" ? [0, Math.floor(nLayer / 2), nLayer - 1] : [Math.floor(nLayer / 2)])];
@@ -219,7 +230,9 @@ export function measurementPlan(space: TuneSpace, method: TuneMethod, measureTyp
     .filter((t) => t.layer >= 0 && sampled.includes(t.layer))
     .map((t) => ({ group: t.name.replace(/\.weight$/, ""), type: measureTypes[0]! }));
   const outside = space.groups.filter((g) => !/^blk\.\d+\./.test(g));
-  const groups = method === "measure" ? space.groups : outside;
+  const edges = proxyEdgeLayers(nLayer);
+  const edgeGroups = space.groups.filter((g) => edges.some((l) => g.startsWith(`blk.${l}.`)));
+  const groups = method === "measure" ? space.groups : [...outside, ...edgeGroups];
   return [...groups.flatMap((group) => measureTypes.map((type) => ({ group, type }))), ...kindPoints];
 }
 
@@ -343,7 +356,11 @@ export async function tune(opts: TuneOptions): Promise<TuneResult> {
           ["measured", costTable(space, errors, measurements, "group", objective)],
           ["proxy × kind", costTable(space, errors, measurements, "kind", objective)],
         ]
-      : [["proxy × kind", costTable(space, errors, measurements, "kind", objective)]];
+      : [
+          // the measured groups (edge layers, outside the layers) at their measurements, the rest kind-scaled
+          ["proxy × measured edges", costTable(space, errors, measurements, "group", objective)],
+          ["proxy × kind", costTable(space, errors, measurements, "kind", objective)],
+        ];
   const kindTable = costTable(space, errors, measurements, "kind");
   const proxySpearman = proxyCorrelation(space, kindTable, measurements);
 

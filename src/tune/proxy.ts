@@ -11,7 +11,6 @@ import { GGMLType, typeName } from "../gguf/ggml-types.js";
 import type { GGUFModel } from "../gguf/model.js";
 import { TensorReader } from "../gguf/reader.js";
 import type { Imatrix } from "../imatrix/index.js";
-import { dequantizeRows } from "../quant/kernels.js";
 import { QuantizePool } from "../pool/index.js";
 import type { TuneSpace } from "./candidates.js";
 import { writeJsonAtomic } from "./cache.js";
@@ -25,7 +24,7 @@ function importance(imatrix: Imatrix | undefined, name: string, ncols: number, n
   return v && v.length === ncols * nExperts ? v : null;
 }
 
-/** Rows quantized per pool task: small enough that a tensor's work spreads over every thread. */
+/** Rows per pool task: small enough that a tensor's work spreads over every thread. */
 const TASK_ROWS = 64;
 
 /** The rows of one expert the proxy uses: all, or `sample` spread evenly (the middle of each of `sample` equal bands). */
@@ -34,11 +33,26 @@ export function sampledRows(nrows: number, sample: number | undefined): number[]
   return Array.from({ length: sample }, (_, i) => Math.floor(((i + 0.5) * nrows) / sample));
 }
 
+/** Runs of consecutive rows in a sorted list: [first row, count] (every row: one run per band). */
+function rowRuns(rows: readonly number[]): [number, number][] {
+  const runs: [number, number][] = [];
+  for (const r of rows) {
+    const last = runs[runs.length - 1];
+    if (last && last[0] + last[1] === r) last[1]++;
+    else runs.push([r, 1]);
+  }
+  return runs;
+}
+
 /**
  * Weighted reconstruction error of every tensor of the space for each of its options. With `rows`,
  * each tensor (each expert) contributes that many rows, spread evenly, and the sum is scaled by
- * rows in all / rows sampled: the cost is then ∝ rows × row length per tensor, not its size. The
- * quantization runs on the pool's threads (the dequantization and the sum, cheap, here).
+ * rows in all / rows sampled: the cost is then ∝ rows × row length per tensor, not its size. All
+ * the work is on the pool's threads: a task is one band of up to 64 rows, read as stored (the
+ * consecutive sampled rows in one read) and sent with every option type; the worker widens the
+ * rows to f32 once, quantizes, dequantizes and sums per type. Bands of the next tensors are read
+ * while earlier ones run (a few per thread in flight), and each tensor's band sums are added in
+ * band order, so the result does not depend on the number of threads.
  */
 export async function proxyErrors(
   model: GGUFModel,
@@ -51,6 +65,11 @@ export async function proxyErrors(
   const byName = new Map(model.tensors.map((t) => [t.name, t]));
   const out: ProxyErrors = new Map();
   const pool = opts.pool ?? new QuantizePool();
+  // a few tasks per thread in flight; the first failure ends the run at the next wait
+  const inFlight = new Set<Promise<void>>();
+  const maxInFlight = 4 * pool.threads;
+  let failure: { error: unknown } | undefined;
+  const finishers: (() => void)[] = [];
   try {
     for (const [k, t] of space.tensors.entries()) {
       onTensor?.(k, space.tensors.length, t.name);
@@ -60,68 +79,44 @@ export async function proxyErrors(
       const rowsPerExpert = t.elements / ncols / nExperts;
       const picked = sampledRows(rowsPerExpert, opts.rows);
       const rowBytes = info.bytes / (rowsPerExpert * nExperts);
-      // the sampled rows of every expert, one after the other, as f32
-      const nrows = picked.length * nExperts;
-      let raw: Uint8Array;
-      if (picked.length === rowsPerExpert) raw = await reader.read(info);
-      else {
-        raw = new Uint8Array(nrows * rowBytes);
-        let at = 0;
-        for (let e = 0; e < nExperts; e++) {
-          for (const r of picked) {
-            raw.set(await reader.read(info, (e * rowsPerExpert + r) * rowBytes, rowBytes), at);
-            at += rowBytes;
+      const im = importance(imatrix, t.name, ncols, nExperts);
+      const types = t.options.map((o) => o.type);
+      const nBands = Math.ceil(picked.length / TASK_ROWS);
+      // expert × band → the band's error per type
+      const bandErrors: number[][] = new Array(nExperts * nBands);
+      for (let e = 0; e < nExperts; e++) {
+        const w = im ? im.subarray(e * ncols, (e + 1) * ncols) : null;
+        for (let b = 0; b < nBands; b++) {
+          const band = picked.slice(b * TASK_ROWS, (b + 1) * TASK_ROWS);
+          const data = new Uint8Array(band.length * rowBytes);
+          let at = 0;
+          for (const [first, n] of rowRuns(band)) {
+            data.set(await reader.read(info, (e * rowsPerExpert + first) * rowBytes, n * rowBytes), at);
+            at += n * rowBytes;
           }
+          const task = pool.proxyErrors({ srcType: info.type, dstType: info.type, nrows: band.length, ncols, data: data.buffer, imatrix: w && new Float32Array(w), errorTypes: types }).then((r) => {
+            if (!("errors" in r)) throw new Error(`${t.name}: row ${band[0]} cannot be quantized for the proxy (${JSON.stringify(r)})`);
+            bandErrors[e * nBands + b] = r.errors;
+          });
+          const tracked: Promise<void> = task.catch((error: unknown) => void (failure ??= { error })).finally(() => inFlight.delete(tracked));
+          inFlight.add(tracked);
+          if (inFlight.size >= maxInFlight) await Promise.race(inFlight);
+          if (failure) throw failure.error;
         }
       }
-      const x = info.type === GGMLType.F32 ? new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength)) : dequantizeRows(info.type, raw, nrows, ncols);
-      const im = importance(imatrix, t.name, ncols, nExperts);
       const scale = rowsPerExpert / picked.length;
-      // every (type, expert, band of rows) is one pool task; the sums are then taken in row order
-      const results = await Promise.all(
-        t.options.map((o) =>
-          Promise.all(
-            Array.from({ length: nExperts }, (_, e) => {
-              const w = im ? im.subarray(e * ncols, (e + 1) * ncols) : null;
-              const bands: Promise<Float32Array>[] = [];
-              for (let r0 = 0; r0 < picked.length; r0 += TASK_ROWS) {
-                const n = Math.min(TASK_ROWS, picked.length - r0);
-                const from = (e * picked.length + r0) * ncols;
-                const data = x.slice(from, from + n * ncols).buffer;
-                bands.push(
-                  pool.run({ srcType: GGMLType.F32, dstType: o.type, nrows: n, ncols, data, imatrix: w && new Float32Array(w) }).then((q) => {
-                    if (!(q instanceof ArrayBuffer)) throw new Error(`${t.name}: row ${r0} cannot be quantized to ${typeName(o.type)} (${JSON.stringify(q)})`);
-                    return dequantizeRows(o.type, new Uint8Array(q), n, ncols);
-                  }),
-                );
-              }
-              return Promise.all(bands);
-            }),
-          ),
-        ),
-      );
       const errors = new Map<GGMLType, number>();
-      t.options.forEach((o, oi) => {
-        let sum = 0;
-        for (let e = 0; e < nExperts; e++) {
-          const w = im ? im.subarray(e * ncols, (e + 1) * ncols) : null;
-          results[oi]![e]!.forEach((y, b) => {
-            const rows = x.subarray((e * picked.length + b * TASK_ROWS) * ncols);
-            for (let r = 0; r < y.length / ncols; r++) {
-              const base = r * ncols;
-              for (let j = 0; j < ncols; j++) {
-                const d = rows[base + j]! - y[base + j]!;
-                sum += (w ? w[j]! : 1) * d * d;
-              }
-            }
-          });
-        }
-        errors.set(o.type, sum * scale);
-      });
       out.set(t.name, errors);
+      // summed once every band is back
+      finishers.push(() => types.forEach((type, i) => errors.set(type, bandErrors.reduce((a, be) => a + be[i]!, 0) * scale)));
     }
+    await Promise.all(inFlight);
+    if (failure) throw failure.error;
+    for (const f of finishers) f();
     onTensor?.(space.tensors.length, space.tensors.length, "");
   } finally {
+    // every task started settles before the pool may go
+    await Promise.all(inFlight);
     await reader.close();
     if (!opts.pool) await pool.destroy();
   }
