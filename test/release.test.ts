@@ -5,6 +5,7 @@
 // with `hquant bench --files` on the same files, and the card's front matter is read back as YAML.
 // Separately: a file llama.cpp refuses (per-layer array one entry short, written with the writer)
 // fails verification with one line naming it.
+import { spawn } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -23,10 +24,11 @@ const IMATRIX = path.join(ROOT, "test/fixtures/imatrix/imatrix.gguf");
 const CALIB = path.join(ROOT, "test/fixtures/calib.txt");
 const EVAL = path.join(ROOT, "test/fixtures/eval-test.txt");
 const TYPES = ["Q8_0", "Q6_K", "Q4_K_M", "Q2_K"];
-// the tuned budget costs tune's proxy measurements (≈30 s of CPU): opt-in, HQUANT_RELEASE_TUNE=1
-const TUNE = process.env.HQUANT_RELEASE_TUNE === "1";
-const KEYS = [...TYPES, "Q4_K_H", ...(TUNE ? ["tune-4.5"] : [])];
-const TUNE_ARGS = TUNE ? ["--tune", "4.5", "--calib", CALIB, "--calib-chunks", "1"] : [];
+// the tuned budget, kept cheap (≈7 s of CPU instead of ≈40 s): one calibration chunk, 32 rows per
+// tensor sampled for the proxy's errors, 2 measurements
+const TUNE = { tune: ["4.5"], calibChunks: 1, tuneProxyRows: 32, tuneMaxEvals: 2 };
+const KEYS = [...TYPES, "Q4_K_H", "tune-4.5"];
+const TUNE_ARGS = ["--tune", "4.5", "--calib", CALIB, "--calib-chunks", "1", "--tune-proxy-rows", "32", "--tune-max-evals", "2"];
 const EVAL_ARGS = ["--chunks", "1", "-c", "256", "-t", "2"];
 
 let tmp: string;
@@ -56,7 +58,8 @@ describe("hquant release", () => {
       types: TYPES,
       presets: ["Q4_K_H"],
       imatrix: IMATRIX,
-      ...(TUNE && { tune: ["4.5"], calib: { content: fs.readFileSync(CALIB, "utf8"), name: CALIB }, calibChunks: 1 }),
+      ...TUNE,
+      calib: { content: fs.readFileSync(CALIB, "utf8"), name: CALIB },
       evalText: { content: fs.readFileSync(EVAL, "utf8"), name: "eval-test.txt" },
       chunks: 1,
       ctx: 256,
@@ -141,7 +144,8 @@ describe("hquant release", () => {
     expect(card).toContain("--hf-file tiny-Q4_K_M-imat.gguf");
     expect(fs.existsSync(path.join(out, "imatrix.gguf"))).toBe(true);
     expect(fs.existsSync(path.join(out, "schedules/Q4_K_H.json"))).toBe(true);
-    if (TUNE) expect(fs.existsSync(path.join(out, m.files["tune-4.5"]!.schedule!))).toBe(true);
+    expect(fs.existsSync(path.join(out, m.files["tune-4.5"]!.schedule!))).toBe(true);
+    expect(card).toContain("--proxy-rows 32 --max-evals 2");
   }, 900_000);
 });
 
@@ -173,5 +177,29 @@ describe("hquant build --verify", () => {
     const r = await hquantAsync("build", MODEL, outFile, "Q4_0", "--verify");
     expect(r.code).toBe(0);
     expect(r.stderr).toContain(`verified ${outFile}: 147 tensors as planned, loaded in llama.cpp, 32 prompt tokens decoded, every logit finite`);
+  }, 120_000);
+});
+
+describe("hquant release, Ctrl-C", () => {
+  it("says how many finished files it kept, and they are the folder's files", async () => {
+    const dir = path.join(tmp, "sigint");
+    const child = spawn(process.execPath, [path.join(ROOT, "bin/hquant.js"), "release", MODEL, "--out", dir, "--name", "tiny", "--types", "Q8_0,Q6_K,Q5_0,Q4_1,Q4_0", "-t", "2"], { cwd: ROOT });
+    let stderr = "";
+    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+    // interrupted once the first file is verified (the next may finish before the signal is seen;
+    // five files leave the signal seconds to arrive before the last)
+    child.stderr.on("data", (d: Buffer) => {
+      stderr += d.toString();
+      if (/^verified /m.test(stderr) && child.exitCode === null && !child.killed) child.kill("SIGINT");
+    });
+    expect(await exited).toBe(130);
+    const last = stderr.trimEnd().split("\n").at(-1)!;
+    const m = /^hquant: interrupted: (\d+) finished files? kept in (.*), re-run the same command to resume$/.exec(last);
+    expect(m, last).not.toBeNull();
+    expect(m![2]).toBe(dir);
+    expect(ggufs(dir)).toHaveLength(Number(m![1]));
+    expect(Number(m![1])).toBeGreaterThanOrEqual(1);
+    expect(Object.keys(readManifest(dir)!.files)).toHaveLength(Number(m![1]));
+    expect(fs.readdirSync(dir).filter((f) => f.startsWith("."))).toEqual([]);
   }, 120_000);
 });

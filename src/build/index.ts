@@ -20,6 +20,7 @@ import { BufferPool, defaultThreads, QuantizePool } from "../pool/index.js";
 import { copySlabs, quantizeChunks, TensorDataReader } from "./chunks.js";
 import { importanceFor } from "./importance.js";
 import { firstNonFiniteRow } from "./validate.js";
+import { runInOrder } from "./in-order.js";
 import { outputMetadata } from "../plan/metadata.js";
 import { remapImatrix, type Recipe } from "../surgery/index.js";
 
@@ -420,41 +421,30 @@ export async function buildModel(opts: BuildOptions): Promise<BuildResult> {
   // every chunk in flight, the one being written, and one spare
   const io: ChunkIO = { data: new TensorDataReader(model, reader), buffers: new BufferPool(maxInFlight + 2) };
   let writer: GGUFOutput | undefined;
-  const inFlight: { piece: Piece; result: Promise<Uint8Array> }[] = [];
   try {
     writer = await createGGUFOutput(opts.output, kv, specs, { alignment: OUTPUT_ALIGNMENT, ...split });
-    const work = pieces(jobs, reader, (opts.pool ?? ownPool)!, io, opts.input, opts.signal);
+    const out = writer;
     let bytesDone = 0;
-    const fill = () => {
-      while (inFlight.length < maxInFlight) {
-        const next = work.next();
-        if (next.done) return;
-        const result = next.value.start();
-        result.catch(() => undefined); // awaited in order below; keeps an early failure from being "unhandled"
-        inFlight.push({ piece: next.value, result });
-      }
-    };
-    fill();
-    while (inFlight.length > 0) {
-      opts.signal?.throwIfAborted();
-      const { piece, result } = inFlight.shift()!;
-      const bytes = await result;
-      fill();
-      await writer.write(bytes);
-      io.buffers.give(bytes.buffer); // the writer has its own copy
-      bytesDone += piece.inputBytes;
-      opts.onProgress?.({
-        tensorIndex: piece.tensorIndex,
-        tensorCount: jobs.length,
-        tensorName: jobs[piece.tensorIndex]!.planned.name,
-        bytesDone,
-        bytesTotal,
-      });
-    }
+    await runInOrder(
+      pieces(jobs, reader, (opts.pool ?? ownPool)!, io, opts.input, opts.signal),
+      maxInFlight,
+      async (piece, bytes) => {
+        await out.write(bytes);
+        io.buffers.give(bytes.buffer); // the writer has its own copy
+        bytesDone += piece.inputBytes;
+        opts.onProgress?.({
+          tensorIndex: piece.tensorIndex,
+          tensorCount: jobs.length,
+          tensorName: jobs[piece.tensorIndex]!.planned.name,
+          bytesDone,
+          bytesTotal,
+        });
+      },
+      opts.signal,
+    );
     await writer.finish();
   } catch (err) {
-    // let running chunks settle before tearing down, then remove the partial output
-    await Promise.allSettled(inFlight.map((f) => f.result));
+    // running chunks have settled (runInOrder); remove the partial output
     await writer?.abort();
     throw err;
   } finally {
@@ -489,37 +479,25 @@ export async function writePreparedTensors(prepared: PreparedBuild, names: Reado
   const reader = new TensorReader(prepared.model);
   const maxInFlight = pool.threads * IN_FLIGHT_PER_THREAD;
   const io: ChunkIO = { data: new TensorDataReader(prepared.model, reader), buffers: new BufferPool(maxInFlight + 2) };
-  const inFlight: { piece: Piece; result: Promise<Uint8Array> }[] = [];
   let written = 0;
   try {
-    const work = pieces(jobs, reader, pool, io, prepared.model.files[0]?.path ?? "", signal);
-    const fill = () => {
-      while (inFlight.length < maxInFlight) {
-        const next = work.next();
-        if (next.done) return;
-        const result = next.value.start();
-        result.catch(() => undefined);
-        inFlight.push({ piece: next.value, result });
-      }
-    };
-    fill();
     let current = -1;
     let out: { write(chunk: Uint8Array): Promise<void> } | undefined;
-    while (inFlight.length > 0) {
-      signal?.throwIfAborted();
-      const { piece, result } = inFlight.shift()!;
-      const bytes = await result;
-      fill();
-      if (piece.tensorIndex !== current) {
-        current = piece.tensorIndex;
-        out = await sink(jobs[current]!.planned.name);
-      }
-      await out!.write(bytes);
-      written += bytes.length;
-      io.buffers.give(bytes.buffer);
-    }
+    await runInOrder(
+      pieces(jobs, reader, pool, io, prepared.model.files[0]?.path ?? "", signal),
+      maxInFlight,
+      async (piece, bytes) => {
+        if (piece.tensorIndex !== current) {
+          current = piece.tensorIndex;
+          out = await sink(jobs[current]!.planned.name);
+        }
+        await out!.write(bytes);
+        written += bytes.length;
+        io.buffers.give(bytes.buffer);
+      },
+      signal,
+    );
   } finally {
-    await Promise.allSettled(inFlight.map((f) => f.result));
     await io.data.close();
     await reader.close();
   }

@@ -11,9 +11,10 @@ import { createGGUFOutput, type GGUFOutput } from "../gguf/split.js";
 import { resolveOutputTarget, sweepStaleTempFiles } from "../gguf/output-path.js";
 import { openTempFiles } from "../gguf/writer.js";
 import { OUTPUT_ALIGNMENT } from "../plan/planner.js";
-import { defaultThreads, QuantizePool } from "../pool/index.js";
+import { BufferPool, defaultThreads, QuantizePool } from "../pool/index.js";
 import { quantizeChunks, TensorDataReader } from "./chunks.js";
 import { firstNonFiniteRow } from "./validate.js";
+import { runInOrder } from "./in-order.js";
 import { UserError } from "../errors.js";
 import {
   buildModel,
@@ -138,34 +139,44 @@ async function onePass(group: number[], prepared: PreparedBuild[], pool: Quantiz
   const reader = new TensorReader(model);
   const data = new TensorDataReader(model, reader);
   const writers: GGUFOutput[] = [];
-  const inFlight: { piece: Piece; result: Promise<Uint8Array[]> }[] = [];
   // every piece starts one task per output: the bound on tasks in flight is the single build's
   const maxInFlight = Math.max(2, Math.ceil((threads * IN_FLIGHT_PER_THREAD) / group.length));
+  // Each quantizing output needs its own copy of the source rows (the worker writes its result
+  // over them): reused buffers, as in buildModel. Fresh buffers per chunk and output cost more
+  // main-thread time (allocation, page faults, GC) than the reads saved, on a 1.1 GB model.
+  // Enough for every piece in flight and the one being written, one buffer per output each.
+  const buffers = new BufferPool((maxInFlight + 1) * group.length + 2);
   const input = opts.input;
   function* pieces(): Generator<Piece> {
     for (let i = 0; i < n; i++) {
       const source = first.jobs[i]!.source;
       const ncols = source.shape[0]!;
       const srcRow = rowSize(source.type, ncols);
+      const jobs = group.map((k) => prepared[k]!.jobs[i]!);
+      const copied = jobs.some((j) => !j.quantize);
+      const quantized = jobs.filter((j) => j.quantize).length;
       for (const chunk of quantizeChunks(source.shape)) {
         const length = chunk.nrows * srcRow;
         yield {
           tensorIndex: i,
           inputBytes: length,
           start: async () => {
-            const buf = new Uint8Array(length);
-            await data.readInto(source, chunk.row * srcRow, buf);
-            let checked = false;
+            const read = buffers.take(length);
+            const rows = new Uint8Array(read, 0, length);
+            await data.readInto(source, chunk.row * srcRow, rows);
+            if (copied) {
+              const bad = firstNonFiniteRow(source.type, rows, srcRow);
+              if (bad >= 0) throw new UserError(`${input}: tensor ${jobs.find((j) => !j.quantize)!.planned.name}: row ${chunk.row + bad} contains NaN or Inf`);
+            }
+            // the read buffer itself goes to the last quantizing output unless a copying output still needs it
+            let copiesLeft = copied ? quantized : quantized - 1;
             return Promise.all(
-              group.map(async (k) => {
-                const job = prepared[k]!.jobs[i]!;
-                if (!job.quantize) {
-                  if (!checked) {
-                    const bad = firstNonFiniteRow(source.type, buf, srcRow);
-                    if (bad >= 0) throw new UserError(`${input}: tensor ${job.planned.name}: row ${chunk.row + bad} contains NaN or Inf`);
-                    checked = true;
-                  }
-                  return buf;
+              jobs.map(async (job) => {
+                if (!job.quantize) return rows;
+                let task = read;
+                if (copiesLeft-- > 0) {
+                  task = buffers.take(length);
+                  new Uint8Array(task, 0, length).set(rows);
                 }
                 const dstRow = rowSize(job.planned.dstType, ncols);
                 const result = await pool.run(
@@ -174,7 +185,7 @@ async function onePass(group: number[], prepared: PreparedBuild[], pool: Quantiz
                     dstType: job.planned.dstType,
                     nrows: chunk.nrows,
                     ncols,
-                    data: buf.slice().buffer, // transferred to the worker: each output its own copy
+                    data: task, // transferred to the worker, which writes the quantized rows over it
                     imatrix: job.importance ? job.importance[chunk.expert]! : null,
                   },
                   opts.signal,
@@ -196,32 +207,24 @@ async function onePass(group: number[], prepared: PreparedBuild[], pool: Quantiz
       const p = prepared[k]!;
       writers.push(await createGGUFOutput(opts.outputs[k]!.output, p.kv, p.specs, { alignment: OUTPUT_ALIGNMENT, ...p.split }));
     }
-    const work = pieces();
     let bytesDone = 0;
-    const fill = () => {
-      while (inFlight.length < maxInFlight) {
-        const next = work.next();
-        if (next.done) return;
-        const result = next.value.start();
-        result.catch(() => undefined); // awaited in order below
-        inFlight.push({ piece: next.value, result });
-      }
-    };
-    fill();
-    while (inFlight.length > 0) {
-      opts.signal?.throwIfAborted();
-      const { piece, result } = inFlight.shift()!;
-      const parts = await result;
-      fill();
-      for (let g = 0; g < group.length; g++) await writers[g]!.write(parts[g]!);
-      bytesDone += piece.inputBytes;
-      opts.onProgress?.({ bytesDone, bytesTotal, tensorName: first.jobs[piece.tensorIndex]!.planned.name, outputs: group });
-    }
+    await runInOrder(
+      pieces(),
+      maxInFlight,
+      async (piece, parts) => {
+        for (let g = 0; g < group.length; g++) await writers[g]!.write(parts[g]!);
+        // the writers have their own copies (a buffer shared by copying outputs is kept once)
+        for (const part of parts) buffers.give(part.buffer);
+        bytesDone += piece.inputBytes;
+        opts.onProgress?.({ bytesDone, bytesTotal, tensorName: first.jobs[piece.tensorIndex]!.planned.name, outputs: group });
+      },
+      opts.signal,
+    );
     // every output complete before any is renamed into place
     for (const w of writers) await w.finish();
     return writers.map((w) => w.paths);
   } catch (err) {
-    await Promise.allSettled(inFlight.map((f) => f.result));
+    // running chunks have settled (runInOrder)
     for (const w of writers) await w.abort();
     throw err;
   } finally {

@@ -5,7 +5,7 @@
 import { Command, CommanderError } from "commander";
 import { UserError } from "../errors.js";
 import { HQUANT_VERSION } from "../version.js";
-import { exitCodeFor, installSignalHandlers, receivedSignal } from "./signals.js";
+import { exitCodeFor, installSignalHandlers, interruptNoteOr, receivedSignal } from "./signals.js";
 import { normalizeGpuFlags } from "./gpu-options.js";
 
 type Register = (program: Command) => void;
@@ -59,7 +59,7 @@ export async function main(argv: string[]): Promise<number> {
     const sig = receivedSignal();
     if (sig !== undefined) {
       // the library removed its temp files while unwinding
-      process.stderr.write(`\nhquant: interrupted${sig === "SIGINT" ? "" : ` by ${sig}`}, no output written\n`);
+      process.stderr.write(`\nhquant: interrupted${sig === "SIGINT" ? "" : ` by ${sig}`}${interruptNoteOr(", no output written")}\n`);
       return exitCodeFor(sig);
     }
     if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 1;

@@ -16,6 +16,20 @@ export function commandSignal(): AbortSignal {
   return controller.signal;
 }
 
+let interruptNote: string | undefined;
+
+/**
+ * What the interrupted line says after "hquant: interrupted" (default ", no output written"): a
+ * command that keeps finished work (release) says what it kept.
+ */
+export function setInterruptNote(note: string | undefined): void {
+  interruptNote = note;
+}
+
+export function interruptNoteOr(fallback: string): string {
+  return interruptNote ?? fallback;
+}
+
 /** The signal that interrupted the command, if any. */
 export function receivedSignal(): HandledSignal | undefined {
   return received;
@@ -50,6 +64,7 @@ const listeners = new Map<HandledSignal, () => void>();
 export function installSignalHandlers(): () => void {
   controller = new AbortController();
   received = undefined;
+  interruptNote = undefined;
   for (const sig of Object.keys(HANDLED_SIGNALS) as HandledSignal[]) {
     const listener = () => onSignal(sig);
     listeners.set(sig, listener);

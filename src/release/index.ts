@@ -53,6 +53,10 @@ export interface ReleaseOptions {
   chunks?: number;
   /** imatrix / tune calibration chunks */
   calibChunks?: number;
+  /** tune's --proxy-rows (rows sampled per tensor for the proxy's errors; default every row) */
+  tuneProxyRows?: number;
+  /** tune's --max-evals (at most this many measurements; default all of proxy mode's) */
+  tuneMaxEvals?: number;
   threads: number;
   cacheDir: string;
   /** outputs larger than this many bytes are split (default 48 GB, below the Hub's 50 GB per file) */
@@ -136,7 +140,7 @@ export async function release(opts: ReleaseOptions): Promise<ReleaseResult> {
   let tuneCommand: string | undefined;
   if (budgets.length > 0) {
     const schedulesDir = path.join(outDir, "schedules");
-    tuneCommand = shellLine(["hquant", "tune", input, "--budgets", budgets.map((b) => b.text).join(","), "--text", opts.calib!.name, ...(imatrix ? ["--imatrix", imatrix] : []), "--method", "proxy", "-c", "256", ...(opts.calibChunks ? ["--chunks", String(opts.calibChunks)] : []), "--no-verify", "--out", schedulesDir]);
+    tuneCommand = shellLine(["hquant", "tune", input, "--budgets", budgets.map((b) => b.text).join(","), "--text", opts.calib!.name, ...(imatrix ? ["--imatrix", imatrix] : []), "--method", "proxy", "-c", "256", ...(opts.calibChunks ? ["--chunks", String(opts.calibChunks)] : []), ...(opts.tuneProxyRows ? ["--proxy-rows", String(opts.tuneProxyRows)] : []), ...(opts.tuneMaxEvals ? ["--max-evals", String(opts.tuneMaxEvals)] : []), "--no-verify", "--out", schedulesDir]);
     // a re-run with the same tune command and the same imatrix reuses the schedules it made
     let reuse = old?.tune?.command === tuneCommand && old.imatrix?.sha256 === manifest.imatrix?.sha256;
     for (const s of reuse ? old!.tune!.schedules : []) {
@@ -157,6 +161,8 @@ export async function release(opts: ReleaseOptions): Promise<ReleaseResult> {
         outDir: schedulesDir,
         ctx: 256,
         chunks: opts.calibChunks,
+        proxyRows: opts.tuneProxyRows,
+        maxEvals: opts.tuneMaxEvals,
         threads,
         cacheDir: opts.cacheDir,
         verify: false,

@@ -10,7 +10,7 @@ import { defaultCacheDir } from "../../eval/run.js";
 import { checkOutputFolder, DEFAULT_CTX, parseThreads, positiveInt, readText } from "../args.js";
 import { parseSplitSize } from "../build-options.js";
 import { formatDuration, renderProgress } from "../progress.js";
-import { commandSignal } from "../signals.js";
+import { commandSignal, setInterruptNote } from "../signals.js";
 import { shellLine } from "../../release/plan.js";
 
 interface ReleaseCliOptions {
@@ -22,6 +22,8 @@ interface ReleaseCliOptions {
   imatrix?: string;
   calib?: string;
   calibChunks?: string;
+  tuneProxyRows?: string;
+  tuneMaxEvals?: string;
   evalText?: string;
   chunks?: string;
   ctx: string;
@@ -150,6 +152,8 @@ export function registerRelease(program: Command): void {
     .option("--imatrix <file>", "importance matrix for every file (copied beside them)")
     .option("--calib <file>", "calibration text: the imatrix is made from it (without --imatrix) and tune measures on it")
     .option("--calib-chunks <n>", "calibration chunks for the imatrix and tune")
+    .option("--tune-proxy-rows <n>", "tune --proxy-rows: rows sampled per tensor for the proxy's errors (default: every row)")
+    .option("--tune-max-evals <n>", "tune --max-evals: measure at most this many points")
     .option("--eval-text <file>", "evaluation text: every file against the base (PPL, KLD) for the card")
     .option("--chunks <n>", "evaluation chunks (default: the whole text)")
     .option("-c, --ctx <n>", "context length per chunk (evaluation and imatrix)", DEFAULT_CTX)
@@ -165,12 +169,18 @@ export function registerRelease(program: Command): void {
       const ctx = positiveInt(opts.ctx, "--ctx")!;
       const chunks = positiveInt(opts.chunks, "--chunks");
       const calibChunks = positiveInt(opts.calibChunks, "--calib-chunks");
+      const tuneProxyRows = positiveInt(opts.tuneProxyRows, "--tune-proxy-rows");
+      const tuneMaxEvals = positiveInt(opts.tuneMaxEvals, "--tune-max-evals");
       const threads = parseThreads(opts.threads) ?? Math.max(1, os.availableParallelism());
       const splitMaxSize = parseSplitSize(opts.splitMaxSize);
       checkOutputFolder(opts.out, "--out");
       const calib = opts.calib !== undefined ? { content: readText(opts.calib), name: opts.calib } : undefined;
       const evalText = opts.evalText !== undefined ? { content: readText(opts.evalText), name: opts.evalText } : undefined;
       const progress = new ReleaseProgress(!opts.quiet);
+      // Ctrl-C keeps every finished file (complete and verified) and the manifest: the interrupted line says so
+      const finished = new Set<string>();
+      const note = () => `: ${finished.size === 0 ? "no file finished" : `${finished.size} finished file${finished.size === 1 ? "" : "s"} kept in ${opts.out}`}, re-run the same command to resume`;
+      setInterruptNote(note());
       const result = await release({
         input: base,
         outDir: opts.out,
@@ -182,6 +192,8 @@ export function registerRelease(program: Command): void {
         imatrix: opts.imatrix,
         calib,
         calibChunks,
+        tuneProxyRows,
+        tuneMaxEvals,
         evalText,
         chunks,
         ctx,
@@ -193,7 +205,13 @@ export function registerRelease(program: Command): void {
         cacheDir: opts.cacheDir ?? defaultCacheDir(),
         command: shellLine(["hquant", ...process.argv.slice(2)]),
         signal: commandSignal(),
-        onEvent: (e) => progress.event(e),
+        onEvent: (e) => {
+          if (e.kind === "file" && e.state !== "evaluated") {
+            finished.add(e.key);
+            setInterruptNote(note());
+          }
+          progress.event(e);
+        },
         onWarning: (m) => progress.log(`hquant: warning: ${m}`),
       }).finally(() => progress.done());
       if (!opts.quiet) {
