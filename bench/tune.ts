@@ -10,7 +10,7 @@
 //
 //   npx tsx bench/tune.ts [--eval-chunks N] [--chunks 12] [--budgets IQ2_M,IQ3_XXS,…] [--objective mean]
 //                         [--standard LIST] [--out docs/tune] [--files-dir DIR] [--cache-dir DIR] [--threads 2]
-//   npx tsx bench/tune.ts --method proxy …   (quick: 9 measured points; the separate proxy run is then skipped with --no-proxy)
+//   npx tsx bench/tune.ts --method proxy …   (quick: 15 measured points on the bundled model — the kind points of the middle layer, the groups outside the layers and those of the first two and the last layer; the separate proxy run is then skipped with --no-proxy)
 //   npx tsx bench/tune.ts --spread [--budgets IQ4_XS] [--spread-chunks 8,12,24] [--eval-chunks N]
 // --curve: mean KLD on eval-test against the number of evaluations tune may make (--max-evals), one
 // budget (default IQ4_XS), measure mode; with the same --cache-dir as a full run the measurements
