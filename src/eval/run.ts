@@ -9,7 +9,7 @@ import { tempPathFor } from "../gguf/writer.js";
 import { renderChart } from "./chart.js";
 import { evaluateAgainstBase, evaluateBase, type EvalOptions } from "./isolated.js";
 import { readFileInfo } from "./file-info.js";
-import { llamaRuntime, offloadOf, runtimeCacheDir } from "../runtime/index.js";
+import { evaluationRuntime, offloadOf, runtimeCacheDir } from "../runtime/index.js";
 import { markdownTable, markPareto, reportJson, type BenchReport, type BenchRow, type QualityMetric } from "./report.js";
 
 export interface BenchTarget {
@@ -43,7 +43,7 @@ export function defaultCacheDir(): string {
 
 export async function runBench(opts: BenchOptions): Promise<BenchReport> {
   // the build is loaded (or refused) before any work; GPU results are cached apart from CPU ones
-  const runtime = llamaRuntime(offloadOf(opts));
+  const runtime = await evaluationRuntime(offloadOf(opts));
   opts = { ...opts, cacheDir: runtimeCacheDir(opts.cacheDir, runtime) };
   opts.onFile?.(opts.base, 0, opts.targets.length + 1);
   const base = await evaluateBase(opts.base, opts.text, opts.textName, opts);
