@@ -7,7 +7,8 @@ import { UserError } from "../errors.js";
 import { HQUANT_VERSION } from "../version.js";
 import { exitCodeFor, installSignalHandlers, receivedSignal } from "./signals.js";
 import { normalizeGpuFlags } from "./gpu-options.js";
-import { endIsolation, startIsolation } from "../runtime/isolation.js";
+import { endIsolation } from "../runtime/isolation.js";
+import { startEvaluationProcess } from "./evaluation-start.js";
 
 type Register = (program: Command) => void;
 
@@ -23,17 +24,6 @@ const COMMANDS: Readonly<Record<string, () => Promise<Register>>> = {
   runtime: async () => (await import("./commands/runtime.js")).registerRuntime,
   release: async () => (await import("./commands/release.js")).registerRelease,
   cache: async () => (await import("./commands/cache.js")).registerCache,
-};
-
-/**
- * Commands that evaluate with llama.cpp, and the module their evaluation process will import: it is
- * started first thing, so that its Node start and imports overlap this process's (README, #27).
- */
-const EVALUATION_MODULES: Readonly<Record<string, readonly string[]>> = {
-  bench: ["eval/evaluate.js"],
-  scan: ["eval/evaluate.js"],
-  tune: ["eval/evaluate.js"],
-  imatrix: ["imatrix/run.js"],
 };
 
 /** `error: required option '--text <file>' not specified` → `hquant: required option …` (one line). */
@@ -63,8 +53,7 @@ export async function makeProgram(argv: readonly string[] = []): Promise<Command
  */
 export async function main(argv: string[]): Promise<number> {
   argv = normalizeGpuFlags(argv);
-  const evaluates = argv[2] !== undefined && Object.hasOwn(EVALUATION_MODULES, argv[2]);
-  if (evaluates) startIsolation(EVALUATION_MODULES[argv[2]!]);
+  startEvaluationProcess(argv);
   const removeSignalHandlers = installSignalHandlers();
   try {
     await (await makeProgram(argv)).parseAsync(argv);
