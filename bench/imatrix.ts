@@ -6,8 +6,13 @@
 // --fast DIR (default: $HQUANT_LLAMA_DIR, else the libraries of llama-imatrix's own build, which
 // `hquant runtime --cmake` reproduces).
 //
-//   npx tsx bench/imatrix.ts [--vocabs 4096,152000] [--chunks 16 | --chunks all] [--ctx 256]
+//   npx tsx bench/imatrix.ts [--vocabs 4096,152000] [--chunks 40 | --chunks all] [--ctx 256]
 //                            [--threads 2] [--rounds 2] [--fast DIR] [--dir DIR]
+//
+// --chunks: 40 by default, so that process start and model load (about half a second on either
+// tool) do not dominate a 4 096-vocabulary row; `all` is the whole calib.txt (207 chunks of 256).
+// CPU seconds are bash's `time` of the whole command: hquant's evaluation process (where the
+// imatrix is computed) is reaped by hquant before it exits, so it is counted too.
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -22,7 +27,7 @@ const FIXTURES = path.join(REPO, "test/fixtures");
 const { values } = parseArgs({
   options: {
     vocabs: { type: "string", default: "4096,152000" },
-    chunks: { type: "string", default: "16" },
+    chunks: { type: "string", default: "40" },
     ctx: { type: "string", default: "256" },
     threads: { type: "string", default: "2" },
     rounds: { type: "string", default: "2" },

@@ -43,7 +43,7 @@ describe("hquant runtime", () => {
     const lines = r.stdout.trim().split("\n");
     expect(lines).toEqual([
       `# llama.cpp's shared libraries for this CPU, from ${bundle} (the source of the npm prebuilt)`,
-      `git clone -q ${bundle} ${dir}/llama.cpp`,
+      `git -c advice.detachedHead=false clone -q ${bundle} ${dir}/llama.cpp`,
       `cmake -S ${dir}/llama.cpp -B ${dir}/build ${FAST_PATH_CMAKE_OPTIONS.join(" ")}`,
       expect.stringMatching(new RegExp(`^cmake --build ${dir}/build --config Release -j[0-9]+ --target llama$`)),
       `export HQUANT_LLAMA_DIR=${dir}/build/bin`,

@@ -7,6 +7,8 @@ import { UserError } from "../errors.js";
 import { HQUANT_VERSION } from "../version.js";
 import { exitCodeFor, installSignalHandlers, interruptNoteOr, receivedSignal } from "./signals.js";
 import { normalizeGpuFlags } from "./gpu-options.js";
+import { endIsolation } from "../runtime/isolation.js";
+import { startEvaluationProcess } from "./evaluation-start.js";
 
 type Register = (program: Command) => void;
 
@@ -51,6 +53,7 @@ export async function makeProgram(argv: readonly string[] = []): Promise<Command
  */
 export async function main(argv: string[]): Promise<number> {
   argv = normalizeGpuFlags(argv);
+  startEvaluationProcess(argv);
   const removeSignalHandlers = installSignalHandlers();
   try {
     await (await makeProgram(argv)).parseAsync(argv);
@@ -70,5 +73,7 @@ export async function main(argv: string[]): Promise<number> {
     throw err;
   } finally {
     removeSignalHandlers();
+    // reaped here: its CPU time counts in this process's, and it does not outlive the command
+    await endIsolation();
   }
 }

@@ -38,10 +38,20 @@ export interface BaseEvaluation extends BaseSummary {
 /** Evaluates the base model once per (file, text, ctx, chunks), caching its distributions on disk. */
 export async function evaluateBase(file: string, text: string, textName: string, opts: EvalOptions): Promise<BaseEvaluation> {
   opts.signal?.throwIfAborted();
-  const modelSha256 = await sha256File(file);
-  const evaluator = await ModelEvaluator.open(file, opts);
+  // the file's hash (the cache key): its reads run on libuv threads from now on, its hashing on
+  // this thread while llama.cpp tokenizes the text on another
+  const hashing = sha256File(file);
+  hashing.catch(() => {});
+  let evaluator: ModelEvaluator;
   try {
-    const tokens = evaluator.tokenize(text);
+    evaluator = await ModelEvaluator.open(file, opts);
+  } catch (err) {
+    // an unreadable file is named as such (as when the hash came first)
+    throw (await hashing.then(() => undefined, (e: unknown) => e)) ?? err;
+  }
+  try {
+    const tokens = await evaluator.tokenizeAsync(text);
+    const modelSha256 = await hashing;
     const plan = planChunks(tokens.length, opts.ctx, opts.chunks, textName);
     const cacheFile = cachePath(opts.cacheDir, { modelSha256, textSha256: sha256Text(text), ctx: opts.ctx, nChunk: plan.nChunk });
     const summary = readBaseSummary(cacheFile);

@@ -9,7 +9,7 @@ import { tempPathFor } from "../gguf/writer.js";
 import { renderChart } from "./chart.js";
 import { evaluateAgainstBase, evaluateBase, type EvalOptions } from "./isolated.js";
 import { readFileInfo } from "./file-info.js";
-import { llamaRuntime, offloadOf, runtimeCacheDir } from "../runtime/index.js";
+import { evaluationRuntime, offloadOf, runtimeCacheDir } from "../runtime/index.js";
 import { markdownTable, markPareto, reportJson, type BenchReport, type BenchRow, type QualityMetric } from "./report.js";
 
 export interface BenchTarget {
@@ -43,17 +43,29 @@ export function defaultCacheDir(): string {
 
 export async function runBench(opts: BenchOptions): Promise<BenchReport> {
   // the build is loaded (or refused) before any work; GPU results are cached apart from CPU ones
-  const runtime = llamaRuntime(offloadOf(opts));
+  const runtime = await evaluationRuntime(offloadOf(opts));
   opts = { ...opts, cacheDir: runtimeCacheDir(opts.cacheDir, runtime) };
   opts.onFile?.(opts.base, 0, opts.targets.length + 1);
+  // each file's header is parsed here while the evaluation process works on the file before it (a
+  // 152 000-token vocabulary is a few tenths of a CPU second); its errors still come in file order
+  const fileInfo = (file: string) => {
+    const p = readFileInfo(file);
+    p.catch(() => {});
+    return p;
+  };
+  const baseInfoRead = fileInfo(opts.base);
+  const first = opts.targets[0]?.file;
+  let next = first !== undefined ? { file: first, info: fileInfo(first) } : undefined;
   const base = await evaluateBase(opts.base, opts.text, opts.textName, opts);
-  const baseInfo = await readFileInfo(opts.base);
+  const baseInfo = await baseInfoRead;
   const targets = [...opts.targets, ...((await opts.prepareTargets?.()) ?? [])];
   const rows: BenchRow[] = [];
   for (const [k, t] of targets.entries()) {
     opts.signal?.throwIfAborted();
     opts.onFile?.(t.file, k + 1, targets.length + 1);
-    const info = await readFileInfo(t.file);
+    const info = await (next?.file === t.file ? next.info : readFileInfo(t.file));
+    const after = targets[k + 1]?.file;
+    next = after !== undefined ? { file: after, info: fileInfo(after) } : undefined;
     const r = await evaluateAgainstBase(base, t.file, opts);
     rows.push({
       label: t.label ?? path.basename(t.file, ".gguf"),

@@ -20,7 +20,7 @@ export interface ContextCreateOptions {
 
 export { locateLlamaLibrary, LLAMA_PACKAGE_VERSION, type LlamaLibraryLocation } from "./library.js";
 export { LLAMA_BACKENDS, type LlamaBackend, type OffloadOptions } from "./backends.js";
-export { llamaRuntime, offloadOf, runtimeCacheDir, runtimeLine, type LlamaRuntimeReport } from "./report.js";
+export { evaluationRuntime, llamaRuntime, offloadOf, runtimeCacheDir, runtimeLine, type LlamaRuntimeReport } from "./report.js";
 export { readOp, readTensor, tensorF32, tensorBytesView, GGML_F32, type EvalCallback, type GraphTensor } from "./graph.js";
 
 function llamaError(api: LlamaApi): string {

@@ -12,6 +12,8 @@ interface CallMessage {
   hooksArg?: number;
   progress?: boolean;
   abort?: boolean;
+  /** a module to import before any call needs it (isolation.ts startIsolation) */
+  preload?: string;
 }
 
 const running = new Map<number, AbortController>();
@@ -43,12 +45,14 @@ async function run(m: CallMessage): Promise<void> {
 }
 
 process.on("message", (m: CallMessage) => {
-  if (m.abort) running.get(m.id)?.abort();
+  if (m.preload) import(m.preload).catch(() => {});
+  else if (m.abort) running.get(m.id)?.abort();
   else void run(m);
 });
 
 // the parent is gone: cancel what runs (its temp files go as it unwinds), then leave
 process.on("disconnect", () => {
+  if (running.size === 0) process.exit(0);
   for (const c of running.values()) c.abort();
   const check = setInterval(() => {
     if (running.size === 0) process.exit(0);

@@ -115,6 +115,16 @@ class IsolationChild {
     (this.process.stderr as unknown as { ref?: () => void } | null)?.ref?.();
   }
 
+  /** Calls in flight. */
+  busyCalls(): number {
+    return this.pending.size;
+  }
+
+  /** Has the child import these modules now (a failed import is reported by the call that needs it). */
+  preload(modules: readonly string[]): void {
+    for (const m of modules) if (this.process.connected) this.process.send({ id: 0, preload: pathToFileURL(path.join(DIST_ROOT, m)).href }, () => {});
+  }
+
   call(call: IsolatedCall, ctx: IsolationContext): Promise<unknown> {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
@@ -179,8 +189,41 @@ export async function runIsolated<T>(call: IsolatedCall, ctx: IsolationContext):
 
 /** Ends the evaluation process (it also ends by itself when this process exits). */
 export function stopIsolation(): void {
-  child?.process.kill();
+  // SIGKILL: the child ignores SIGTERM (Ctrl-C and the like are the parent's business)
+  child?.process.kill("SIGKILL");
   child = undefined;
+}
+
+/**
+ * Forks the evaluation process now, before it is needed, and has it import `modules` (paths under
+ * dist/), so its Node start and module loading run while this process still loads and checks its
+ * own: a CLI command that evaluates starts it first thing. Nothing when isolation is off.
+ */
+export function startIsolation(modules: readonly string[] = []): void {
+  if (!isolationEnabled()) return;
+  if (!child || child.exited) {
+    child = new IsolationChild((c) => {
+      if (child === c) child = undefined;
+    });
+  }
+  child.preload(modules);
+}
+
+/**
+ * Ends the evaluation process and waits for it to exit, so that it is reaped by this process: the
+ * CPU time it used then counts in this process's (and a shell's `time`), and no child outlives the
+ * command. An idle child is killed (it holds no temp file between calls); one with calls in flight
+ * is disconnected, which cancels them and lets them remove their temp files.
+ */
+export async function endIsolation(): Promise<void> {
+  const c = child;
+  child = undefined;
+  if (!c || c.exited) return;
+  const exited = new Promise<void>((resolve) => c.process.once("exit", () => resolve()));
+  c.process.ref(); // this process waits for it
+  if (c.busyCalls() === 0) c.process.kill("SIGKILL");
+  else if (c.process.connected) c.process.disconnect();
+  await exited;
 }
 
 /** `opts` without what cannot cross to the child (functions, the AbortSignal). */

@@ -162,9 +162,10 @@ export function runtimeRecipe(dir: string, jobs = Math.max(1, os.availableParall
   const src = path.join(root, "llama.cpp");
   const build = path.join(root, "build");
   const bundle = sourceBundle();
+  // the bundle's HEAD is a detached commit: without the advice off, -q still prints git's page on it
   const clone = bundle
-    ? ["git", "clone", "-q", bundle, src]
-    : ["git", "clone", "-q", "--depth", "1", "--branch", LLAMA_CPP_RELEASE.tag, `https://github.com/${LLAMA_CPP_RELEASE.repo}`, src];
+    ? ["git", "-c", "advice.detachedHead=false", "clone", "-q", bundle, src]
+    : ["git", "-c", "advice.detachedHead=false", "clone", "-q", "--depth", "1", "--branch", LLAMA_CPP_RELEASE.tag, `https://github.com/${LLAMA_CPP_RELEASE.repo}`, src];
   const commands = [
     clone,
     ["cmake", "-S", src, "-B", build, ...FAST_PATH_CMAKE_OPTIONS],

@@ -173,6 +173,12 @@ export function llamaApi(offload?: OffloadOptions): LlamaApi {
     if (offload) checkSameBuild(api, offload);
     return api;
   }
+  // An OpenMP build (the fast path, HQUANT_LLAMA_DIR) keeps its threads spinning between graph
+  // computes; hquant's JS between them (the imatrix callback, the vocabulary math) is longer than
+  // llama.cpp's C++, so they spun through it: two thirds of `hquant imatrix`'s CPU under load
+  // (perf, libgomp). Passive threads sleep at once; the results are the same bits. Set before
+  // libgomp loads (it reads its environment then); the user's own setting wins.
+  process.env.OMP_WAIT_POLICY ??= "PASSIVE";
   const koffi = loadKoffi();
   const platform = `${process.platform}-${process.arch}`;
   const own = process.env.HQUANT_LLAMA_DIR;

@@ -4,6 +4,7 @@ import path from "node:path";
 import { BACKEND_NAMES, type LlamaBackend, type OffloadOptions } from "./backends.js";
 import { llamaApi } from "./library.js";
 import { placement } from "./params.js";
+import { isolationEnabled, runIsolated } from "./isolation.js";
 
 export interface LlamaRuntimeReport {
   /** cpu, cuda, vulkan or metal */
@@ -26,6 +27,15 @@ export function llamaRuntime(offload: OffloadOptions = {}): LlamaRuntimeReport {
     gpuLayers: where.gpuLayers < 0 ? "all" : where.gpuLayers,
     devices: where.devices.map((d) => ({ name: d.name, description: d.description })),
   };
+}
+
+/**
+ * llamaRuntime in the evaluation process (src/runtime/isolation.ts), where the models will run: the
+ * library is loaded there once instead of in both processes. In this process with HQUANT_ISOLATION=0.
+ */
+export async function evaluationRuntime(offload: OffloadOptions = {}): Promise<LlamaRuntimeReport> {
+  if (!isolationEnabled()) return llamaRuntime(offload);
+  return runIsolated<LlamaRuntimeReport>({ module: "runtime/report.js", fn: "llamaRuntime", args: [offload] }, { file: "llama.cpp's library" });
 }
 
 /** One line for the terminal: `llama.cpp: Vulkan build (@node-llama-cpp/linux-x64-vulkan), -ngl all on Vulkan0 (llvmpipe …)`. */

@@ -17,7 +17,7 @@ import { progressBar, type ProgressBar } from "../progress.js";
 import { commandSignal } from "../signals.js";
 import { sharedQuantizePool } from "../../pool/index.js";
 import { addGpuOptions, gpuOptions, type GpuCliOptions } from "../gpu-options.js";
-import { llamaRuntime, runtimeLine } from "../../runtime/index.js";
+import { evaluationRuntime, runtimeLine } from "../../runtime/index.js";
 import { loadTasks, parsePromptSuite, TASK_KINDS, type TaskKind } from "../../eval/tasks/index.js";
 import { runTaskBench, taskTable, type TaskBenchOptions, type TaskRow } from "../../eval/tasks/run.js";
 
@@ -170,7 +170,7 @@ export function registerBench(program: Command): void {
       const quiet = opts.quiet || !opts.progress;
       const log = progressBar({ enabled: !quiet });
       // the llama.cpp build is loaded (or refused in one line) before any build or evaluation
-      log.log(runtimeLine(llamaRuntime(gpu)));
+      log.log(runtimeLine(await evaluationRuntime(gpu)));
       let bar: ProgressBar | undefined;
       const report = await bench({
         ...gpu,

@@ -1,7 +1,7 @@
 // hquant imatrix MODEL --text FILE -o OUT: llama-imatrix on the bundled llama.cpp (the importance
 // matrix of a calibration text), or --show-statistics FILE for an existing one.
 import { addGpuOptions, gpuOptions, type GpuCliOptions } from "../gpu-options.js";
-import { llamaRuntime, runtimeLine } from "../../runtime/index.js";
+import { evaluationRuntime, runtimeLine } from "../../runtime/index.js";
 import os from "node:os";
 import type { Command } from "commander";
 import { UserError } from "../../errors.js";
@@ -67,7 +67,7 @@ export function registerImatrix(program: Command): void {
       const gpu = gpuOptions(opts);
       // the build is loaded (or refused in one line) now; where it runs is said once the inputs have
       // passed makeImatrix's checks (at the first chunk), so a bad input stays a one-line error
-      let runtime = model !== undefined && text !== undefined && !opts.quiet ? runtimeLine(llamaRuntime(gpu)) : undefined;
+      let runtime = model !== undefined && text !== undefined && !opts.quiet ? runtimeLine(await evaluationRuntime(gpu)) : undefined;
       const bar = progressBar({ label: "imatrix", unit: "count", enabled: !opts.quiet });
       const r = await makeImatrix({
         ...gpu,
