@@ -109,6 +109,23 @@ describe("proxy mode's measurement plan", () => {
     );
     expect(new Set(plan.map((p) => p.type))).toEqual(new Set([GGMLType.Q3_K]));
   });
+
+  it("measures a group at a type only where every tensor of it can take that type", async () => {
+    // the bundled imatrix has no entry for output and token_embd, so ggml cannot make iq2_xxs there
+    // (it is no candidate of theirs); measuring them at it failed the whole tune
+    const model = await openModel(BASE);
+    const imatrix = await loadImatrix("test/fixtures/imatrix/imatrix.gguf");
+    const space = tuneSpace(model, [GGMLType.IQ2_XXS, GGMLType.Q3_K, GGMLType.Q4_K], imatrix);
+    const plan = measurementPlan(space, "measure", [GGMLType.Q3_K, GGMLType.IQ2_XXS], 16);
+    const at = (type: GGMLType) => plan.filter((p) => p.type === type).map((p) => p.group);
+    expect(at(GGMLType.Q3_K)).toContain("output");
+    expect(at(GGMLType.Q3_K)).toContain("token_embd");
+    expect(at(GGMLType.IQ2_XXS)).not.toContain("output");
+    expect(at(GGMLType.IQ2_XXS)).not.toContain("token_embd");
+    // every layer group is measured at both types (32 of them), plus 21 single-tensor kind points at q3_K
+    expect(at(GGMLType.IQ2_XXS).length).toBe(32);
+    expect(at(GGMLType.Q3_K).length).toBe(34 + 21);
+  });
 });
 
 describe("tune --max-evals", () => {

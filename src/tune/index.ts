@@ -202,11 +202,20 @@ function imatrixAsBuilt(dir: string, imatrix: string): { inSchedule: string; inF
 
 const safeLabel = (s: string) => s.replace(/[^A-Za-z0-9._-]+/g, "_");
 
-/** The points measured first under --max-evals: the middle layer's kind points, then the groups outside the layers. */
+/**
+ * The points measured first under --max-evals: the middle layer's kind points, the groups outside
+ * the layers, then the edge layers' groups (proxyEdgeLayers: the kind-scaled proxy predicts the first
+ * layers' ΔKLD 5–28× too low, so a cap that left them to it starved them — measured, README).
+ */
 function priorityPoints(points: readonly MeasurePoint[], space: TuneSpace, nLayer: number): MeasurePoint[] {
   const mid = `blk.${Math.floor(nLayer / 2)}.`;
   const isKind = (p: MeasurePoint) => !space.groups.includes(p.group);
-  return [...points.filter((p) => isKind(p) && p.group.startsWith(mid)), ...points.filter((p) => !isKind(p) && !/^blk\.\d+\./.test(p.group))];
+  const edges = proxyEdgeLayers(nLayer).map((l) => `blk.${l}.`);
+  return [
+    ...points.filter((p) => isKind(p) && p.group.startsWith(mid)),
+    ...points.filter((p) => !isKind(p) && !/^blk\.\d+\./.test(p.group)),
+    ...points.filter((p) => !isKind(p) && edges.some((e) => p.group.startsWith(e))),
+  ];
 }
 
 /**
@@ -233,7 +242,16 @@ export function measurementPlan(space: TuneSpace, method: TuneMethod, measureTyp
   const edges = proxyEdgeLayers(nLayer);
   const edgeGroups = space.groups.filter((g) => edges.some((l) => g.startsWith(`blk.${l}.`)));
   const groups = method === "measure" ? space.groups : [...outside, ...edgeGroups];
-  return [...groups.flatMap((group) => measureTypes.map((type) => ({ group, type }))), ...kindPoints];
+  return [...groups.flatMap((group) => measureTypes.map((type) => ({ group, type }))), ...kindPoints].filter((p) => measurable(space, p));
+}
+
+/**
+ * Whether every tensor of the point's group can take its type (after the row-width fallback): a
+ * type llama.cpp cannot make for a tensor (iq2_xxs for one the imatrix has no entry for) is not one of
+ * its candidates, so measuring it there would fail and would tell the allocation nothing.
+ */
+function measurable(space: TuneSpace, p: MeasurePoint): boolean {
+  return unitTensorsOf(space, p.group).every((t) => t.options.some((o) => o.type === shapeFallback(t.shape[0]!, p.type).type));
 }
 
 export async function tune(opts: TuneOptions): Promise<TuneResult> {
