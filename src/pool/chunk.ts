@@ -50,10 +50,10 @@ export function proxyChunkErrors(task: QuantizeTask): ProxyTaskErrors {
   return { errors };
 }
 
-/** A proxy chunk's errors, or the first row holding NaN/Inf or that llama.cpp would abort on. */
-export function proxyChunk(task: QuantizeTask): ProxyTaskResult {
+/** The kernels' row failures as a result the caller reports (a NaN/Inf row, a row llama.cpp would abort on). */
+function orFailedRow<T>(work: () => T): T | { nonFiniteRow: number } | { referenceAbortRow: number } {
   try {
-    return proxyChunkErrors(task);
+    return work();
   } catch (err) {
     if (err instanceof NonFiniteRowError) return { nonFiniteRow: err.row };
     if (err instanceof ReferenceAbortRowError) return { referenceAbortRow: err.row };
@@ -61,14 +61,14 @@ export function proxyChunk(task: QuantizeTask): ProxyTaskResult {
   }
 }
 
+/** A proxy chunk's errors, or the first row holding NaN/Inf or that llama.cpp would abort on. */
+export function proxyChunk(task: QuantizeTask): ProxyTaskResult {
+  return orFailedRow(() => proxyChunkErrors(task));
+}
+
 /** The quantized rows (an ArrayBuffer to transfer back), or the first row holding NaN/Inf or that llama.cpp would abort on. */
 export function quantizeChunk(task: QuantizeTask): QuantizeTaskResult {
-  try {
-    if (!task.surgery) return convertChunk(task);
-    return quantizeRows(task.dstType, surgeryRowsF32(task), task.nrows, task.ncols, task.imatrix).buffer as ArrayBuffer;
-  } catch (err) {
-    if (err instanceof NonFiniteRowError) return { nonFiniteRow: err.row };
-    if (err instanceof ReferenceAbortRowError) return { referenceAbortRow: err.row };
-    throw err;
-  }
+  return orFailedRow(() =>
+    task.surgery ? (quantizeRows(task.dstType, surgeryRowsF32(task), task.nrows, task.ncols, task.imatrix).buffer as ArrayBuffer) : convertChunk(task),
+  );
 }

@@ -210,11 +210,11 @@ const safeLabel = (s: string) => s.replace(/[^A-Za-z0-9._-]+/g, "_");
 function priorityPoints(points: readonly MeasurePoint[], space: TuneSpace, nLayer: number): MeasurePoint[] {
   const mid = `blk.${Math.floor(nLayer / 2)}.`;
   const isKind = (p: MeasurePoint) => !space.groups.includes(p.group);
-  const edges = proxyEdgeLayers(nLayer).map((l) => `blk.${l}.`);
+  const inEdgeLayer = edgeLayerGroup(nLayer);
   return [
     ...points.filter((p) => isKind(p) && p.group.startsWith(mid)),
     ...points.filter((p) => !isKind(p) && !/^blk\.\d+\./.test(p.group)),
-    ...points.filter((p) => !isKind(p) && edges.some((e) => p.group.startsWith(e))),
+    ...points.filter((p) => !isKind(p) && inEdgeLayer(p.group)),
   ];
 }
 
@@ -228,6 +228,12 @@ export function proxyEdgeLayers(nLayer: number): number[] {
   return [...new Set([0, 1, nLayer - 1])].filter((l) => l >= 0 && l < nLayer);
 }
 
+/** Whether a group (or tensor) name lies in one of the edge layers. */
+function edgeLayerGroup(nLayer: number): (group: string) => boolean {
+  const prefixes = proxyEdgeLayers(nLayer).map((l) => `blk.${l}.`);
+  return (group) => prefixes.some((e) => group.startsWith(e));
+}
+
 /**
  * The measurement points. Per tensor kind, each of the kind's tensors alone in a few layers (first,
  * middle, last): the kind factors. In measure mode also every group at every measured type; in
@@ -239,8 +245,7 @@ export function measurementPlan(space: TuneSpace, method: TuneMethod, measureTyp
     .filter((t) => t.layer >= 0 && sampled.includes(t.layer))
     .map((t) => ({ group: t.name.replace(/\.weight$/, ""), type: measureTypes[0]! }));
   const outside = space.groups.filter((g) => !/^blk\.\d+\./.test(g));
-  const edges = proxyEdgeLayers(nLayer);
-  const edgeGroups = space.groups.filter((g) => edges.some((l) => g.startsWith(`blk.${l}.`)));
+  const edgeGroups = space.groups.filter(edgeLayerGroup(nLayer));
   const groups = method === "measure" ? space.groups : [...outside, ...edgeGroups];
   return [...groups.flatMap((group) => measureTypes.map((type) => ({ group, type }))), ...kindPoints].filter((p) => measurable(space, p));
 }
