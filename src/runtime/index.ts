@@ -5,7 +5,7 @@
 import { UserError } from "../errors.js";
 import { llamaApi, type LlamaApi } from "./library.js";
 import { registerEvalCallback, type EvalCallback } from "./graph.js";
-import { contextParams, modelParams, placement, type Placement } from "./params.js";
+import { contextParams, modelParams, placement, type ModelLoadOptions, type Placement } from "./params.js";
 import type { OffloadOptions } from "./backends.js";
 
 export interface ContextCreateOptions {
@@ -20,6 +20,7 @@ export interface ContextCreateOptions {
 
 export { locateLlamaLibrary, LLAMA_PACKAGE_VERSION, type LlamaLibraryLocation } from "./library.js";
 export { LLAMA_BACKENDS, type LlamaBackend, type OffloadOptions } from "./backends.js";
+export type { ModelLoadOptions } from "./params.js";
 export { evaluationRuntime, llamaRuntime, offloadOf, runtimeCacheDir, runtimeLine, type LlamaRuntimeReport } from "./report.js";
 export { readOp, readTensor, tensorF32, tensorBytesView, GGML_F32, type EvalCallback, type GraphTensor } from "./graph.js";
 
@@ -47,8 +48,8 @@ export class LlamaModel {
     readonly placement: Placement,
   ) {}
 
-  static load(file: string, offload?: OffloadOptions): LlamaModel {
-    return LlamaModel.loadWith(file, offload, (api, blob) => api.modelLoad(file, blob) as bigint | null, "this model");
+  static load(file: string, offload?: OffloadOptions, load?: ModelLoadOptions): LlamaModel {
+    return LlamaModel.loadWith(file, offload, (api, blob) => api.modelLoad(file, blob) as bigint | null, "this model", load);
   }
 
   /**
@@ -67,11 +68,11 @@ export class LlamaModel {
   }
 
   /** Placement, params and the vocabulary around one llama.cpp load call; `file` names the model. */
-  private static loadWith(file: string, offload: OffloadOptions | undefined, loadCall: (api: LlamaApi, blob: unknown) => bigint | null, what: string): LlamaModel {
+  private static loadWith(file: string, offload: OffloadOptions | undefined, loadCall: (api: LlamaApi, blob: unknown) => bigint | null, what: string, load?: ModelLoadOptions): LlamaModel {
     const api = llamaApi(offload);
     const where = placement(api, offload);
     api.clearError();
-    const params = modelParams(api, where);
+    const params = modelParams(api, where, load);
     let handle: bigint | null;
     try {
       handle = loadCall(api, params.blob);

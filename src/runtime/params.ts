@@ -13,6 +13,7 @@ const CONTEXT_PARAMS_BYTES = 160;
 const MODEL = {
   devices: 0, // ggml_backend_dev_t *, NULL-terminated; NULL: llama.cpp's default (every GPU)
   n_gpu_layers: 16, // int32_t, negative: all layers
+  use_extra_bufts: 74, // bool, default true: the CPU backend repacks weights (Q4_K → Q4_K 8×8 …) at load
 } as const;
 
 /** llama_context_params field offsets (include/llama.h). */
@@ -69,14 +70,25 @@ export function placement(api: LlamaApi, offload: OffloadOptions = {}): Placemen
   return { gpuLayers, devices: [device], explicit: true };
 }
 
+/** How llama.cpp loads a model, beyond where it goes. */
+export interface ModelLoadOptions {
+  /**
+   * false: no repacked copies of the weights (llama-cli's --no-repack). A load that only checks a
+   * file decodes a few tokens: copying a 4-bit model into the repacked layout costs more than that.
+   * Evaluation keeps llama.cpp's default (repacked), the layout llama-perplexity computes with.
+   */
+  repack?: boolean;
+}
+
 /**
  * llama.cpp's defaults with hquant's placement: the CPU build keeps everything on the CPU (results
  * must not depend on a GPU unless one was asked for). `release()` frees the device list once
  * llama_model_load has returned.
  */
-export function modelParams(api: LlamaApi, where: Placement): { blob: Blob; release(): void } {
+export function modelParams(api: LlamaApi, where: Placement, load: ModelLoadOptions = {}): { blob: Blob; release(): void } {
   const buf = toBuffer(api.modelDefaultParams() as Blob, MODEL_PARAMS_BYTES);
   buf.writeInt32LE(where.gpuLayers, MODEL.n_gpu_layers);
+  if (load.repack === false) buf.writeUInt8(0, MODEL.use_extra_bufts);
   if (!where.explicit) return { blob: toBlob(buf), release: () => {} };
   const koffi = api.koffi;
   const list = koffi.alloc("void *", where.devices.length + 1);
