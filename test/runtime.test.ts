@@ -2,6 +2,8 @@
 // (the blob offsets against the library itself), and one-line errors. The raw logits against the
 // independent oracle, per token, are in test/eval-perplexity.test.ts.
 import { spawnSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { LlamaModel, locateLlamaLibrary } from "../src/runtime/index.js";
@@ -89,5 +91,39 @@ describe("llama.cpp runtime", () => {
     }
     expect(message.startsWith(`${file}: llama.cpp cannot load this model (`)).toBe(true);
     expect(message.split("\n")).toHaveLength(1);
+  });
+
+  it("loads without repacked weights when asked (llama_model_params.use_extra_bufts): a Q4_K model then decodes through the other kernel", () => {
+    // The CPU backend repacks Q4_K weights for its 8×8 GEMM, which sums in another order than the
+    // vector dot product: the logits differ in the last bits, while each way is deterministic.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "hquant-repack-"));
+    try {
+      const q4 = path.join(dir, "q4_k_m.gguf");
+      expect(spawnSync(process.execPath, ["bin/hquant.js", "build", MODEL, q4, "Q4_K_M", "--quiet"], { encoding: "utf8" }).status).toBe(0);
+      const lastLogits = (repack?: boolean) => {
+        const model = LlamaModel.load(q4, undefined, repack === undefined ? undefined : { repack });
+        try {
+          const tokens = model.tokenize("The quick brown fox jumps over the lazy dog.");
+          const ctx = model.createContext({ ctx: tokens.length, nSeq: 1, threads: 2 });
+          try {
+            ctx.decode([tokens], 0);
+            return Array.from(ctx.logitsView(0, tokens.length - 1));
+          } finally {
+            ctx.dispose();
+          }
+        } finally {
+          model.dispose();
+        }
+      };
+      const repacked = lastLogits();
+      expect(lastLogits(true)).toEqual(repacked);
+      const plain = lastLogits(false);
+      expect(lastLogits(false)).toEqual(plain);
+      expect(plain).not.toEqual(repacked);
+      const top = (l: number[]) => l.indexOf(Math.max(...l));
+      expect(top(plain)).toBe(top(repacked));
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
