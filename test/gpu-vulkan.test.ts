@@ -96,17 +96,18 @@ describe.skipIf(skip !== undefined)(`llama.cpp's Vulkan build agrees with the CP
     expect(Math.abs(v.rows[0].kld - k)).toBeLessThanOrEqual(2 * Math.sqrt(k * 4 * delta) + 4 * delta);
   }, 1_200_000);
 
-  // The issue asks for a KLD within 1 %; with the two-chunk imatrix this test can afford on llvmpipe
-  // it is not met: the Vulkan imatrix's Q4_K_M measured 2.1 % below the CPU one's over 32 chunks,
-  // 2.9 % over 2 (the builds' activations differ in the last bits, the imatrix weights with them,
-  // and a few of Q4_K_M's block scales flip). 5 % here, the issue's 1 % not claimed.
-  it("imatrix -ngl 99: its Q4_K_M has the CPU imatrix's tensor types and a KLD within 5 % (two-chunk imatrix)", async () => {
+  // Within 1 % as the issue asks. The activations differ in the last bits between the builds, the
+  // imatrix weights with them, and a few Q4_K_M block scales flip; how much that moves the KLD
+  // depends on how many tokens the imatrix averages: a two-chunk imatrix gave 2.1–2.9 %, four
+  // chunks 0.22 % (this test's evaluation) and 0.62 % (64 chunks of 256), eight 0.01–0.77 %, sixteen
+  // 0.19–0.45 %. Four chunks of 128 tokens cost llvmpipe about 20 s.
+  it("imatrix -ngl 99: its Q4_K_M has the CPU imatrix's tensor types and a KLD within 1 % (four-chunk imatrix)", async () => {
     const calib = path.join(tmp, "calib.txt");
     fs.writeFileSync(calib, fs.readFileSync(path.join(FIXTURES, "calib.txt"), "utf8").slice(0, 8000));
     const files: string[] = [];
     for (const [name, extra] of [["cpu", []], ["vk", VK]] as const) {
       const imatrix = path.join(tmp, `imatrix-${name}.gguf`);
-      const r = await run(["imatrix", MODEL, "--text", calib, "-c", "128", "--chunks", "2", "-o", imatrix, "--quiet", ...extra]);
+      const r = await run(["imatrix", MODEL, "--text", calib, "-c", "128", "--chunks", "4", "-o", imatrix, "--quiet", ...extra]);
       expect(r.stderr).toBe("");
       expect(r.code).toBe(0);
       const out = path.join(tmp, `q4-imat-${name}.gguf`);
@@ -121,7 +122,7 @@ describe.skipIf(skip !== undefined)(`llama.cpp's Vulkan build agrees with the CP
     const r = await run(["bench", MODEL, "--text", evalText, "--files", ...files, "--cache-dir", path.join(tmp, "cache-imatrix"), "-c", "128", "--chunks", "16", "--json", "--quiet"]);
     const rows = JSON.parse(r.stdout).rows as { file: string; kld: number }[];
     const kld = (f: string) => rows.find((row) => row.file === f)!.kld;
-    expect(Math.abs(kld(files[1]!) / kld(files[0]!) - 1)).toBeLessThanOrEqual(0.05);
+    expect(Math.abs(kld(files[1]!) / kld(files[0]!) - 1)).toBeLessThanOrEqual(0.01);
   }, 1_200_000);
 
   it("--device names a device of the build, or the error lists them", async () => {
