@@ -126,7 +126,8 @@ function libraryEnv(llamaDir?: string): NodeJS.ProcessEnv {
 }
 
 function measureHquant(m: { f16: string; q4: string }, work: string, llamaDir?: string): HquantRun {
-  const args = [...process.execArgv, process.argv[1], ...chunkArgs, "--ctx", String(ctx), "--threads", String(threads), "--measure", m.f16, m.q4, work];
+  // the child parses --chunks itself: "all" is passed on as such (an absent flag would be its default)
+  const args = [...process.execArgv, process.argv[1], "--chunks", values.chunks!, "--ctx", String(ctx), "--threads", String(threads), "--measure", m.f16, m.q4, work];
   const r = spawnSync(process.execPath, args, { encoding: "utf8", env: libraryEnv(llamaDir) });
   if (r.status !== 0) throw new Error(`hquant measurement failed:\n${r.stderr.slice(-2000)}`);
   return JSON.parse(r.stdout) as HquantRun;

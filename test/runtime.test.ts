@@ -48,6 +48,17 @@ describe("llama.cpp runtime", () => {
     expect(load("nosuch")).toMatch(new RegExp(`^HQUANT_GGML_CPU=nosuch: no such CPU variant in ${binsDir.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} \\(there: .*haswell.*\\)$`));
   });
 
+  it("bounds OpenMP's spinning (GOMP_SPINCOUNT) before llama.cpp loads, unless the user set a wait policy or a spin count", () => {
+    const env = (extra: Record<string, string>) => {
+      const { OMP_WAIT_POLICY: _p, GOMP_SPINCOUNT: _s, ...base } = process.env;
+      const code = "const m = await import('./dist/runtime/library.js'); m.llamaApi(); console.log(JSON.stringify([process.env.OMP_WAIT_POLICY ?? null, process.env.GOMP_SPINCOUNT ?? null]))";
+      return JSON.parse(spawnSync(process.execPath, ["--input-type=module", "-e", code], { encoding: "utf8", env: { ...base, ...extra } }).stdout.trim());
+    };
+    expect(env({})).toEqual([null, "30000"]);
+    expect(env({ OMP_WAIT_POLICY: "ACTIVE" })).toEqual(["ACTIVE", null]);
+    expect(env({ GOMP_SPINCOUNT: "5" })).toEqual([null, "5"]);
+  });
+
   it("creates llama-perplexity's context: llama.cpp reads back every size hquant wrote into the params blob", () => {
     const model = LlamaModel.load(MODEL);
     try {

@@ -146,6 +146,9 @@ function loadBackendLibrary(ggml: ReturnType<Koffi["load"]>, binsDir: string, st
 /** ggml_log_level (ggml.h): only errors are kept, for the messages hquant prints. */
 const GGML_LOG_LEVEL_ERROR = 4;
 
+/** libgomp's spins before a waiting thread sleeps (GOMP_SPINCOUNT), unless the user sets a policy: see llamaApi. */
+export const GOMP_SPINS = 30_000;
+
 function loadKoffi(): Koffi {
   try {
     return require("koffi") as Koffi;
@@ -174,11 +177,14 @@ export function llamaApi(offload?: OffloadOptions): LlamaApi {
     return api;
   }
   // An OpenMP build (the fast path, HQUANT_LLAMA_DIR) keeps its threads spinning between graph
-  // computes; hquant's JS between them (the imatrix callback, the vocabulary math) is longer than
-  // llama.cpp's C++, so they spun through it: two thirds of `hquant imatrix`'s CPU under load
-  // (perf, libgomp). Passive threads sleep at once; the results are the same bits. Set before
-  // libgomp loads (it reads its environment then); the user's own setting wins.
-  process.env.OMP_WAIT_POLICY ??= "PASSIVE";
+  // computes (libgomp's default: 300 000 spins, several milliseconds); hquant's JS between them (the
+  // imatrix callback, the vocabulary math) is longer than llama.cpp's C++, so they spun through it:
+  // two thirds of `hquant imatrix`'s CPU under load (perf, libgomp). Passive threads (no spin) cost
+  // wall time instead: every one of ggml's barriers between ops sleeps and wakes, 8 % of a quiet
+  // `hquant imatrix` (four interleaved runs each). 30 000 spins (well under a millisecond) cover a
+  // barrier and give up within a JS gap. Same bits either way; set before libgomp loads (it reads
+  // its environment then); a policy or spin count the user set wins.
+  if (process.env.OMP_WAIT_POLICY === undefined) process.env.GOMP_SPINCOUNT ??= String(GOMP_SPINS);
   const koffi = loadKoffi();
   const platform = `${process.platform}-${process.arch}`;
   const own = process.env.HQUANT_LLAMA_DIR;
