@@ -23,7 +23,8 @@ import { openModel, readHeaderAt } from "../src/gguf/reader.js";
 import { QuantizePool } from "../src/pool/index.js";
 import { LlamaModel } from "../src/runtime/index.js";
 import { DEFAULT_CANDIDATE_TYPES, tuneSpace, unitTensors } from "../src/tune/candidates.js";
-import { DEFAULT_MEASURE_TYPES, measurementPlan } from "../src/tune/index.js";
+import { DEFAULT_CTX } from "../src/cli/args.js";
+import { DEFAULT_MEASURE_TYPES, DEFAULT_TUNE_CHUNKS, measurementPlan } from "../src/tune/index.js";
 import { measureSchedule, writtenType, type MeasurePoint } from "../src/tune/measure.js";
 import { proxyErrors, sampledRows } from "../src/tune/proxy.js";
 import { ShardSet } from "../src/tune/shards.js";
@@ -279,14 +280,18 @@ const proxy70Cpu = work70.work / (cpuRatePerThread * 16);
 const evals70 = big.p.proxyEvaluations + 1;
 let evalLine = "  proxy mode's evaluations: not measured (--proxy-only)\n";
 if (big.m) {
-  // an evaluation's time ∝ parameters × tokens, at the largest model's measured rate per thread
+  // an evaluation's time ∝ parameters × tokens, at the largest model's measured rate per thread,
+  // for tune's defaults (proxy: 4 chunks of 512 tokens; measure: 12) and for --chunks 1
   const evalRate = big.m.params / (sum(big.m.points.map((x) => x.evaluate)) / big.m.points.length) / threads;
-  const tokens = 4 * 256;
-  const eval70 = (params70 * (tokens / (ctx * chunks))) / (evalRate * 16);
+  const chunkTokens = Number(DEFAULT_CTX);
+  const eval70 = (nChunks: number) => (params70 * ((nChunks * chunkTokens) / (ctx * chunks))) / (evalRate * 16);
+  const proxyDefault = evals70 * eval70(DEFAULT_TUNE_CHUNKS.proxy);
+  const proxyOne = evals70 * eval70(1);
   evalLine =
-    `  proxy mode's ${evals70} evaluations (its ${big.p.proxyEvaluations} points, the same count at any depth; and the base) of 4 chunks × 256 tokens, at ${(evalRate / 1e6).toFixed(1)} M parameters × ${ctx * chunks} tokens / s per thread ` +
-    `(the ${big.p.nLayer}-layer model's) → ${((evals70 * eval70) / 60).toFixed(1)} min (${eval70.toFixed(0)} s each; --chunks 1: a quarter)\n` +
-    `  measure mode: ${2 * 80 + 23} evaluations of 12 chunks → ${(((2 * 80 + 23) * eval70 * 3) / 3600).toFixed(1)} h on the CPU at that rate\n`;
+    `  proxy mode's ${evals70} evaluations (its ${big.p.proxyEvaluations} points, the same count at any depth; and the base), at ${(evalRate / 1e6).toFixed(1)} M parameters × ${ctx * chunks} tokens / s per thread (the ${big.p.nLayer}-layer model's): ` +
+    `${DEFAULT_TUNE_CHUNKS.proxy} chunks × ${chunkTokens} tokens (tune's default) → ${(proxyDefault / 60).toFixed(1)} min (${eval70(DEFAULT_TUNE_CHUNKS.proxy).toFixed(0)} s each); --chunks 1 → ${(proxyOne / 60).toFixed(1)} min\n` +
+    `  proxy mode in all (proxy errors with a core per thread + evaluations): ${((proxy70Cpu + proxyDefault) / 60).toFixed(1)} min at tune's default chunks, ${((proxy70Cpu + proxyOne) / 60).toFixed(1)} min with --chunks 1\n` +
+    `  measure mode: ${2 * 80 + 23} evaluations of ${DEFAULT_TUNE_CHUNKS.measure} chunks → ${(((2 * 80 + 23) * eval70(DEFAULT_TUNE_CHUNKS.measure)) / 3600).toFixed(1)} h on the CPU at that rate\n`;
 }
 process.stdout.write(
   `\n70B-shaped llama (${(params70 / 1e9).toFixed(1)} B parameters, ${shapes70.length} matrices, ${types} candidate types each), 16 threads:\n` +

@@ -250,6 +250,9 @@ export function measurementPlan(space: TuneSpace, method: TuneMethod, measureTyp
   return [...groups.flatMap((group) => measureTypes.map((type) => ({ group, type }))), ...kindPoints].filter((p) => measurable(space, p));
 }
 
+/** Calibration chunks a measurement evaluates when --chunks is not given, per method. */
+export const DEFAULT_TUNE_CHUNKS = { measure: 12, proxy: 4 } as const;
+
 /**
  * Whether every tensor of the point's group can take its type (after the row-width fallback): a
  * type llama.cpp cannot make for a tensor (iq2_xxs for one the imatrix has no entry for) is not one of
@@ -269,7 +272,7 @@ export async function tune(opts: TuneOptions): Promise<TuneResult> {
   const measureTypes = opts.measureTypes ?? DEFAULT_MEASURE_TYPES;
   const progress = opts.onProgress ?? (() => undefined);
   const warn = opts.onWarning ?? (() => undefined);
-  const chunks = opts.chunks ?? (method === "measure" ? 12 : 4);
+  const chunks = opts.chunks ?? DEFAULT_TUNE_CHUNKS[method];
   if (opts.budgets.length === 0) throw new UserError(`--budget: required; give ${BUDGET_FORMS}`);
 
   const model = await openModel(opts.base);
