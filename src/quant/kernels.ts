@@ -3,7 +3,7 @@
 // The caller's rows are copied into linear memory after the kernels' static data, quantized there
 // and copied out: a batch of rows per call, so the JS↔WASM crossing is negligible next to the
 // arithmetic. quantizeInto writes into the caller's array (no allocation); convertRows takes
-// F16/BF16/Q8_0 source bytes straight in.
+// F16/BF16/Q8_0 source bytes straight in; convertRowsMulti widens them once for several types.
 import fs from "node:fs";
 import { fileURLToPath } from "node:url";
 import { GGMLType, mustTypeInfo, rowSize, typeName } from "../gguf/ggml-types.js";
