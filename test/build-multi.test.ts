@@ -1,6 +1,7 @@
 // buildModels (hquant release's one read pass) against buildModel run alone per output: every file
 // byte for byte the same, from F16, BF16 and F32 inputs, with outputs that quantize (one task per
-// chunk for all of them, the rows widened once), outputs that copy the source bytes, an output
+// chunk for all of them, the rows widened once, one of them written over the source rows when no
+// output copies them), outputs that copy the source bytes, an output
 // whose rows are wider than the source's (F32 from F16/BF16), importance vectors on some outputs
 // only, and tensors of several chunks and slices. A row that cannot be quantized fails the pass
 // naming its tensor and row, and leaves no output.
@@ -48,17 +49,23 @@ describe("buildModels: one read pass, every output as buildModel writes it alone
       { ftype: "IQ4_XS", imatrix },
       { ftype: "Q3_K_M" },
     ];
-    const outputs: MultiBuildOutput[] = specs.map((s) => ({ output: path.join(dir, `multi-${s.ftype}.gguf`), schedule: uniform(s.ftype), imatrix: s.imatrix }));
-    const progress: number[] = [];
-    const results = await buildModels({ input, outputs, pool, onProgress: (p) => progress.push(p.bytesDone) });
-    expect(results.map((r) => r.outputs)).toEqual(outputs.map((o) => [o.output]));
-    expect(progress.at(-1)).toBe(results[0]!.inputBytes);
-    for (const s of specs) {
-      const alone = path.join(dir, `alone-${s.ftype}.gguf`);
-      await buildModel({ input, output: alone, pool, schedule: uniform(s.ftype), imatrix: s.imatrix });
-      const multi = path.join(dir, `multi-${s.ftype}.gguf`);
-      const same = fs.readFileSync(alone).equals(fs.readFileSync(multi));
-      expect(same, same ? "" : `${s.ftype}: ${firstDifference(alone, multi)}`).toBe(true);
+    for (const s of specs) await buildModel({ input, output: path.join(dir, `alone-${s.ftype}.gguf`), pool, schedule: uniform(s.ftype), imatrix: s.imatrix });
+    // every output; then without the one that copies the weights as they are (the input's own
+    // type), so that one quantizing output writes over the source rows in the worker
+    const passes = [specs, specs.filter((s) => s.ftype !== dtype.toUpperCase())];
+    for (const [p, pass] of passes.entries()) {
+      if (p > 0 && pass.length === specs.length) continue;
+      const outputs: MultiBuildOutput[] = pass.map((s) => ({ output: path.join(dir, `multi${p}-${s.ftype}.gguf`), schedule: uniform(s.ftype), imatrix: s.imatrix }));
+      const progress: number[] = [];
+      const results = await buildModels({ input, outputs, pool, onProgress: (x) => progress.push(x.bytesDone) });
+      expect(results.map((r) => r.outputs)).toEqual(outputs.map((o) => [o.output]));
+      expect(progress.at(-1)).toBe(results[0]!.inputBytes);
+      for (const s of pass) {
+        const alone = path.join(dir, `alone-${s.ftype}.gguf`);
+        const multi = path.join(dir, `multi${p}-${s.ftype}.gguf`);
+        const same = fs.readFileSync(alone).equals(fs.readFileSync(multi));
+        expect(same, same ? "" : `pass ${p}, ${s.ftype}: ${firstDifference(alone, multi)}`).toBe(true);
+      }
     }
   });
 
