@@ -1,5 +1,6 @@
 // Several outputs of one input in one pass (hquant release): each source chunk is read once and
-// quantized for every output that needs it, and each output is streamed to its own writer in its
+// quantized for every output that needs it by one pool task, which widens the rows to f32 once
+// for all of them (so N outputs cost less CPU than N builds, not only fewer reads), and each output is streamed to its own writer in its
 // own order, so every file is byte for byte what buildModel writes alone. Outputs whose tensors
 // are not one-for-one with the input's (layer surgery that computes tensors, --keep-split) cannot
 // share the reads and are built alone with buildModel.
@@ -139,13 +140,18 @@ async function onePass(group: number[], prepared: PreparedBuild[], pool: Quantiz
   const reader = new TensorReader(model);
   const data = new TensorDataReader(model, reader);
   const writers: GGUFOutput[] = [];
-  // every piece starts one task per output: the bound on tasks in flight is the single build's
-  const maxInFlight = Math.max(2, Math.ceil((threads * IN_FLIGHT_PER_THREAD) / group.length));
-  // Each quantizing output needs its own copy of the source rows (the worker writes its result
-  // over them): reused buffers, as in buildModel. Fresh buffers per chunk and output cost more
-  // main-thread time (allocation, page faults, GC) than the reads saved, on a 1.1 GB model.
-  // Enough for every piece in flight and the one being written, one buffer per output each.
-  const buffers = new BufferPool((maxInFlight + 1) * group.length + 2);
+  // One pool task per piece carries every quantizing output (the worker widens each slice to f32
+  // once for all of them), so a piece is up to group.length times buildModel's chunk of work. The
+  // window keeps two tasks per kernel thread (one running, one queued in its worker) and reads
+  // ahead as much work as buildModel does (IN_FLIGHT_PER_THREAD − 2 chunks per thread, that is
+  // that many pieces ÷ the outputs). Memory stays bounded whatever the model's size: the window
+  // × (source + one buffer per output) chunk buffers, ≈0.5 MB each for F16 sources (16 threads,
+  // 5 outputs: 39 pieces, ≈120 MB).
+  const maxInFlight = 2 * threads + Math.ceil((threads * (IN_FLIGHT_PER_THREAD - 2)) / group.length);
+  // Reused buffers, as in buildModel: fresh buffers per chunk and output cost more main-thread
+  // time (allocation, page faults, GC) than the reads saved, on a 1.1 GB model. Enough for every
+  // piece in flight and the one being written: the source and one buffer per output each.
+  const buffers = new BufferPool((maxInFlight + 1) * (group.length + 1) + 2);
   const input = opts.input;
   function* pieces(): Generator<Piece> {
     for (let i = 0; i < n; i++) {
@@ -154,7 +160,11 @@ async function onePass(group: number[], prepared: PreparedBuild[], pool: Quantiz
       const srcRow = rowSize(source.type, ncols);
       const jobs = group.map((k) => prepared[k]!.jobs[i]!);
       const copied = jobs.some((j) => !j.quantize);
-      const quantized = jobs.filter((j) => j.quantize).length;
+      // the outputs that quantize (indices into jobs); the others write the source bytes as they are
+      const quantizing = jobs.flatMap((j, g) => (j.quantize ? [g] : []));
+      const dstRows = quantizing.map((g) => rowSize(jobs[g]!.planned.dstType, ncols));
+      // one output may write over the source rows (as in buildModel) unless a copying output writes them
+      const inPlace = copied ? -1 : dstRows.findIndex((r) => r <= srcRow);
       for (const chunk of quantizeChunks(source.shape)) {
         const length = chunk.nrows * srcRow;
         yield {
@@ -162,41 +172,39 @@ async function onePass(group: number[], prepared: PreparedBuild[], pool: Quantiz
           inputBytes: length,
           start: async () => {
             const read = buffers.take(length);
-            const rows = new Uint8Array(read, 0, length);
-            await data.readInto(source, chunk.row * srcRow, rows);
+            await data.readInto(source, chunk.row * srcRow, new Uint8Array(read, 0, length));
             if (copied) {
-              const bad = firstNonFiniteRow(source.type, rows, srcRow);
+              const bad = firstNonFiniteRow(source.type, new Uint8Array(read, 0, length), srcRow);
               if (bad >= 0) throw new UserError(`${input}: tensor ${jobs.find((j) => !j.quantize)!.planned.name}: row ${chunk.row + bad} contains NaN or Inf`);
             }
-            // the read buffer itself goes to the last quantizing output unless a copying output still needs it
-            let copiesLeft = copied ? quantized : quantized - 1;
-            return Promise.all(
-              jobs.map(async (job) => {
-                if (!job.quantize) return rows;
-                let task = read;
-                if (copiesLeft-- > 0) {
-                  task = buffers.take(length);
-                  new Uint8Array(task, 0, length).set(rows);
-                }
-                const dstRow = rowSize(job.planned.dstType, ncols);
-                const result = await pool.run(
-                  {
-                    srcType: source.type,
+            if (quantizing.length === 0) return jobs.map(() => new Uint8Array(read, 0, length));
+            const result = await pool.runMulti(
+              {
+                srcType: source.type,
+                nrows: chunk.nrows,
+                ncols,
+                data: read, // transferred to the worker and moved back (unchanged unless an output writes over it)
+                outputs: quantizing.map((g, q) => {
+                  const job = jobs[g]!;
+                  return {
                     dstType: job.planned.dstType,
-                    nrows: chunk.nrows,
-                    ncols,
-                    data: task, // transferred to the worker, which writes the quantized rows over it
                     imatrix: job.importance ? job.importance[chunk.expert]! : null,
-                  },
-                  opts.signal,
-                );
-                if (!(result instanceof ArrayBuffer)) {
-                  if ("referenceAbortRow" in result) throw referenceAbortError(input, job.planned, chunk.row + result.referenceAbortRow);
-                  throw new UserError(`${input}: tensor ${job.planned.name}: row ${chunk.row + result.nonFiniteRow} contains NaN or Inf`);
-                }
-                return new Uint8Array(result, 0, chunk.nrows * dstRow);
-              }),
+                    dst: q === inPlace ? null : buffers.take(chunk.nrows * dstRows[q]!),
+                  };
+                }),
+              },
+              opts.signal,
             );
+            if (!("source" in result)) {
+              const job = jobs[quantizing[result.output]!]!;
+              if ("referenceAbortRow" in result) throw referenceAbortError(input, job.planned, chunk.row + result.referenceAbortRow);
+              throw new UserError(`${input}: tensor ${job.planned.name}: row ${chunk.row + result.nonFiniteRow} contains NaN or Inf`);
+            }
+            // the source buffer is reused at once when no output's part is in it
+            if (!copied && inPlace < 0) buffers.give(result.source);
+            const parts: Uint8Array[] = jobs.map(() => new Uint8Array(result.source, 0, length));
+            quantizing.forEach((g, q) => (parts[g] = new Uint8Array(result.outputs[q]!, 0, chunk.nrows * dstRows[q]!)));
+            return parts;
           },
         };
       }

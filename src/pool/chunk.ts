@@ -3,9 +3,9 @@
 // called directly too.
 import { rowSize } from "../gguf/ggml-types.js";
 import { GGMLType } from "../gguf/ggml-types.js";
-import { convertRows, dequantizeRows, NonFiniteRowError, quantizeRows, ReferenceAbortRowError } from "../quant/kernels.js";
+import { convertRows, convertRowsMulti, dequantizeRows, NonFiniteRowError, OutputRowError, quantizeRows, ReferenceAbortRowError } from "../quant/kernels.js";
 import { surgeryChunkF32 } from "../surgery/chunk.js";
-import type { ProxyTaskErrors, ProxyTaskResult, QuantizeTask, QuantizeTaskResult } from "./task.js";
+import type { MultiQuantizeTask, MultiQuantizeTaskResult, ProxyTaskErrors, ProxyTaskResult, QuantizeTask, QuantizeTaskResult } from "./task.js";
 
 /** A computed chunk (layer surgery): every input's rows to f32, combined by the recipe. */
 function surgeryRowsF32(task: QuantizeTask): Float32Array {
@@ -50,13 +50,20 @@ export function proxyChunkErrors(task: QuantizeTask): ProxyTaskErrors {
   return { errors };
 }
 
+/** A kernel's row failure as a result the caller reports (a NaN/Inf row, a row llama.cpp would abort on); undefined for any other error. */
+function failedRow(err: unknown): { nonFiniteRow: number } | { referenceAbortRow: number } | undefined {
+  if (err instanceof NonFiniteRowError) return { nonFiniteRow: err.row };
+  if (err instanceof ReferenceAbortRowError) return { referenceAbortRow: err.row };
+  return undefined;
+}
+
 /** The kernels' row failures as a result the caller reports (a NaN/Inf row, a row llama.cpp would abort on). */
 function orFailedRow<T>(work: () => T): T | { nonFiniteRow: number } | { referenceAbortRow: number } {
   try {
     return work();
   } catch (err) {
-    if (err instanceof NonFiniteRowError) return { nonFiniteRow: err.row };
-    if (err instanceof ReferenceAbortRowError) return { referenceAbortRow: err.row };
+    const failed = failedRow(err);
+    if (failed) return failed;
     throw err;
   }
 }
@@ -71,4 +78,26 @@ export function quantizeChunk(task: QuantizeTask): QuantizeTaskResult {
   return orFailedRow(() =>
     task.surgery ? (quantizeRows(task.dstType, surgeryRowsF32(task), task.nrows, task.ncols, task.imatrix).buffer as ArrayBuffer) : convertChunk(task),
   );
+}
+
+/**
+ * A chunk's rows quantized to every output of a multi-output task, widened to f32 once. Each
+ * output's rows are written into its own buffer (or over the source where its dst is null).
+ */
+export function quantizeChunkMulti(task: MultiQuantizeTask): MultiQuantizeTaskResult {
+  const { srcType, nrows, ncols } = task;
+  const src = new Uint8Array(task.data, 0, rowSize(srcType, ncols) * nrows);
+  try {
+    convertRowsMulti(
+      srcType,
+      src,
+      task.outputs.map((o) => ({ dstType: o.dstType, imatrix: o.imatrix, out: new Uint8Array(o.dst ?? task.data) })),
+      nrows,
+      ncols,
+    );
+  } catch (err) {
+    if (err instanceof OutputRowError) return { output: err.output, ...failedRow(err.failure)! };
+    throw err;
+  }
+  return { source: task.data, outputs: task.outputs.map((o) => o.dst ?? task.data) };
 }

@@ -5,7 +5,8 @@
 //   workerData (no worker compiles them; the compiled code is shared);
 // - chunk buffers are moved, never cloned: the source ArrayBuffer is in the transfer list, the
 //   worker writes the quantized rows over it and Piscina.move()s the same buffer back, and a
-//   BufferPool hands it out again, so in steady state a build allocates no chunk memory;
+//   BufferPool hands it out again, so in steady state a build allocates no chunk memory (a
+//   multi-output task, runMulti, moves its source and one destination buffer per output the same way);
 // - two tasks per worker (one running, one waiting in its port), so a worker never waits for the
 //   main thread between chunks;
 // - workers get none of the parent's loaders (tsx, vitest), only its profiling flags;
@@ -20,9 +21,9 @@ import type { Piscina } from "piscina";
 import { UserError } from "../errors.js";
 import type { GGMLType } from "../gguf/ggml-types.js";
 import { kernelModule } from "../quant/kernels.js";
-import type { ProxyTaskResult, QuantizeTask, QuantizeTaskResult } from "./task.js";
+import type { MultiQuantizeTask, MultiQuantizeTaskResult, ProxyTaskResult, QuantizeTask, QuantizeTaskResult } from "./task.js";
 
-export type { ProxyTaskErrors, ProxyTaskResult, QuantizeTask, QuantizeTaskResult } from "./task.js";
+export type { MultiQuantizeTask, MultiQuantizeTaskResult, MultiTaskOutput, ProxyTaskErrors, ProxyTaskResult, QuantizeTask, QuantizeTaskResult } from "./task.js";
 
 /**
  * Workers must be JavaScript at run time, so the pool always loads the compiled worker:
@@ -106,6 +107,24 @@ export class QuantizePool {
     signal?.throwIfAborted();
     try {
       return (await this.piscina.run(task, { transferList: [task.data], signal: signal && this.relay(signal) })) as QuantizeTaskResult;
+    } catch (err) {
+      if (signal?.aborted) throw signal.reason;
+      if (this.destroyed) throw new Error("quantize pool destroyed");
+      throw workerDeath(err) ?? err;
+    }
+  }
+
+  /**
+   * Quantizes one chunk to several types, widening the source rows once (see MultiQuantizeTask);
+   * `task.data` and every output's dst are transferred and come back in the result. An abort
+   * rejects with the signal's reason.
+   */
+  async runMulti(task: MultiQuantizeTask, signal?: AbortSignal): Promise<MultiQuantizeTaskResult> {
+    if (this.destroyed) throw new Error("quantize pool destroyed");
+    signal?.throwIfAborted();
+    const transferList = [task.data, ...task.outputs.flatMap((o) => (o.dst ? [o.dst] : []))];
+    try {
+      return (await this.piscina.run(task, { transferList, signal: signal && this.relay(signal) })) as MultiQuantizeTaskResult;
     } catch (err) {
       if (signal?.aborted) throw signal.reason;
       if (this.destroyed) throw new Error("quantize pool destroyed");

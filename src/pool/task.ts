@@ -45,3 +45,38 @@ export type QuantizeTaskResult = ArrayBuffer | { nonFiniteRow: number } | { refe
 
 /** A proxy task's result: the errors, or the row that cannot be quantized. */
 export type ProxyTaskResult = ProxyTaskErrors | { nonFiniteRow: number } | { referenceAbortRow: number };
+
+/** One output of a MultiQuantizeTask. */
+export interface MultiTaskOutput {
+  dstType: GGMLType;
+  /** one importance weight per column, or null */
+  imatrix: Float32Array | null;
+  /**
+   * where the quantized rows go (at least rowSize(dstType, ncols) × nrows bytes; transferred and
+   * moved back), or null: over the source rows in `data` (for at most one output, whose row is no
+   * longer than a source row)
+   */
+  dst: ArrayBuffer | null;
+}
+
+/**
+ * The same source rows quantized to several types (hquant release's one pass): the worker widens
+ * each slice to f32 once and runs every output's kernel on it.
+ */
+export interface MultiQuantizeTask {
+  srcType: GGMLType;
+  nrows: number;
+  ncols: number;
+  /** the source rows as stored in the file; transferred and moved back (unchanged unless an output's dst is null) */
+  data: ArrayBuffer;
+  outputs: MultiTaskOutput[];
+}
+
+/**
+ * Every output's rows (`outputs[i]` is that output's dst, or `source` where dst was null) and the
+ * source buffer, all moved back; or the first row one output (by index) cannot be quantized from.
+ */
+export type MultiQuantizeTaskResult =
+  | { source: ArrayBuffer; outputs: ArrayBuffer[] }
+  | { output: number; nonFiniteRow: number }
+  | { output: number; referenceAbortRow: number };

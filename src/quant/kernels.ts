@@ -3,7 +3,7 @@
 // The caller's rows are copied into linear memory after the kernels' static data, quantized there
 // and copied out: a batch of rows per call, so the JS↔WASM crossing is negligible next to the
 // arithmetic. quantizeInto writes into the caller's array (no allocation); convertRows takes
-// F16/BF16/Q8_0 source bytes straight in.
+// F16/BF16/Q8_0 source bytes straight in; convertRowsMulti widens them once for several types.
 import fs from "node:fs";
 import { fileURLToPath } from "node:url";
 import { GGMLType, mustTypeInfo, rowSize, typeName } from "../gguf/ggml-types.js";
@@ -218,6 +218,81 @@ export function convertRows(
     if (k.dequantize(srcType, scratch, ptr, n * ncols) < 0) throw new Error(`no dequantize kernel for type ${typeName(srcType)}`);
   });
   return out;
+}
+
+/** One output of convertRowsMulti: its type, importance vector, and where its rows go (optional). */
+export interface ConvertOutput {
+  dstType: GGMLType;
+  imatrix?: Float32Array | null;
+  /**
+   * at least rowSize(dstType, ncols) × nrows bytes; may be the source's own bytes (for one output
+   * only, and only when its row is no longer than a source row), as convertRows' `out`
+   */
+  out?: Uint8Array;
+}
+
+/** A row that one output of convertRowsMulti cannot be quantized from: which output, and why. */
+export class OutputRowError extends Error {
+  constructor(readonly output: number, readonly failure: NonFiniteRowError | ReferenceAbortRowError) {
+    super(`output ${output}: ${failure.message}`);
+  }
+}
+
+/**
+ * convertRows for several destinations at once: each slice of source rows is copied into linear
+ * memory and widened to f32 once, then quantized to every output in turn (the quantize kernels
+ * only read their source), so N outputs cost one widening instead of N. Returns each output's
+ * rows (its `out`, or a new array); same bytes as convertRows called per output. A row an output
+ * refuses throws OutputRowError naming the output (the first slice, then the first output, that fails).
+ */
+export function convertRowsMulti(srcType: GGMLType, src: Uint8Array, outputs: readonly ConvertOutput[], nrows: number, ncols: number): Uint8Array[] {
+  for (const o of outputs) checkShape(o.dstType, nrows, ncols, o.imatrix);
+  const srcInfo = mustTypeInfo(srcType);
+  if (ncols % srcInfo.blockSize !== 0) throw new Error(`${typeName(srcType)}: row length ${ncols} is not a multiple of ${srcInfo.blockSize}`);
+  const srcRowBytes = rowSize(srcType, ncols);
+  if (src.length < srcRowBytes * nrows) throw new Error(`convertRowsMulti: ${src.length} bytes for ${nrows}×${ncols} ${typeName(srcType)}`);
+  const rowBytes = outputs.map((o) => rowSize(o.dstType, ncols));
+  const results = outputs.map((o, i) => {
+    const bytes = rowBytes[i]! * nrows;
+    if (o.out && o.out.length < bytes) throw new Error(`convertRowsMulti: ${o.out.length} bytes for ${bytes}`);
+    return o.out ? o.out.subarray(0, bytes) : new Uint8Array(bytes);
+  });
+  const k = kernels();
+  const sliceRows = Math.max(1, Math.min(nrows, Math.floor(SLICE_FLOATS / ncols)));
+  // layout: the importance vectors, the source bytes of a slice (not for F32, copied straight to
+  // its f32 place), the slice in f32, one output's rows of the slice
+  const imPtrs: number[] = [];
+  let at = reserve(k, 0);
+  for (const o of outputs) {
+    imPtrs.push(o.imatrix ? at : 0);
+    if (o.imatrix) at += align(ncols * 4);
+  }
+  const scratchPtr = at;
+  const srcPtr = scratchPtr + align(srcType === GGMLType.F32 ? 0 : sliceRows * srcRowBytes);
+  const dstPtr = srcPtr + align(sliceRows * ncols * 4);
+  // growing detaches the memory buffer: views are made only after it
+  growTo(k, dstPtr + sliceRows * Math.max(0, ...rowBytes));
+  outputs.forEach((o, i) => o.imatrix && new Float32Array(k.memory.buffer, imPtrs[i]!, ncols).set(o.imatrix));
+  for (let first = 0; first < nrows; first += sliceRows) {
+    const n = Math.min(sliceRows, nrows - first);
+    const slice = src.subarray(first * srcRowBytes, (first + n) * srcRowBytes);
+    if (srcType === GGMLType.F32) new Uint8Array(k.memory.buffer, srcPtr, n * srcRowBytes).set(slice);
+    else {
+      new Uint8Array(k.memory.buffer, scratchPtr, n * srcRowBytes).set(slice);
+      if (k.dequantize(srcType, scratchPtr, srcPtr, n * ncols) < 0) throw new Error(`no dequantize kernel for type ${typeName(srcType)}`);
+    }
+    for (let i = 0; i < outputs.length; i++) {
+      const type = outputs[i]!.dstType;
+      try {
+        checkKernelResult(k.quantize(type, srcPtr, dstPtr, n, ncols, imPtrs[i]!), type, first);
+      } catch (err) {
+        if (err instanceof NonFiniteRowError || err instanceof ReferenceAbortRowError) throw new OutputRowError(i, err);
+        throw err;
+      }
+      results[i]!.set(new Uint8Array(k.memory.buffer, dstPtr, n * rowBytes[i]!), first * rowBytes[i]!);
+    }
+  }
+  return results;
 }
 
 // Zero-copy use: the caller writes rows straight into linear memory (e.g. fs.readSync into the
