@@ -10,10 +10,13 @@ const EVALUATION_MODULES: Readonly<Record<string, readonly string[]>> = {
   scan: ["eval/evaluate.js"],
   tune: ["eval/evaluate.js"],
   imatrix: ["imatrix/run.js"],
+  release: ["release/verify.js"],
 };
 
 /** Forks the evaluation process when `argv` (process.argv) names a command that evaluates (a running one is kept). */
 export function startEvaluationProcess(argv: readonly string[]): void {
   const command = argv[2];
   if (command !== undefined && Object.hasOwn(EVALUATION_MODULES, command)) startIsolation(EVALUATION_MODULES[command]);
+  // build verifies in the evaluation process only when asked
+  else if (command === "build" && argv.includes("--verify")) startIsolation(["release/verify.js"]);
 }

@@ -226,7 +226,7 @@ export async function release(opts: ReleaseOptions): Promise<ReleaseResult> {
       onDone: async (k, m) => {
         const p = todo[k]!;
         const files = [];
-        for (const f of m.files) files.push({ name: path.basename(f), bytes: fs.statSync(f).size, sha256: await sha256File(f) });
+        for (const [i, f] of m.files.entries()) files.push({ name: path.basename(f), bytes: fs.statSync(f).size, sha256: m.sha256[i]! });
         manifest.files[p.item.key] = {
           key: p.item.key,
           kind: p.item.kind,

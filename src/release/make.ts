@@ -10,6 +10,7 @@ import { mixtureHParams } from "../plan/hparams.js";
 import { scheduleFromOptions, type ScheduleCliOptions } from "../plan/options.js";
 import type { QuantizePool } from "../pool/index.js";
 import { HQUANT_VERSION } from "../version.js";
+import { sha256File } from "./resume.js";
 import { verifyOutput, type VerifyReport } from "./verify.js";
 
 export const STAGING_DIR = ".hquant-partial";
@@ -25,6 +26,8 @@ export interface MadeFile {
   files: string[];
   build: MultiBuildResult;
   verified: VerifyReport;
+  /** each file's SHA-256 (hex), in the order of `files` */
+  sha256: string[];
 }
 
 export interface MakeOptions {
@@ -74,19 +77,23 @@ export async function makeFiles(requests: readonly MakeRequest[], opts: MakeOpti
     for (const [k, r] of results.entries()) {
       opts.signal?.throwIfAborted();
       opts.onVerify?.(k);
+      // hashed while llama.cpp verifies it (the evaluation process): this thread is idle meanwhile
+      const hashing = Promise.all(r.outputs.map((f) => sha256File(f)));
       let verified: VerifyReport;
       try {
         verified = await verifyOutput(r.outputs[0]!, { plan: r.plan, kv: r.kv }, { threads: opts.threads });
       } catch (err) {
+        await hashing.catch(() => undefined);
         for (const f of r.outputs) fs.rmSync(f, { force: true });
         if (!(err instanceof UserError)) throw err;
         // named by its final name: the staging path is an implementation detail
         failure ??= new UserError(err.message.split(r.outputs[0]!).join(requests[k]!.output));
         continue;
       }
+      const sha256 = await hashing;
       const files = r.outputs.map((f) => path.join(opts.outDir, path.basename(f)));
       r.outputs.forEach((f, i) => fs.renameSync(f, files[i]!));
-      const m = { files, build: r, verified };
+      const m = { files, build: r, verified, sha256 };
       made.push(m);
       await opts.onDone?.(k, m);
     }
