@@ -1,7 +1,8 @@
 // Several outputs of one input in one pass (hquant release): each source chunk is read once and
 // quantized for every output that needs it by one pool task, which widens the rows to f32 once
-// for all of them (so N outputs cost less CPU than N builds, not only fewer reads), and each output is streamed to its own writer in its
-// own order, so every file is byte for byte what buildModel writes alone. Outputs whose tensors
+// for all of them (so N outputs cost less CPU than N builds, not only fewer reads), and each
+// output is streamed to its own writer in its own order, so every file is byte for byte what
+// buildModel writes alone. Outputs whose tensors
 // are not one-for-one with the input's (layer surgery that computes tensors, --keep-split) cannot
 // share the reads and are built alone with buildModel.
 import fs from "node:fs";

@@ -103,15 +103,7 @@ export class QuantizePool {
    * new buffer. An abort rejects with the signal's reason (a running task's worker is replaced).
    */
   async run(task: QuantizeTask, signal?: AbortSignal): Promise<QuantizeTaskResult> {
-    if (this.destroyed) throw new Error("quantize pool destroyed");
-    signal?.throwIfAborted();
-    try {
-      return (await this.piscina.run(task, { transferList: [task.data], signal: signal && this.relay(signal) })) as QuantizeTaskResult;
-    } catch (err) {
-      if (signal?.aborted) throw signal.reason;
-      if (this.destroyed) throw new Error("quantize pool destroyed");
-      throw workerDeath(err) ?? err;
-    }
+    return this.dispatch<QuantizeTaskResult>(task, [task.data], signal);
   }
 
   /**
@@ -120,16 +112,7 @@ export class QuantizePool {
    * rejects with the signal's reason.
    */
   async runMulti(task: MultiQuantizeTask, signal?: AbortSignal): Promise<MultiQuantizeTaskResult> {
-    if (this.destroyed) throw new Error("quantize pool destroyed");
-    signal?.throwIfAborted();
-    const transferList = [task.data, ...task.outputs.flatMap((o) => (o.dst ? [o.dst] : []))];
-    try {
-      return (await this.piscina.run(task, { transferList, signal: signal && this.relay(signal) })) as MultiQuantizeTaskResult;
-    } catch (err) {
-      if (signal?.aborted) throw signal.reason;
-      if (this.destroyed) throw new Error("quantize pool destroyed");
-      throw workerDeath(err) ?? err;
-    }
+    return this.dispatch<MultiQuantizeTaskResult>(task, [task.data, ...task.outputs.flatMap((o) => (o.dst ? [o.dst] : []))], signal);
   }
 
   /**
@@ -137,10 +120,17 @@ export class QuantizePool {
    * (see ProxyTaskErrors), computed on a worker; `task.data` is transferred.
    */
   async proxyErrors(task: QuantizeTask & { errorTypes: GGMLType[] }): Promise<ProxyTaskResult> {
+    return this.dispatch<ProxyTaskResult>(task, [task.data]);
+  }
+
+  /** One task to a worker, `transferList` moved; a dead worker or a destroyed pool is one line, an abort the signal's reason. */
+  private async dispatch<T>(task: QuantizeTask | MultiQuantizeTask, transferList: ArrayBuffer[], signal?: AbortSignal): Promise<T> {
     if (this.destroyed) throw new Error("quantize pool destroyed");
+    signal?.throwIfAborted();
     try {
-      return (await this.piscina.run(task, { transferList: [task.data] })) as ProxyTaskResult;
+      return (await this.piscina.run(task, { transferList, signal: signal && this.relay(signal) })) as T;
     } catch (err) {
+      if (signal?.aborted) throw signal.reason;
       if (this.destroyed) throw new Error("quantize pool destroyed");
       throw workerDeath(err) ?? err;
     }
