@@ -1,7 +1,7 @@
 // The per-position vocabulary math of llama-perplexity on raw logits (kernels/logits.ts, WASM-SIMD),
 // spread over threads as llama-perplexity spreads it: the calling thread and threads − 1 workers
-// take positions from a shared counter. Logits are read where llama.cpp left them (koffi.view of
-// the context's output buffer, no copy into JS); packed base rows and per-position results live in
+// take positions from a shared counter. Each row of logits is copied from llama.cpp's output buffer
+// straight into the thread's kernel memory (runtime/memcpy.ts); packed base rows and per-position results live in
 // SharedArrayBuffers, one slot per position, so the sums the caller forms in position order are the
 // same whatever thread computed what.
 import { createRequire } from "node:module";
@@ -11,6 +11,7 @@ import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import { WASM_PATH } from "../quant/kernels.js";
 import type { LogitsBlock } from "../runtime/evaluator.js";
+import { nativeMemcpy, type NativeCopy } from "../runtime/memcpy.js";
 import { packedRowLength } from "./kld-math.js";
 
 interface LogitsExports {
@@ -19,7 +20,11 @@ interface LogitsExports {
   packLogitsRow(logits: number, n: number, out: number, tok: number): number;
   kldRow(logits: number, n: number, base: number, tok: number, res: number): void;
   expfRow(src: number, dst: number, n: number, scalar: number): void;
+  logProbAt(logits: number, n: number, tok: number): number;
 }
+
+/** One position's logits: a Float32Array, or where they are in llama.cpp's memory and the memcpy that reads them. */
+export type LogitsRow = Float32Array | { address: bigint; n: number; copy: NativeCopy };
 
 /** One thread's kernels, with linear memory laid out for rows of `nVocab` tokens. */
 export class VocabKernels {
@@ -46,27 +51,38 @@ export class VocabKernels {
     this.nVocab = nVocab;
   }
 
-  private placeLogits(logits: Float32Array): void {
-    this.layout(logits.length);
-    new Float32Array(this.k.memory.buffer, this.logitsPtr, logits.length).set(logits);
+  /** Puts the row in kernel memory; returns its length. */
+  private placeLogits(logits: LogitsRow): number {
+    const n = logits instanceof Float32Array ? logits.length : logits.n;
+    this.layout(n);
+    const dst = new Float32Array(this.k.memory.buffer, this.logitsPtr, n);
+    if (logits instanceof Float32Array) dst.set(logits);
+    else logits.copy(dst, logits.address, 4 * n);
+    return n;
   }
 
   /** Packs one position as a --kl-divergence-base row into out[offset …]; returns the NLL of `tok`. */
-  pack(logits: Float32Array, tok: number, out: Uint16Array, offset: number): number {
-    this.placeLogits(logits);
-    const len = packedRowLength(logits.length);
-    const nll = this.k.packLogitsRow(this.logitsPtr, logits.length, this.rowPtr, tok);
+  pack(logits: LogitsRow, tok: number, out: Uint16Array, offset: number): number {
+    const n = this.placeLogits(logits);
+    const len = packedRowLength(n);
+    const nll = this.k.packLogitsRow(this.logitsPtr, n, this.rowPtr, tok);
     out.set(new Uint16Array(this.k.memory.buffer, this.rowPtr, len), offset);
     return nll;
   }
 
   /** Scores one position against the packed base row at base[offset …]: res[at … at+2] = NLL, KLD, same top (0/1). */
-  kld(logits: Float32Array, tok: number, base: Uint16Array, offset: number, res: Float64Array, at: number): void {
-    this.placeLogits(logits);
-    const len = packedRowLength(logits.length);
+  kld(logits: LogitsRow, tok: number, base: Uint16Array, offset: number, res: Float64Array, at: number): void {
+    const n = this.placeLogits(logits);
+    const len = packedRowLength(n);
     new Uint16Array(this.k.memory.buffer, this.rowPtr, len).set(base.subarray(offset, offset + len));
-    this.k.kldRow(this.logitsPtr, logits.length, this.rowPtr, tok, this.resPtr);
+    this.k.kldRow(this.logitsPtr, n, this.rowPtr, tok, this.resPtr);
     res.set(new Float64Array(this.k.memory.buffer, this.resPtr, 3), at);
+  }
+
+  /** llama-imatrix's negative log-probability of `tok` (its log_softmax; kernels/logits.ts logProbAt). */
+  nll(logits: LogitsRow, tok: number): number {
+    const n = this.placeLogits(logits);
+    return -this.k.logProbAt(this.logitsPtr, n, tok);
   }
 
   /** expf of every value with the kernels' four-lane code, or AssemblyScript's scalar expf (tests compare the two). */
@@ -87,10 +103,11 @@ export class VocabKernels {
 /**
  * One batch of positions: blocks of logits rows (row r is the r-th over all blocks), the token each
  * position predicts, and where results go. "pack": packed rows into `base`, NLL into results[3r];
- * "kld": base rows read from `base`, results[3r … 3r+2] = NLL, KLD, same top.
+ * "kld": base rows read from `base`, results[3r … 3r+2] = NLL, KLD, same top; "nll": llama-imatrix's
+ * NLL into results[3r] (`base` unused).
  */
 export interface VocabJob {
-  kind: "pack" | "kld";
+  kind: "pack" | "kld" | "nll";
   nVocab: number;
   blocks: LogitsBlock[];
   targets: Int32Array;
@@ -111,7 +128,7 @@ export function runJob(kernels: VocabKernels, job: VocabJob, koffi: Koffi = requ
     starts.push(total);
     total += b.rows;
   }
-  const views = job.blocks.map((b) => new Float32Array(koffi.view(b.address, 4 * b.rows * job.nVocab)));
+  const copy = nativeMemcpy(koffi);
   const rowLength = packedRowLength(job.nVocab);
   let block = 0;
   for (;;) {
@@ -120,8 +137,9 @@ export function runJob(kernels: VocabKernels, job: VocabJob, koffi: Koffi = requ
     while (block + 1 < starts.length && starts[block + 1] <= r) block++;
     while (starts[block] > r) block--;
     const k = r - starts[block];
-    const logits = views[block].subarray(k * job.nVocab, (k + 1) * job.nVocab);
+    const logits = { address: job.blocks[block].address + BigInt(4 * k * job.nVocab), n: job.nVocab, copy };
     if (job.kind === "pack") job.results[3 * r] = kernels.pack(logits, job.targets[r], job.base, r * rowLength);
+    else if (job.kind === "nll") job.results[3 * r] = kernels.nll(logits, job.targets[r]);
     else kernels.kld(logits, job.targets[r], job.base, r * rowLength, job.results, 3 * r);
   }
 }

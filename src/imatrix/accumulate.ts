@@ -1,15 +1,15 @@
-// The imatrix's per-element work in WebAssembly (kernels/imatrix.ts, kernels/logits.ts): the sums of
-// squared activations and the log-probabilities behind the printed perplexity. One instance per
-// collection, of the module the quantization kernels compiled; activations and logits are copied
-// into its memory (a memcpy) and worked on four columns at a time with llama-imatrix's f32 / double
-// operations, so the results are the bits the JavaScript loops gave.
+// The imatrix's per-element work in WebAssembly (kernels/imatrix.ts): the sums of squared
+// activations. One instance per collection, of the module the quantization kernels compiled;
+// activations are copied into its memory (a memcpy) and worked on four columns at a time with
+// llama-imatrix's f32 operations, so the results are the bits the JavaScript loops gave. (The
+// log-probabilities behind the printed perplexity run on the evaluator's threads: eval/vocab-math.ts.)
 import { kernelModule } from "../quant/kernels.js";
+import type { NativeBytes } from "./collect.js";
 
 interface ImatrixExports {
   memory: WebAssembly.Memory;
   heapBase(): number;
   accumulateSquares(acc: number, x: number, pairs: number, npairs: number, ncols: number): number;
-  logProbAt(logits: number, n: number, tok: number): number;
 }
 
 const align = (n: number) => (n + 63) & ~63;
@@ -33,23 +33,17 @@ export class ImatrixKernels {
    * For each pair p in order: acc[pairs[2p+1] + j] += x[pairs[2p] + j]² for j < ncols (offsets in
    * floats). Returns false when an accumulator row touched is no longer finite.
    */
-  accumulateSquares(acc: Float32Array, x: Float32Array, pairs: Int32Array, ncols: number): boolean {
+  accumulateSquares(acc: Float32Array, x: Float32Array | NativeBytes, pairs: Int32Array, ncols: number): boolean {
     const accBytes = align(acc.length * 4);
-    const xBytes = align(x.length * 4);
+    const xBytes = align(x.byteLength);
     const base = this.reserve(accBytes + xBytes + pairs.length * 4);
     const buf = this.k.memory.buffer;
     new Float32Array(buf, base, acc.length).set(acc);
-    new Float32Array(buf, base + accBytes, x.length).set(x);
+    if (x instanceof Float32Array) new Float32Array(buf, base + accBytes, x.length).set(x);
+    else x.copyTo(new Uint8Array(buf, base + accBytes, x.byteLength));
     new Int32Array(buf, base + accBytes + xBytes, pairs.length).set(pairs);
     const bad = this.k.accumulateSquares(base, base + accBytes, base + accBytes + xBytes, pairs.length / 2, ncols);
     acc.set(new Float32Array(buf, base, acc.length));
     return bad === 0;
-  }
-
-  /** llama-imatrix's log_softmax: the log-probability of `tok` under these logits. */
-  logProb(logits: Float32Array, tok: number): number {
-    const base = this.reserve(logits.length * 4);
-    new Float32Array(this.k.memory.buffer, base, logits.length).set(logits);
-    return this.k.logProbAt(base, logits.length, tok);
   }
 }

@@ -12,10 +12,19 @@ export interface ImatrixStats {
   counts: number[];
 }
 
+/**
+ * Bytes still in llama.cpp's memory: copied straight into the kernels' memory by `copyTo`, with no
+ * JavaScript view of them in between (runtime/memcpy.ts says what a view costs).
+ */
+export interface NativeBytes {
+  byteLength: number;
+  copyTo(dst: Uint8Array): void;
+}
+
 /** A strided f32 activation tensor as ggml hands it over: ne in elements, nb in bytes. */
 export interface Activations {
   /** the tensor's memory from its first element (f32 data is 4-byte aligned) */
-  data: Float32Array;
+  data: Float32Array | NativeBytes;
   ne: readonly [number, number, number, number];
   nb: readonly [number, number, number, number];
 }
@@ -39,7 +48,7 @@ export class ImatrixCollector {
   /** @param chunkSize tokens per chunk (llama-imatrix: n_ctx / n_parallel) */
   constructor(readonly chunkSize: number) {}
 
-  /** The WebAssembly side of the accumulation (and of the perplexity's log-probabilities). */
+  /** The WebAssembly side of the accumulation. */
   get kernels(): ImatrixKernels {
     this.kernelsInstance ??= new ImatrixKernels();
     return this.kernelsInstance;

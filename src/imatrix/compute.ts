@@ -7,7 +7,8 @@
 // logits give the running perplexity llama-imatrix prints.
 import os from "node:os";
 import { UserError } from "../errors.js";
-import { GGML_F32, LlamaModel, offloadOf, readOp, readTensor, tensorBytesView, tensorF32, type EvalCallback, type OffloadOptions } from "../runtime/index.js";
+import { VocabPool } from "../eval/vocab-math.js";
+import { copyTensor, GGML_F32, LlamaModel, offloadOf, readOp, readTensor, tensorByteLength, tensorBytesView, type EvalCallback, type OffloadOptions } from "../runtime/index.js";
 import { ImatrixCollector } from "./collect.js";
 
 export interface ImatrixComputeOptions extends OffloadOptions {
@@ -72,7 +73,8 @@ export async function computeImatrix(opts: ImatrixComputeOptions): Promise<Imatr
     };
     // one llama_decode per group of nSeq chunks (for ctx > n_batch llama-imatrix splits a chunk
     // over several decodes; the ubatches, and so the activations, are the same)
-    const context = model.createContext({ ctx, nSeq, threads: opts.threads ?? os.availableParallelism(), onEval });
+    const threads = opts.threads ?? os.availableParallelism();
+    const context = model.createContext({ ctx, nSeq, threads, onEval });
     try {
       const computePpl = opts.computePpl ?? true;
       const nVocab = model.nVocab;
@@ -80,6 +82,17 @@ export async function computeImatrix(opts: ImatrixComputeOptions): Promise<Imatr
       let nll = 0;
       let nll2 = 0;
       let count = 0;
+      // the pool's workers start now, during the first decode, not after it
+      if (computePpl) VocabPool.get(threads);
+      const rows = nSeq * (ctx - 1 - first);
+      const pplJob = {
+        kind: "nll" as const,
+        nVocab,
+        targets: new Int32Array(new SharedArrayBuffer(4 * rows)),
+        base: new Uint16Array(0),
+        results: new Float64Array(new SharedArrayBuffer(24 * rows)),
+        next: new Int32Array(new SharedArrayBuffer(4)),
+      };
       for (let i = 0; i < nChunk; i += nSeq) {
         if (opts.signal?.aborted) throw opts.signal.reason ?? new Error("aborted");
         const start = i * ctx;
@@ -97,14 +110,19 @@ export async function computeImatrix(opts: ImatrixComputeOptions): Promise<Imatr
         }
         if (failure) throw failure;
         if (computePpl) {
+          // spread over the threads as llama-imatrix's process_logits does; summed here in position order
+          const scored = ctx - 1 - first;
           for (let seq = 0; seq < nSeqBatch; seq++) {
-            for (let p = first; p < ctx - 1; p++) {
-              const v = -collector.kernels.logProb(context.logitsView(seq, p).subarray(0, nVocab), tokens[start + seq * ctx + p + 1]);
-              nll += v;
-              nll2 += v * v;
-            }
-            count += ctx - 1 - first;
+            for (let p = first; p < ctx - 1; p++) pplJob.targets[seq * scored + p - first] = tokens[start + seq * ctx + p + 1];
           }
+          const blocks = Array.from({ length: nSeqBatch }, (_, seq) => ({ address: context.logitsAddress(seq, first), rows: scored }));
+          await VocabPool.get(threads).run({ ...pplJob, blocks }, threads);
+          for (let r = 0; r < nSeqBatch * scored; r++) {
+            const v = pplJob.results[3 * r];
+            nll += v;
+            nll2 += v * v;
+          }
+          count += nSeqBatch * scored;
         }
         opts.onProgress?.(i + nSeqBatch, nChunk, computePpl ? Math.exp(nll / count) : NaN);
         await opts.onChunks?.(collector);
@@ -144,7 +162,8 @@ function collectNode(c: ImatrixCollector, t: bigint, ask: boolean, processOutput
     return name.startsWith("blk.") || (processOutput && name === "output.weight");
   }
   if (src1.nb[0] !== 4) throw new Error(`${name}: activations are not contiguous f32 rows`);
-  const activations = { data: tensorF32(src1), ne: src1.ne, nb: src1.nb };
+  // copied by the kernels straight into their memory
+  const activations = { data: { byteLength: tensorByteLength(src1), copyTo: (dst: Uint8Array) => copyTensor(src1, dst) }, ne: src1.ne, nb: src1.nb };
   if (node.op === "MUL_MAT_ID") {
     const ids = readTensor(node.src[2]);
     if (src1.ne[3] !== 1) throw new UserError(`${name}: activations of more than 3 dimensions`);

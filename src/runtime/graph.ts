@@ -52,15 +52,20 @@ export function registerEvalCallback(onEval: EvalCallback): { pointer: bigint; u
 /** The op of the ggml_tensor at `t` alone: what the callback's `ask` needs for most nodes. */
 export function readOp(t: bigint): string {
   const api = llamaApi();
-  return opNameOf(api, new DataView(api.koffi.view(t + BigInt(T.op), 4)).getInt32(0, true));
+  return opNameOf(api, api.koffi.decode(t + BigInt(T.op), "int32") as number);
 }
+
+// the struct is copied into this buffer: the callback runs on one thread, and readTensor keeps nothing of it
+const header = new Uint8Array(T.bytes);
+const headerView = new DataView(header.buffer);
 
 /** The fields of the ggml_tensor at `t` that the callback needs. */
 export function readTensor(t: bigint): GraphTensor {
   const api = llamaApi();
-  const dv = new DataView(api.koffi.view(t, T.bytes));
+  api.memcpy(header, t, T.bytes);
+  const dv = headerView;
   const i64 = (at: number) => Number(dv.getBigInt64(at, true));
-  const name = new Uint8Array(dv.buffer, T.name, GGML_MAX_NAME);
+  const name = header.subarray(T.name, T.name + GGML_MAX_NAME);
   const end = name.indexOf(0);
   return {
     address: t,
@@ -76,29 +81,27 @@ export function readTensor(t: bigint): GraphTensor {
 }
 
 /** ggml_nbytes of a tensor of 1-element blocks (f32, i32): the end of its last element. */
-function tensorBytes(t: GraphTensor): number {
+export function tensorByteLength(t: GraphTensor): number {
   let n = t.nb[0] * t.ne[0];
   for (let i = 1; i < 4; i++) n += (t.ne[i] - 1) * t.nb[i];
   return n;
 }
 
 /**
- * The tensor's bytes, valid during the callback only: a view of host memory (the CPU backend), or
- * for a tensor in GPU memory a copy (ggml_backend_tensor_get, as llama-imatrix does).
+ * Copies the tensor's bytes (tensorByteLength of them) into `dst`: llama.cpp's memcpy out of a host
+ * buffer, ggml_backend_tensor_get out of GPU memory (as llama-imatrix does).
  */
-function tensorData(t: GraphTensor): ArrayBuffer {
+export function copyTensor(t: GraphTensor, dst: Uint8Array): void {
   const api = llamaApi();
-  const bytes = tensorBytes(t);
-  if (t.buffer === 0n || (api.bufferIsHost(t.buffer) as boolean)) return api.koffi.view(t.data, bytes);
-  const copy = Buffer.alloc(bytes);
-  api.tensorGet(t.address, copy, 0, bytes);
-  return copy.buffer.slice(copy.byteOffset, copy.byteOffset + bytes);
+  const bytes = tensorByteLength(t);
+  if (dst.byteLength < bytes) throw new Error(`${t.name}: ${bytes} bytes into a buffer of ${dst.byteLength}`);
+  if (t.buffer === 0n || (api.bufferIsHost(t.buffer) as boolean)) api.memcpy(dst, t.data, bytes);
+  else api.tensorGet(t.address, dst, 0, bytes);
 }
 
-export function tensorF32(t: GraphTensor): Float32Array {
-  return new Float32Array(tensorData(t));
-}
-
+/** A copy of the tensor's bytes. */
 export function tensorBytesView(t: GraphTensor): DataView {
-  return new DataView(tensorData(t));
+  const copy = new Uint8Array(tensorByteLength(t));
+  copyTensor(t, copy);
+  return new DataView(copy.buffer);
 }

@@ -22,7 +22,7 @@ export { locateLlamaLibrary, LLAMA_PACKAGE_VERSION, type LlamaLibraryLocation } 
 export { LLAMA_BACKENDS, type LlamaBackend, type OffloadOptions } from "./backends.js";
 export type { ModelLoadOptions } from "./params.js";
 export { evaluationRuntime, llamaRuntime, offloadOf, runtimeCacheDir, runtimeLine, type LlamaRuntimeReport } from "./report.js";
-export { readOp, readTensor, tensorF32, tensorBytesView, GGML_F32, type EvalCallback, type GraphTensor } from "./graph.js";
+export { readOp, readTensor, copyTensor, tensorByteLength, tensorBytesView, GGML_F32, type EvalCallback, type GraphTensor } from "./graph.js";
 
 function llamaError(api: LlamaApi): string {
   return api.lastError() ?? "no reason given";

@@ -8,6 +8,7 @@ import path from "node:path";
 import { createRequire } from "node:module";
 import { UserError } from "../errors.js";
 import { BACKEND_NAMES, bindDeviceApi, CPU_PACKAGES, gpuDevices, listDevices, offloadLabel, probeGpuBuild, resolveBackend, wantsGpu, type BuildChoice, type DeviceApi, type LlamaBackend, type LlamaDevice, type OffloadOptions } from "./backends.js";
+import { nativeMemcpy, type NativeCopy } from "./memcpy.js";
 
 type Koffi = typeof import("koffi");
 type Fn = (...args: unknown[]) => unknown;
@@ -97,6 +98,8 @@ export interface LlamaApi {
   /** ggml_backend_buffer_is_host / ggml_backend_tensor_get: graph tensors in GPU memory are copied out */
   bufferIsHost: Fn;
   tensorGet: Fn;
+  /** memcpy(dst, src address, bytes): how hot paths read llama.cpp's memory (memcpy.ts says why) */
+  memcpy: NativeCopy;
   /** the last error llama.cpp logged (its log is otherwise silenced) */
   lastError(): string | undefined;
   clearError(): void;
@@ -220,6 +223,7 @@ export function llamaApi(offload?: OffloadOptions): LlamaApi {
     gpus: [],
     bufferIsHost: base.func("bool ggml_backend_buffer_is_host(void *buffer)") as unknown as Fn,
     tensorGet: base.func("void ggml_backend_tensor_get(void *tensor, void *data, size_t offset, size_t size)") as unknown as Fn,
+    memcpy: nativeMemcpy(koffi),
     lastError: () => lastError,
     clearError: () => {
       lastError = undefined;
