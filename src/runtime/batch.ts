@@ -142,7 +142,7 @@ export class BatchContext {
       for (let j = i; j < i + n; j++) k += this.wantLogits[j] !== 0 ? 1 : 0;
       if (k > 0) {
         const p = this.extra.getLogits(this.handle) as bigint;
-        out.set(new Float32Array(api.koffi.view(p, 4 * k * nVocab)), prev * nVocab);
+        api.memcpy(out.subarray(prev * nVocab, (prev + k) * nVocab), p, 4 * k * nVocab);
       }
       prev += k;
     }

@@ -61,7 +61,7 @@ export class HiddenStateModel {
   /** Decodes up to nSeq sequences of ctx tokens; one Float32Array of ctx·n_embd per sequence (token-major). */
   hiddenStates(inputs: readonly ArrayLike<number>[]): Float32Array[] {
     const e = embeddingsApi();
-    const koffi = llamaApi().koffi;
+    const { memcpy } = llamaApi();
     const { ctx } = this.context;
     this.context.decode(inputs, 0);
     return inputs.map((_, s) => {
@@ -69,7 +69,7 @@ export class HiddenStateModel {
       for (let k = 0; k < ctx; k++) {
         const p = e.getEmbeddingsIth(this.context.handle, s * ctx + k) as bigint | null;
         if (!p) throw new Error(`${this.model.path}: no hidden state for sequence ${s}, token ${k}`);
-        out.set(new Float32Array(koffi.view(p, 4 * this.nEmbd)), k * this.nEmbd);
+        memcpy(out.subarray(k * this.nEmbd, (k + 1) * this.nEmbd), p, 4 * this.nEmbd);
       }
       return out;
     });

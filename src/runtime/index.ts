@@ -1,7 +1,7 @@
 // The one module that talks to llama.cpp (bench, scan, tune and imatrix all evaluate through it):
 // models, contexts, tokenization, batched decoding and raw logits, on the prebuilt libllama of
 // @node-llama-cpp/<platform> through koffi (library.ts). Raw logits stay in llama.cpp's output
-// buffer; callers get their address (koffi.view reads them without a copy, in any thread).
+// buffer; callers get their address and copy rows out with memcpy, in any thread (memcpy.ts).
 import { UserError } from "../errors.js";
 import { llamaApi, type LlamaApi } from "./library.js";
 import { registerEvalCallback, type EvalCallback } from "./graph.js";
