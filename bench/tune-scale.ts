@@ -11,6 +11,8 @@
 //   npx tsx bench/tune-scale.ts [--layers 16,32,64] [--points 3] [--ctx 128] [--chunks 2]
 //                               [--proxy-rows 512] [--threads 2] [--dir DIR (kept, models reused)]
 //                               [--proxy-only (the proxy errors and their 70B extrapolation alone)]
+//                               [--fast DIR (the largest model's evaluations again with
+//                                HQUANT_LLAMA_DIR=DIR, llama.cpp's own CPU speed, for its rate)]
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
@@ -44,6 +46,7 @@ const { values } = parseArgs({
     dir: { type: "string", default: path.join(os.tmpdir(), "hquant-bench-tune-scale") },
     one: { type: "string" },
     "proxy-only": { type: "boolean" },
+    fast: { type: "string" },
     mode: { type: "string" },
   },
 });
@@ -211,8 +214,8 @@ if (values.one) {
 
 fs.mkdirSync(dir, { recursive: true });
 const self = fileURLToPath(import.meta.url);
-const child = (file: string, mode: string) => {
-  const r = spawnSync(process.execPath, [...process.execArgv, self, ...process.argv.slice(2), "--one", file, "--mode", mode], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"], maxBuffer: 1 << 26 });
+const child = (file: string, mode: string, env: NodeJS.ProcessEnv = process.env) => {
+  const r = spawnSync(process.execPath, [...process.execArgv, self, ...process.argv.slice(2), "--one", file, "--mode", mode], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"], maxBuffer: 1 << 26, env });
   if (r.status !== 0) throw new Error(`${mode} child for ${file} failed (${r.status})`);
   return JSON.parse(r.stdout);
 };
@@ -232,6 +235,13 @@ for (const n of values.layers!.split(",").map(Number)) {
   log(`${path.basename(file)}: proxy mode`);
   const p = child(file, "proxy") as ProxyFigures;
   rows.push({ m, p });
+}
+// the largest model's evaluations once more on the fast path, for llama.cpp's own CPU rate
+let fastM: MeasureFigures | undefined;
+if (values.fast && !proxyOnly) {
+  const file = await syntheticModel(rows[rows.length - 1]!.p.nLayer);
+  log(`${path.basename(file)}: measure mode, HQUANT_LLAMA_DIR=${path.resolve(values.fast)}`);
+  fastM = child(file, "measure", { ...process.env, HQUANT_LLAMA_DIR: path.resolve(values.fast) }) as MeasureFigures;
 }
 
 const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
@@ -276,22 +286,35 @@ const proxy70 = work70.work / (ratePerThread * 16);
 const cpuRatePerThread = big.p.work / big.p.cpuSeconds;
 const proxy70Cpu = work70.work / (cpuRatePerThread * 16);
 // proxy mode's evaluations do not grow with depth (the middle layer's kind points, the groups
-// outside the layers and those of the edge layers), plus the base
-const evals70 = big.p.proxyEvaluations + 1;
+// outside the layers and those of the edge layers), plus the base and the verification of its two
+// candidates on the calibration chunks (an --eval-text adds two more: its base and the chosen file)
+const evals70 = big.p.proxyEvaluations + 1 + 2;
 let evalLine = "  proxy mode's evaluations: not measured (--proxy-only)\n";
 if (big.m) {
-  // an evaluation's time ∝ parameters × tokens, at the largest model's measured rate per thread,
-  // for tune's defaults (proxy: 4 chunks of 512 tokens; measure: 12) and for --chunks 1
-  const evalRate = big.m.params / (sum(big.m.points.map((x) => x.evaluate)) / big.m.points.length) / threads;
+  // an evaluation's time ∝ parameters × tokens, at the largest model's measured rate per thread
+  // (parameters × tokens per second; a shorter chunk's attention is cheaper, so per token this is
+  // an upper bound below ctx)
+  const rateOf = (m: MeasureFigures) => (m.params * ctx * chunks) / (sum(m.points.map((x) => x.evaluate)) / m.points.length) / threads;
+  const eval70 = (tokens: number, rate: number) => (params70 * tokens) / (rate * 16);
   const chunkTokens = Number(DEFAULT_CTX);
-  const eval70 = (nChunks: number) => (params70 * ((nChunks * chunkTokens) / (ctx * chunks))) / (evalRate * 16);
-  const proxyDefault = evals70 * eval70(DEFAULT_TUNE_CHUNKS.proxy);
-  const proxyOne = evals70 * eval70(1);
-  evalLine =
-    `  proxy mode's ${evals70} evaluations (its ${big.p.proxyEvaluations} points, the same count at any depth; and the base), at ${(evalRate / 1e6).toFixed(1)} M parameters × ${ctx * chunks} tokens / s per thread (the ${big.p.nLayer}-layer model's): ` +
-    `${DEFAULT_TUNE_CHUNKS.proxy} chunks × ${chunkTokens} tokens (tune's default) → ${(proxyDefault / 60).toFixed(1)} min (${eval70(DEFAULT_TUNE_CHUNKS.proxy).toFixed(0)} s each); --chunks 1 → ${(proxyOne / 60).toFixed(1)} min\n` +
-    `  proxy mode in all (proxy errors with a core per thread + evaluations): ${((proxy70Cpu + proxyDefault) / 60).toFixed(1)} min at tune's default chunks, ${((proxy70Cpu + proxyOne) / 60).toFixed(1)} min with --chunks 1\n` +
-    `  measure mode: ${2 * 80 + 23} evaluations of ${DEFAULT_TUNE_CHUNKS.measure} chunks → ${(((2 * 80 + 23) * eval70(DEFAULT_TUNE_CHUNKS.measure)) / 3600).toFixed(1)} h on the CPU at that rate\n`;
+  const settings = [
+    { what: `tune's default, ${DEFAULT_TUNE_CHUNKS.proxy} chunks × ${chunkTokens} tokens`, tokens: DEFAULT_TUNE_CHUNKS.proxy * chunkTokens },
+    { what: `--chunks 1 (${chunkTokens} tokens)`, tokens: chunkTokens },
+    { what: "-c 256 --chunks 1 (256 tokens; on the bundled model the same KLD as 12 chunks, README)", tokens: 256 },
+  ];
+  const libraries = [
+    { what: "default install", rate: rateOf(big.m) },
+    ...(fastM ? [{ what: `fast path (HQUANT_LLAMA_DIR=${path.resolve(values.fast!)})`, rate: rateOf(fastM) }] : []),
+  ];
+  evalLine = `  proxy mode's ${evals70} evaluations (its ${big.p.proxyEvaluations} points, the same count at any depth; the base; the verification of 2 candidates):\n`;
+  for (const lib of libraries) {
+    evalLine += `    ${lib.what}, ${(lib.rate / 1e9).toFixed(2)} G parameters × tokens / s per thread (the ${big.p.nLayer}-layer model's, ${ctx * chunks} tokens per evaluation):\n`;
+    for (const st of settings) {
+      const e = eval70(st.tokens, lib.rate);
+      evalLine += `      ${st.what}: ${e.toFixed(0)} s each → ${((evals70 * e) / 60).toFixed(1)} min; proxy mode in all (+ the proxy errors with a core per thread) ${((proxy70Cpu + evals70 * e) / 60).toFixed(1)} min\n`;
+    }
+  }
+  evalLine += `  measure mode: ${2 * 80 + 23} evaluations of ${DEFAULT_TUNE_CHUNKS.measure} chunks → ${(((2 * 80 + 23) * eval70(DEFAULT_TUNE_CHUNKS.measure * chunkTokens, rateOf(big.m))) / 3600).toFixed(1)} h on the CPU (default install)\n`;
 }
 process.stdout.write(
   `\n70B-shaped llama (${(params70 / 1e9).toFixed(1)} B parameters, ${shapes70.length} matrices, ${types} candidate types each), 16 threads:\n` +
