@@ -250,8 +250,12 @@ export function measurementPlan(space: TuneSpace, method: TuneMethod, measureTyp
   return [...groups.flatMap((group) => measureTypes.map((type) => ({ group, type }))), ...kindPoints].filter((p) => measurable(space, p));
 }
 
-/** Calibration chunks a measurement evaluates when --chunks is not given, per method. */
-export const DEFAULT_TUNE_CHUNKS = { measure: 12, proxy: 4 } as const;
+/**
+ * Calibration chunks a measurement evaluates when --chunks is not given, per method. Proxy mode's
+ * one: on the bundled model one chunk per measurement tuned as well as 4 and 12 at three budgets
+ * (README, "How tune scales"), and a measurement of a 70B on a CPU costs a minute per chunk.
+ */
+export const DEFAULT_TUNE_CHUNKS = { measure: 12, proxy: 1 } as const;
 
 /**
  * Whether every tensor of the point's group can take its type (after the row-width fallback): a

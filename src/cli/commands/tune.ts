@@ -59,7 +59,7 @@ export function registerTune(program: Command): void {
     .option("--measure-types <list>", "types each group is measured at (default q3_K)")
     .option("--out <dir>", "schedules, report and charts go here", "hquant-tune")
     .option("-c, --ctx <n>", "context length per chunk (llama-perplexity -c)", DEFAULT_CTX)
-    .option("--chunks <n>", "calibration chunks measured (default 12; proxy 4)")
+    .option("--chunks <n>", "calibration chunks measured (default 12; proxy 1)")
     .option("--eval-chunks <n>", "evaluation chunks (default: the whole text)")
     .option("-t, --threads <n>", "llama.cpp and build threads")
     .option("--cache-dir <dir>", "where measurements and base distributions are cached")
