@@ -11,7 +11,7 @@ import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import { WASM_PATH } from "../quant/kernels.js";
 import type { LogitsBlock } from "../runtime/evaluator.js";
-import { nativeMemcpy, type NativeCopy } from "../runtime/memcpy.js";
+import { nativeMemcpy, type NativeBytes } from "../runtime/memcpy.js";
 import { packedRowLength } from "./kld-math.js";
 
 interface LogitsExports {
@@ -23,8 +23,8 @@ interface LogitsExports {
   logProbAt(logits: number, n: number, tok: number): number;
 }
 
-/** One position's logits: a Float32Array, or where they are in llama.cpp's memory and the memcpy that reads them. */
-export type LogitsRow = Float32Array | { address: bigint; n: number; copy: NativeCopy };
+/** One position's logits: a Float32Array, or still in llama.cpp's memory. */
+export type LogitsRow = Float32Array | NativeBytes;
 
 /** One thread's kernels, with linear memory laid out for rows of `nVocab` tokens. */
 export class VocabKernels {
@@ -53,11 +53,10 @@ export class VocabKernels {
 
   /** Puts the row in kernel memory; returns its length. */
   private placeLogits(logits: LogitsRow): number {
-    const n = logits instanceof Float32Array ? logits.length : logits.n;
+    const n = logits instanceof Float32Array ? logits.length : logits.byteLength / 4;
     this.layout(n);
-    const dst = new Float32Array(this.k.memory.buffer, this.logitsPtr, n);
-    if (logits instanceof Float32Array) dst.set(logits);
-    else logits.copy(dst, logits.address, 4 * n);
+    if (logits instanceof Float32Array) new Float32Array(this.k.memory.buffer, this.logitsPtr, n).set(logits);
+    else logits.copyTo(new Uint8Array(this.k.memory.buffer, this.logitsPtr, 4 * n));
     return n;
   }
 
@@ -137,7 +136,8 @@ export function runJob(kernels: VocabKernels, job: VocabJob, koffi: Koffi = requ
     while (block + 1 < starts.length && starts[block + 1] <= r) block++;
     while (starts[block] > r) block--;
     const k = r - starts[block];
-    const logits = { address: job.blocks[block].address + BigInt(4 * k * job.nVocab), n: job.nVocab, copy };
+    const address = job.blocks[block].address + BigInt(4 * k * job.nVocab);
+    const logits = { byteLength: 4 * job.nVocab, copyTo: (dst: Uint8Array) => copy(dst, address, dst.byteLength) };
     if (job.kind === "pack") job.results[3 * r] = kernels.pack(logits, job.targets[r], job.base, r * rowLength);
     else if (job.kind === "nll") job.results[3 * r] = kernels.nll(logits, job.targets[r]);
     else kernels.kld(logits, job.targets[r], job.base, r * rowLength, job.results, 3 * r);

@@ -4,7 +4,7 @@
 // llama-imatrix's f32 operations, so the results are the bits the JavaScript loops gave. (The
 // log-probabilities behind the printed perplexity run on the evaluator's threads: eval/vocab-math.ts.)
 import { kernelModule } from "../quant/kernels.js";
-import type { NativeBytes } from "./collect.js";
+import type { NativeBytes } from "../runtime/memcpy.js";
 
 interface ImatrixExports {
   memory: WebAssembly.Memory;
@@ -33,14 +33,13 @@ export class ImatrixKernels {
    * For each pair p in order: acc[pairs[2p+1] + j] += x[pairs[2p] + j]² for j < ncols (offsets in
    * floats). Returns false when an accumulator row touched is no longer finite.
    */
-  accumulateSquares(acc: Float32Array, x: Float32Array | NativeBytes, pairs: Int32Array, ncols: number): boolean {
+  accumulateSquares(acc: Float32Array, x: NativeBytes, pairs: Int32Array, ncols: number): boolean {
     const accBytes = align(acc.length * 4);
     const xBytes = align(x.byteLength);
     const base = this.reserve(accBytes + xBytes + pairs.length * 4);
     const buf = this.k.memory.buffer;
     new Float32Array(buf, base, acc.length).set(acc);
-    if (x instanceof Float32Array) new Float32Array(buf, base + accBytes, x.length).set(x);
-    else x.copyTo(new Uint8Array(buf, base + accBytes, x.byteLength));
+    x.copyTo(new Uint8Array(buf, base + accBytes, x.byteLength));
     new Int32Array(buf, base + accBytes + xBytes, pairs.length).set(pairs);
     const bad = this.k.accumulateSquares(base, base + accBytes, base + accBytes + xBytes, pairs.length / 2, ncols);
     acc.set(new Float32Array(buf, base, acc.length));

@@ -4,6 +4,7 @@
 // and added in llama.cpp's order (acc += x·x, each product and sum rounded to f32), so the result
 // is the same bits when the activations are.
 import { UserError } from "../errors.js";
+import type { NativeBytes } from "../runtime/memcpy.js";
 import { ImatrixKernels } from "./accumulate.js";
 
 /** One entry: per-column sums (ne0 × n_mat values) and a row count per matrix (or one for all). */
@@ -12,19 +13,10 @@ export interface ImatrixStats {
   counts: number[];
 }
 
-/**
- * Bytes still in llama.cpp's memory: copied straight into the kernels' memory by `copyTo`, with no
- * JavaScript view of them in between (runtime/memcpy.ts says what a view costs).
- */
-export interface NativeBytes {
-  byteLength: number;
-  copyTo(dst: Uint8Array): void;
-}
-
 /** A strided f32 activation tensor as ggml hands it over: ne in elements, nb in bytes. */
 export interface Activations {
-  /** the tensor's memory from its first element (f32 data is 4-byte aligned) */
-  data: Float32Array | NativeBytes;
+  /** the tensor's memory from its first element, still in llama.cpp's (f32 data is 4-byte aligned) */
+  data: NativeBytes;
   ne: readonly [number, number, number, number];
   nb: readonly [number, number, number, number];
 }

@@ -7,6 +7,15 @@ export type NativeCopy = (dst: ArrayBufferView, src: bigint, bytes: number) => v
 
 const copies = new WeakMap<object, NativeCopy>();
 
+/**
+ * Bytes still in llama.cpp's memory, copied by `copyTo` straight into where they are worked on
+ * (a kernel's WebAssembly memory), with no view of them in between.
+ */
+export interface NativeBytes {
+  byteLength: number;
+  copyTo(dst: Uint8Array): void;
+}
+
 /** The C library's memcpy through `koffi` (one binding per koffi instance: workers load their own). */
 export function nativeMemcpy(koffi: Koffi): NativeCopy {
   let copy = copies.get(koffi);
